@@ -1,0 +1,19 @@
+//! microsnap: a snapshot engine for microVM sandbox disks.
+//!
+//! The engine is plain Rust with typed errors; `ffi` is the only module that
+//! knows about C. See `docs/engine.md` for the module map.
+pub mod db;
+pub mod disk;
+pub mod error;
+pub mod home;
+pub mod image;
+pub mod index;
+pub mod integrity;
+pub mod manifest;
+pub mod progress;
+pub mod publish;
+pub mod sandbox;
+pub mod sandbox_table;
+pub mod snapshot;
+pub mod sparse;
+pub mod timefmt;
