@@ -2,6 +2,7 @@
 //!
 //! The engine is plain Rust with typed errors; `ffi` is the only module that
 //! knows about C. See `docs/engine.md` for the module map.
+pub mod archive;
 pub mod db;
 pub mod disk;
 pub mod error;
