@@ -44,6 +44,11 @@ const MIGRATIONS: &[&str] = &[
     // stored; they are derived with COUNT(DISTINCT digest) so they cannot go
     // stale.
     //
+    // Two indexes carry a second column so the hot queries never sort:
+    // (parent_digest, digest) answers the COUNT(DISTINCT digest) child counts
+    // from the index alone, and (created_at_unix_nanos DESC, artifact_path)
+    // is exactly the listing order.
+    //
     // `size_bytes` columns hold a u64 as its i64 bit pattern (see
     // `u64_to_sql`), so values above i64::MAX round-trip; do not ORDER BY or
     // SUM them in SQL.
@@ -66,9 +71,9 @@ CREATE TABLE snapshot_index (
 );
 CREATE INDEX snapshot_index_digest ON snapshot_index(digest);
 CREATE INDEX snapshot_index_name ON snapshot_index(name);
-CREATE INDEX snapshot_index_parent_digest ON snapshot_index(parent_digest);
+CREATE INDEX snapshot_index_parent_digest ON snapshot_index(parent_digest, digest);
 CREATE INDEX snapshot_index_image_manifest_digest ON snapshot_index(image_manifest_digest);
-CREATE INDEX snapshot_index_created_at ON snapshot_index(created_at_unix_nanos);
+CREATE INDEX snapshot_index_created_at ON snapshot_index(created_at_unix_nanos DESC, artifact_path);
 
 CREATE TABLE sandboxes (
     name                   TEXT PRIMARY KEY NOT NULL,

@@ -115,10 +115,7 @@ pub fn find_by_name(conn: &Connection, name: &str) -> Result<Vec<IndexRow>> {
 /// One statement, no per-row queries: pair it with [`child_counts`] rather
 /// than calling [`child_count`] per row.
 pub fn list(conn: &Connection) -> Result<Vec<IndexRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM snapshot_index \
-         ORDER BY created_at_unix_nanos DESC, artifact_path"
-    ))?;
+    let mut stmt = conn.prepare_cached(&list_sql())?;
     let rows = stmt.query_map([], row_from_sql)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -136,10 +133,7 @@ pub fn child_count(conn: &Connection, digest: &str) -> Result<u64> {
 /// [`child_count`] for every digest that has children, in one query.
 /// Digests absent from the map have no children.
 pub fn child_counts(conn: &Connection) -> Result<HashMap<String, u64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT parent_digest, COUNT(DISTINCT digest) FROM snapshot_index \
-         WHERE parent_digest IS NOT NULL GROUP BY parent_digest",
-    )?;
+    let mut stmt = conn.prepare_cached(CHILD_COUNTS_SQL)?;
     let rows = stmt.query_map([], |row| {
         Ok((row.get::<_, String>(0)?, count_from_sql(row.get(1)?)))
     })?;
@@ -166,6 +160,15 @@ pub fn retain_paths(conn: &Connection, mut keep: impl FnMut(&str) -> bool) -> Re
     }
     Ok(removed)
 }
+
+fn list_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM snapshot_index ORDER BY created_at_unix_nanos DESC, artifact_path"
+    )
+}
+
+const CHILD_COUNTS_SQL: &str = "SELECT parent_digest, COUNT(DISTINCT digest) FROM snapshot_index \
+     WHERE parent_digest IS NOT NULL GROUP BY parent_digest";
 
 fn query_rows(conn: &Connection, sql: &str, key: &str) -> Result<Vec<IndexRow>> {
     let mut stmt = conn.prepare_cached(sql)?;
@@ -214,4 +217,44 @@ fn labels_from_json(row: &Row<'_>, column: usize) -> rusqlite::Result<BTreeMap<S
 /// COUNT(*) is never negative; clamp rather than wrap if SQLite ever says so.
 fn count_from_sql(count: i64) -> u64 {
     u64::try_from(count).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    fn query_plan(db: &Db, sql: &str) -> Vec<String> {
+        db.read(|conn| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(3))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .unwrap()
+    }
+
+    /// The listing queries run over 100,000s of rows: they must walk an
+    /// index in order, never scan and sort the table.
+    #[test]
+    fn listing_queries_use_indexes_and_never_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("microsnap.db")).unwrap();
+        for (sql, index) in [
+            (list_sql(), "snapshot_index_created_at"),
+            (
+                CHILD_COUNTS_SQL.to_string(),
+                "COVERING INDEX snapshot_index_parent_digest",
+            ),
+        ] {
+            let plan = query_plan(&db, &sql);
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
 }
