@@ -291,3 +291,75 @@ fn concurrent_first_opens_migrate_once() {
     }
     assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
 }
+
+/// Set by `concurrent_writers_in_two_processes_all_succeed` for the child
+/// processes it starts (this same test binary, running only the helper below).
+const CHILD_DB_ENV: &str = "MICROSNAP_TEST_CHILD_DB";
+const CHILD_TAG_ENV: &str = "MICROSNAP_TEST_CHILD_TAG";
+const CROSS_PROCESS_WRITES: usize = 200;
+
+/// Not a test on its own: the body each child process runs.
+#[test]
+#[ignore = "helper run by concurrent_writers_in_two_processes_all_succeed"]
+fn cross_process_writer_child() {
+    let (Some(path), Some(tag)) = (
+        std::env::var_os(CHILD_DB_ENV),
+        std::env::var_os(CHILD_TAG_ENV),
+    ) else {
+        return;
+    };
+    let tag = tag.to_string_lossy().into_owned();
+    let db = Db::open(Path::new(&path)).unwrap();
+    for i in 0..CROSS_PROCESS_WRITES {
+        let path = format!("/snaps/{tag}/s{i}");
+        db.write(|tx| {
+            let _ = index::find_by_path(tx, &path)?;
+            index::upsert(tx, &row(&path, "sha256:cp"))
+        })
+        .unwrap_or_else(|e| panic!("child {tag} write {i}: {e}"));
+    }
+}
+
+#[test]
+fn concurrent_writers_in_two_processes_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("microsnap.db");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = ["p1", "p2"]
+        .iter()
+        .map(|tag| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "cross_process_writer_child",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env(CHILD_DB_ENV, &path)
+                .env(CHILD_TAG_ENV, tag)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (tag, child) in ["p1", "p2"].iter().zip(children) {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "child {tag} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "child {tag} did not run the helper: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(
+        db.read(index::all_paths).unwrap().len(),
+        2 * CROSS_PROCESS_WRITES
+    );
+}
