@@ -120,9 +120,14 @@ impl Db {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| sqlite_error("set busy timeout on", path, e))?;
         // Refuse a newer schema before changing anything in the file.
-        check_version_known(user_version(&conn, path)?, path)?;
+        let version = user_version(&conn, path)?;
+        check_version_known(version, path)?;
         configure(&conn, path)?;
-        migrate(&conn, path)?;
+        if version < SCHEMA_VERSION {
+            // Only then take the write lock: an up-to-date database opens
+            // without writing anything.
+            migrate(&conn, path)?;
+        }
         Ok(Db {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -219,8 +224,9 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
     // are. Every committed transaction survives a crash of the process (the
     // WAL is in the OS page cache); only an OS crash or power loss can lose
     // the last few commits, never corrupt the file. That is what we need:
-    // the index is rebuildable by Reindex, and sandbox records are written
-    // alongside files that are themselves fsynced by their owners.
+    // the index is rebuildable by Reindex, and a sandbox record lost to a
+    // power cut is the same as that call not having happened; an fsync per
+    // commit would cost far more on every write than this risk is worth.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| sqlite_error("set synchronous=NORMAL on", path, e))?;
     conn.pragma_update(None, "foreign_keys", "ON")

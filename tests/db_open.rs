@@ -363,3 +363,32 @@ fn concurrent_writers_in_two_processes_all_succeed() {
         2 * CROSS_PROCESS_WRITES
     );
 }
+
+#[test]
+fn opening_an_up_to_date_database_does_not_need_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("microsnap.db");
+    let holder = Arc::new(Db::open(&path).unwrap());
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holding = {
+        let holder = Arc::clone(&holder);
+        thread::spawn(move || {
+            holder.write(|_tx| {
+                locked_tx.send(()).unwrap();
+                // Hold the write lock until the main thread has opened (or
+                // longer than the busy timeout, if open wrongly waits for it).
+                let _ = release_rx.recv_timeout(std::time::Duration::from_secs(15));
+                Ok(())
+            })
+        })
+    };
+    locked_rx.recv().unwrap();
+    // If open took a write lock it would wait out the 10 s busy timeout and
+    // fail with "database is locked".
+    let opened = Db::open(&path);
+    release_tx.send(()).unwrap();
+    holding.join().unwrap().unwrap();
+    let db = opened.unwrap();
+    assert!(db.read(index::all_paths).unwrap().is_empty());
+}
