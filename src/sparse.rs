@@ -103,7 +103,10 @@ pub fn data_extents(file: &File) -> io::Result<Vec<Extent>> {
 }
 
 fn seek_unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EOPNOTSUPP))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP)
+    )
 }
 
 /// `lseek(fd, offset, whence)`.
@@ -257,8 +260,12 @@ impl SparseCopy<'_, '_> {
             let step = (len - copied).min(buffer.len() as u64) as usize;
             let chunk = &mut buffer[..step];
             let at = offset + copied;
-            self.src.read_exact_at(chunk, at).ctx("read", self.src_path)?;
-            self.dst.write_all_at(chunk, at).ctx("write", self.dst_path)?;
+            self.src
+                .read_exact_at(chunk, at)
+                .ctx("read", self.src_path)?;
+            self.dst
+                .write_all_at(chunk, at)
+                .ctx("write", self.dst_path)?;
             copied += step as u64;
         }
         Ok(copied)
@@ -376,9 +383,7 @@ impl SparseWriter {
         let mut run: Option<(usize, usize)> = None;
         let mut pos = offset;
         while pos < end {
-            let block_end = ((pos / BLOCK_SIZE) + 1)
-                .saturating_mul(BLOCK_SIZE)
-                .min(end);
+            let block_end = ((pos / BLOCK_SIZE) + 1).saturating_mul(BLOCK_SIZE).min(end);
             let from = (pos - offset) as usize;
             let to = (block_end - offset) as usize;
             if is_all_zero(&data[from..to]) {
