@@ -48,14 +48,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-// TODO(lead): use manifest::ImagePin
-/// The pinned identity of a base image: the name it was found under and the
-/// digest of its (platform-specific) image manifest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImagePin {
-    pub reference: String,
-    pub manifest_digest: String,
-}
+pub use crate::manifest::ImagePin;
 
 /// The annotation OCI tools use to name an `index.json` entry.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";

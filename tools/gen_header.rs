@@ -7,7 +7,8 @@ fn main() {
         .expect("read cbindgen.toml");
     let out = std::env::args().nth(1).unwrap_or_else(|| format!("{dir}/include/microsnap.h"));
     cbindgen::Builder::new()
-        .with_crate(dir)
+        // Only the boundary module: engine constants are not part of the ABI.
+        .with_src(format!("{dir}/src/ffi/mod.rs"))
         .with_config(config)
         .generate()
         .expect("generate header")
