@@ -246,6 +246,15 @@ fn resolves_by_digest() {
     let layer = &image::blobs_of(&layout, &named).unwrap()[2].digest;
     let err = image::resolve(&layout, layer).unwrap_err();
     assert_eq!(code(&err), ErrorCode::ImageNotFound, "{err}");
+
+    // Nor does a blob too large to be a manifest (a big layer), and it is
+    // refused without reading it into memory.
+    let big = vec![7u8; 17 << 20];
+    let big_digest = sha256_of(&big);
+    fs::write(blob_file(&layout, &big_digest), &big).unwrap();
+    let err = image::resolve(&layout, &big_digest).unwrap_err();
+    assert_eq!(code(&err), ErrorCode::ImageNotFound, "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
 }
 
 #[test]
@@ -801,6 +810,21 @@ fn import_layout_with_a_name() {
     assert_eq!(code(&err), ErrorCode::ImageNotFound, "{err}");
     let err = image::import_layout(&layout, &several, Some("bad name")).unwrap_err();
     assert_eq!(code(&err), ErrorCode::InvalidArgument, "{err}");
+    // A source missing a layer of the image cannot be imported.
+    let partial = tmp.path().join("partial");
+    let p = make_image(&partial, "p:1", &["--arch", "riscv64"]);
+    let layer = image::blobs_of(&partial, &p).unwrap()[2].digest.clone();
+    fs::remove_file(blob_file(&partial, &layer)).unwrap();
+    let err = image::import_layout(&layout, &partial, None).unwrap_err();
+    assert_eq!(code(&err), ErrorCode::ImageNotFound, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&partial.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains(&layer), "{message}");
+    assert!(image::resolve(&layout, "p:1").is_err());
+
     let err = image::import_layout(&layout, &tmp.path().join("nowhere"), None).unwrap_err();
     assert_eq!(code(&err), ErrorCode::ImageNotFound, "{err}");
 }
