@@ -252,8 +252,11 @@ fn read_small_file(path: &Path) -> Result<Option<Vec<u8>>> {
         .read_to_end(&mut bytes)
         .ctx("read", path)?;
     if bytes.len() as u64 > MAX_JSON_BYTES {
-        return Err(Error::InvalidArgument(format!(
-            "{} is larger than {MAX_JSON_BYTES} bytes; not an OCI JSON document",
+        // In a layout this is a layer where a manifest was expected, or a
+        // corrupt index.json: either way no usable image.
+        return Err(Error::ImageNotFound(format!(
+            "{} is larger than {MAX_JSON_BYTES} bytes, so it is not an OCI manifest, index \
+             or index.json",
             path.display()
         )));
     }
@@ -1205,13 +1208,22 @@ pub fn import_layout(
     let mut pins = Vec::with_capacity(selected.len());
     for (name, entry) in &selected {
         let label = name.as_deref().unwrap_or(&entry.digest);
+        // Blobs the source lacks were skipped while copying; say where they
+        // were missing from.
         let resolved = resolve_descriptor(
             images_dir,
             Some(&entry.media_type),
             &entry.digest,
             Some(entry.size),
             0,
-        )?;
+        )
+        .map_err(|e| match e {
+            Error::ImageNotFound(why) => Error::ImageNotFound(format!(
+                "cannot import {label} from {}: {why}",
+                source_layout.display()
+            )),
+            other => other,
+        })?;
         let (manifest_digest, _, _) = expect_image(resolved, label, source_layout)?;
         pins.push(ImagePin {
             reference: label.to_string(),
