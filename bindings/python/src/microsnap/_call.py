@@ -166,6 +166,8 @@ def call_long(
     finally:
         if listener is not None and cancel is not None:
             cancel._detach(listener)
+        # A Cancel.cancel() racing this may still trigger the freed token:
+        # the library checks handles, so that is an ignored error, not a crash.
         lib.msnap_cancel_free(token)
     if tracker.failure is not None:
         raise tracker.failure

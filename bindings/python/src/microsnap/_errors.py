@@ -87,8 +87,9 @@ class HasChildren(Error):
         return self.details.get("digest")
 
     @property
-    def children(self) -> list[str]:
-        return list(self.details.get("children") or [])
+    def children(self) -> int:
+        """How many indexed snapshots name this one as their parent."""
+        return int(self.details.get("children") or 0)
 
 
 class IntegrityMismatch(Error):

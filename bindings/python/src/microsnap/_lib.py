@@ -19,6 +19,8 @@ from pathlib import Path
 ABI_VERSION = 1
 
 LIBRARY_NAME = "libmicrosnap.so"
+#: What the system loader is asked for when ldconfig does not know the library.
+SYSTEM_NAME = "libmicrosnap.so.0"
 
 
 class LibraryError(ImportError):
@@ -125,7 +127,7 @@ def candidates() -> list[tuple[str, str]]:
         return [("MICROSNAP_LIB", explicit)]
     found: list[tuple[str, str]] = [("bundled", str(_bundled()))]
     found += [("repository build", str(p)) for p in _repo_build_outputs()]
-    found.append(("system loader", ctypes.util.find_library("microsnap") or "libmicrosnap.so.0"))
+    found.append(("system loader", ctypes.util.find_library("microsnap") or SYSTEM_NAME))
     return found
 
 
