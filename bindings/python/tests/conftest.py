@@ -28,7 +28,7 @@ UPPER_SIZE = 64 * MIB
 if str(PACKAGE_SRC) not in sys.path:
     sys.path.insert(0, str(PACKAGE_SRC))
 
-import microsnap  # noqa: E402
+import microsnap
 
 
 @pytest.fixture(scope="session")

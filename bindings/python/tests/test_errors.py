@@ -70,9 +70,8 @@ def test_real_triggers(home, tmp_path):
     h = stopped_sandbox(home, "baseline")
     with pytest.raises(microsnap.AlreadyExists):
         home.Sandbox.create("baseline", image=IMAGE)
-    with home.Sandbox.start("baseline"):
-        with pytest.raises(microsnap.SandboxRunning):
-            home.Sandbox.remove("baseline")
+    with home.Sandbox.start("baseline"), pytest.raises(microsnap.SandboxRunning):
+        home.Sandbox.remove("baseline")
     parent = h.snapshot("p", record_integrity=True)
     with home.Sandbox.create("w", snapshot="p"):
         pass

@@ -44,7 +44,7 @@ def _normalize(c_type: str) -> str:
 
 
 def header_functions() -> dict[str, tuple[str, list[str]]]:
-    text = re.sub(r"//[^\n]*|/\*.*?\*/|^\s*#[^\n]*", "", HEADER.read_text(), flags=re.S | re.M)
+    text = re.sub(r"//[^\n]*|/\*.*?\*/|^\s*#[^\n]*", "", HEADER.read_text(), flags=re.DOTALL | re.MULTILINE)
     found = {}
     for m in re.finditer(r"([\w\s\*]+?)\b(msnap_\w+)\s*\(([^;{]*?)\)\s*;", text):
         ret, name, params = m.group(1), m.group(2), m.group(3)

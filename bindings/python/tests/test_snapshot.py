@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from conftest import IMAGE, UPPER_SIZE, stopped_sandbox, write_pattern
@@ -30,7 +30,7 @@ def test_create_by_name_and_its_artifact(home):
     assert art.integrity is None
     assert art.schema == 1
     assert isinstance(art.created_at, datetime) and art.created_at.tzinfo is not None
-    assert abs((datetime.now(timezone.utc) - art.created_at).total_seconds()) < 60
+    assert abs((datetime.now(UTC) - art.created_at).total_seconds()) < 60
     assert art.upper_path.read_bytes() == base.upper_path.read_bytes()
 
 
@@ -56,9 +56,8 @@ def test_handle_snapshot_and_snapshot_to(home, tmp_path):
 
 
 def test_create_needs_a_stopped_sandbox(home):
-    with home.Sandbox.create("running", image=IMAGE, size=UPPER_SIZE):
-        with pytest.raises(microsnap.SandboxRunning):
-            home.Snapshot.create("running", name="x")
+    with home.Sandbox.create("running", image=IMAGE, size=UPPER_SIZE), pytest.raises(microsnap.SandboxRunning):
+        home.Snapshot.create("running", name="x")
     assert not (home.path / "snapshots" / "x").exists()
 
 

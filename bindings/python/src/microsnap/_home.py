@@ -13,7 +13,7 @@ import ctypes
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from . import _lib
 from ._call import call, check_status, encode_args
@@ -70,7 +70,7 @@ class Home:
         if ctx is not None:
             check_status(_lib.lib().msnap_context_close(ctx))
 
-    def __enter__(self) -> Home:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,7 +81,7 @@ class Home:
         try:
             if getattr(self, "_ctx", None) is not None:
                 self.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110
             pass
 
     def __repr__(self) -> str:

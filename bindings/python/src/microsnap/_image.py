@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from ._bound import BoundToHome
 from ._paths import PathArg, path_arg
 from ._types import ImageInfo, ImagePin
@@ -20,7 +22,7 @@ class Image(BoundToHome):
         return [ImageInfo.from_json(i) for i in data["images"]]
 
     @classmethod
-    def import_(cls, source: PathArg, ref: str | None = None) -> list[ImagePin]:
+    def import_(cls, source: PathArg, ref: str | None = None) -> builtins.list[ImagePin]:
         """Copy the images (or only ``ref``) of the OCI layout ``source`` into the home's."""
         _, data = cls._call("msnap_image_import", {"source": path_arg(source), "ref": ref})
         return [ImagePin(i["ref"], i["manifest_digest"]) for i in data["images"]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from . import _lib
 from ._bound import BoundToHome
@@ -209,7 +209,7 @@ class Sandbox(BoundToHome):
         if handle is not None:
             check_status(_lib.lib().msnap_sandbox_free(handle))
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -224,7 +224,7 @@ class Sandbox(BoundToHome):
         try:
             if getattr(self, "_handle", None) is not None:
                 self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finalizer
+        except Exception:  # noqa: BLE001, S110 - never raise from a finalizer
             pass
 
     def __repr__(self) -> str:

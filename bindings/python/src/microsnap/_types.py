@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +34,9 @@ def parse_time(text: str, unix_nanos: int | None = None) -> datetime:
     except ValueError:
         if unix_nanos is None:
             raise InvalidManifest(f"unreadable timestamp {text!r}") from None
-        return datetime.fromtimestamp(unix_nanos / 1e9, tz=timezone.utc)
+        return datetime.fromtimestamp(unix_nanos / 1e9, tz=UTC)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -366,7 +366,7 @@ class ImagePin:
     manifest_digest: str
 
 
-def _home_of(obj: Any) -> Home:
+def _home_of(obj: SnapshotArtifact | SnapshotHandle | SandboxHandle) -> Home:
     home = obj._home
     if home is None:
         from ._home import default_home
