@@ -1,0 +1,4 @@
+//! Export and import of snapshot archives (`.tar.zst`, `.tar`).
+pub mod sparse_entry;
+pub mod tar_format;
+pub mod tar_reader;
