@@ -2,6 +2,7 @@
 //! artifacts with real sparse uppers, and listings of a directory tree and
 //! of the index to prove a failed import changed nothing.
 #![allow(dead_code)]
+pub mod corpus;
 use microsnap::home::Home;
 use microsnap::integrity::{self, Algorithm};
 use microsnap::manifest::{DiskFormat, ImagePin, Manifest, Upper, UpperIntegrity};
