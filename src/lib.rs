@@ -4,6 +4,7 @@
 //! knows about C. See `docs/engine.md` for the module map.
 pub mod archive;
 pub mod db;
+pub mod ffi;
 pub mod disk;
 pub mod error;
 pub mod home;

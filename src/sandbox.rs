@@ -1,1 +1,362 @@
-//! (being written; see docs/engine.md)
+//! Sandboxes: the disk state and lifecycle record of each sandbox that a
+//! runtime boots. microsnap never runs a VM; it owns the upper image, the
+//! record, and the lock that says "running".
+//!
+//! Running means a live [`RunningSandbox`] holds an exclusive `flock` on
+//! `sandboxes/<name>/lock`. The kernel releases that lock when its holder dies,
+//! so a record that says running while nobody holds the lock is *crashed*.
+use crate::db::Db;
+use crate::disk;
+use crate::error::{Error, IoContext, Result};
+use crate::home::{validate_bare_name, Home};
+use crate::image;
+use crate::manifest::{DiskFormat, ImagePin};
+use crate::progress::Monitor;
+use crate::publish::{try_lock_exclusive, Staging};
+use crate::sandbox_table::{self, SandboxRow, SandboxStatus};
+use crate::snapshot;
+use crate::sparse;
+use crate::timefmt;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// Default size of a fresh upper: 4 GiB, sparse, so it costs nothing until written.
+pub const DEFAULT_UPPER_SIZE: u64 = 4 << 30;
+const LOCK_FILE: &str = "lock";
+
+/// What a sandbox's state reads as right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxState {
+    /// Created and never started.
+    Created,
+    /// A live handle holds the lock.
+    Running,
+    Stopped,
+    /// Recorded as running but nobody holds the lock: its holder died.
+    Crashed,
+}
+
+impl SandboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxState::Created => "created",
+            SandboxState::Running => "running",
+            SandboxState::Stopped => "stopped",
+            SandboxState::Crashed => "crashed",
+        }
+    }
+}
+
+/// A sandbox as its record and lock say it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sandbox {
+    pub name: String,
+    pub state: SandboxState,
+    pub image: ImagePin,
+    /// Absolute path of the upper image file.
+    pub upper_path: PathBuf,
+    pub format: DiskFormat,
+    pub fstype: String,
+    pub size_bytes: u64,
+    /// Digest of the snapshot this sandbox was created from.
+    pub from_snapshot: Option<String>,
+    pub created_at: String,
+}
+
+/// Where a new sandbox's disk comes from.
+#[derive(Clone, Debug)]
+pub enum SandboxSource {
+    /// A fresh sparse upper of `size_bytes` (default 4 GiB) on a local image.
+    Image {
+        image: String,
+        size_bytes: Option<u64>,
+        fstype: Option<String>,
+    },
+    /// A private writable copy of a snapshot's upper; its image is the
+    /// snapshot's pinned image.
+    Snapshot { name_or_path: String },
+    /// A copy of an existing upper file (raw or qcow2, detected), on a local image.
+    Upper {
+        path: PathBuf,
+        fstype: String,
+        image: String,
+    },
+}
+
+/// A started sandbox: holds the lock until [`RunningSandbox::stop`] or drop.
+/// Dropping without stopping leaves the record "running" with no holder,
+/// which reads as crashed, exactly as if the process had died.
+#[derive(Debug)]
+pub struct RunningSandbox {
+    home: Home,
+    name: String,
+    _lock: File,
+}
+
+impl RunningSandbox {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Record the sandbox as stopped and release the lock.
+    pub fn stop(self) -> Result<()> {
+        set_status(self.home.db(), &self.name, SandboxStatus::Stopped)
+        // the lock is released when `self` drops here
+    }
+
+    pub fn info(&self) -> Result<Sandbox> {
+        get(&self.home, &self.name)
+    }
+}
+
+fn set_status(db: &Db, name: &str, status: SandboxStatus) -> Result<()> {
+    db.write(|tx| sandbox_table::set_status(tx, name, status))
+}
+
+/// Create a sandbox (never started: call [`start`] to run it).
+pub fn create(
+    home: &Home,
+    name: &str,
+    source: &SandboxSource,
+    monitor: &Monitor,
+) -> Result<Sandbox> {
+    validate_bare_name("sandbox", name)?;
+    let dest = home.sandboxes_dir().join(name);
+    if home.db().read(|c| sandbox_table::get(c, name))?.is_some() || dest.exists() {
+        return Err(Error::AlreadyExists(format!("sandbox {name}")));
+    }
+    let staging = Staging::new(home, &home.sandboxes_dir(), "sandbox")?;
+    let row = match source {
+        SandboxSource::Image {
+            image,
+            size_bytes,
+            fstype,
+        } => {
+            let pin = image::resolve(&home.images_dir(), image)?;
+            let size = size_bytes.unwrap_or(DEFAULT_UPPER_SIZE);
+            if size == 0 {
+                return Err(Error::InvalidArgument("upper size must be > 0".into()));
+            }
+            let fstype = fstype.clone().unwrap_or_else(|| "ext4".to_string());
+            let file = upper_file_name(DiskFormat::Raw, &fstype);
+            let path = staging.path().join(&file);
+            let f = File::create(&path).ctx("create upper", &path)?;
+            f.set_len(size).ctx("size upper", &path)?;
+            f.sync_all().ctx("sync", &path)?;
+            new_row(name, &pin, &file, DiskFormat::Raw, &fstype, size, None)
+        }
+        SandboxSource::Snapshot { name_or_path } => {
+            let art = snapshot::resolve(home, name_or_path)?;
+            // Never boot from a corrupted snapshot: recorded integrity is
+            // checked before the copy.
+            snapshot::verify_artifact(&art, monitor)?;
+            let m = &art.manifest;
+            let file = upper_file_name(m.format, &m.fstype);
+            sparse::copy_sparse(&art.upper_path(), &staging.path().join(&file), monitor)?;
+            new_row(
+                name,
+                &m.image,
+                &file,
+                m.format,
+                &m.fstype,
+                m.upper.size_bytes,
+                Some(art.digest.clone()),
+            )
+        }
+        SandboxSource::Upper {
+            path,
+            fstype,
+            image,
+        } => {
+            if fstype.is_empty() {
+                return Err(Error::InvalidArgument("fstype is empty".into()));
+            }
+            let meta = std::fs::metadata(path).ctx("read upper", path)?;
+            if !meta.is_file() {
+                return Err(Error::InvalidArgument(format!(
+                    "upper {} is not a regular file",
+                    path.display()
+                )));
+            }
+            let format = disk::detect_format(path)?;
+            disk::check_upper(path, format)?;
+            let pin = image::resolve(&home.images_dir(), image)?;
+            let file = upper_file_name(format, fstype);
+            sparse::copy_sparse(path, &staging.path().join(&file), monitor)?;
+            new_row(name, &pin, &file, format, fstype, meta.len(), None)
+        }
+    };
+    monitor.check()?;
+    File::create(staging.path().join(LOCK_FILE)).ctx("create lock", staging.path())?;
+    staging.publish(&dest)?;
+    if let Err(e) = home.db().write(|tx| sandbox_table::insert(tx, &row)) {
+        // publish refused an existing directory, so the name was ours: this
+        // is a database failure. Leave no directory without a record.
+        let _ = std::fs::remove_dir_all(&dest);
+        return Err(e);
+    }
+    get(home, name)
+}
+
+fn upper_file_name(format: DiskFormat, fstype: &str) -> String {
+    match format {
+        DiskFormat::Qcow2 => "upper.qcow2".to_string(),
+        DiskFormat::Raw if fstype == "ext4" || fstype.is_empty() => "upper.ext4".to_string(),
+        DiskFormat::Raw => format!("upper.{}", sanitize_ext(fstype)),
+    }
+}
+
+fn sanitize_ext(fstype: &str) -> String {
+    let s: String = fstype
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if s.is_empty() {
+        "img".into()
+    } else {
+        s
+    }
+}
+
+fn new_row(
+    name: &str,
+    pin: &ImagePin,
+    upper_file: &str,
+    format: DiskFormat,
+    fstype: &str,
+    size: u64,
+    from_snapshot: Option<String>,
+) -> SandboxRow {
+    let created_at = timefmt::now_rfc3339();
+    let created_at_unix_nanos = timefmt::parse_rfc3339(&created_at).unwrap_or(0);
+    SandboxRow {
+        name: name.to_string(),
+        status: SandboxStatus::Created,
+        image_ref: pin.reference.clone(),
+        image_manifest_digest: pin.manifest_digest.clone(),
+        upper_file: upper_file.to_string(),
+        format: format.as_str().to_string(),
+        fstype: fstype.to_string(),
+        size_bytes: size,
+        from_snapshot,
+        created_at,
+        created_at_unix_nanos,
+    }
+}
+
+/// Open the lock file and take the lock, or `SandboxRunning` if someone holds it.
+fn acquire(dir: &Path, name: &str) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .ctx("open lock", &path)?;
+    if try_lock_exclusive(&f).ctx("lock", &path)? {
+        Ok(f)
+    } else {
+        Err(Error::SandboxRunning(name.to_string()))
+    }
+}
+
+/// Start a stopped, crashed or never-started sandbox.
+pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
+    let row = get_row(home, name)?;
+    let lock = acquire(&home.sandboxes_dir().join(&row.name), name)?;
+    set_status(home.db(), name, SandboxStatus::Running)?;
+    Ok(RunningSandbox {
+        home: home.clone(),
+        name: name.to_string(),
+        _lock: lock,
+    })
+}
+
+/// Hold a sandbox still (its lock) while something reads its upper, e.g. a
+/// snapshot copy, so it cannot be started meanwhile. Fails with
+/// `SandboxRunning` if it is running.
+pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, File)> {
+    let row = get_row(home, name)?;
+    let lock = acquire(&home.sandboxes_dir().join(&row.name), name)?;
+    Ok((to_sandbox(home, row, false), lock))
+}
+
+/// Mark a sandbox stopped without a live handle: the way to clear a crashed
+/// record. A running sandbox (lock held) must be stopped through its handle.
+pub fn stop(home: &Home, name: &str) -> Result<Sandbox> {
+    let (_, _lock) = hold(home, name)?;
+    set_status(home.db(), name, SandboxStatus::Stopped)?;
+    get(home, name)
+}
+
+fn get_row(home: &Home, name: &str) -> Result<SandboxRow> {
+    home.db()
+        .read(|c| sandbox_table::get(c, name))?
+        .ok_or_else(|| Error::SandboxNotFound(name.to_string()))
+}
+
+pub fn get(home: &Home, name: &str) -> Result<Sandbox> {
+    let row = get_row(home, name)?;
+    let running = is_locked(&home.sandboxes_dir().join(&row.name));
+    Ok(to_sandbox(home, row, running))
+}
+
+pub fn list(home: &Home) -> Result<Vec<Sandbox>> {
+    let rows = home.db().read(sandbox_table::list)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let running = is_locked(&home.sandboxes_dir().join(&row.name));
+            to_sandbox(home, row, running)
+        })
+        .collect())
+}
+
+/// Remove a sandbox that is not running: its record and its directory.
+pub fn remove(home: &Home, name: &str) -> Result<()> {
+    let (sb, lock) = hold(home, name)?;
+    let dir = home.sandboxes_dir().join(&sb.name);
+    let trash = Staging::new(home, &home.sandboxes_dir(), "remove")?;
+    trash.take(&dir)?;
+    drop(lock);
+    home.db().write(|tx| sandbox_table::delete(tx, name).map(|_| ()))?;
+    drop(trash);
+    Ok(())
+}
+
+fn is_locked(dir: &Path) -> bool {
+    match File::open(dir.join(LOCK_FILE)) {
+        // Taking the lock for an instant is the only reliable liveness test;
+        // dropping the file releases it again.
+        Ok(f) => !try_lock_exclusive(&f).unwrap_or(true),
+        Err(_) => false,
+    }
+}
+
+fn to_sandbox(home: &Home, row: SandboxRow, locked: bool) -> Sandbox {
+    let state = match (row.status, locked) {
+        (_, true) => SandboxState::Running,
+        (SandboxStatus::Running, false) => SandboxState::Crashed,
+        (SandboxStatus::Created, false) => SandboxState::Created,
+        (SandboxStatus::Stopped, false) => SandboxState::Stopped,
+    };
+    Sandbox {
+        upper_path: home.sandboxes_dir().join(&row.name).join(&row.upper_file),
+        name: row.name,
+        state,
+        image: ImagePin {
+            reference: row.image_ref,
+            manifest_digest: row.image_manifest_digest,
+        },
+        format: row.format.parse().unwrap_or(DiskFormat::Raw),
+        fstype: row.fstype,
+        size_bytes: row.size_bytes,
+        from_snapshot: row.from_snapshot,
+        created_at: row.created_at,
+    }
+}

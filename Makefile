@@ -1,0 +1,71 @@
+# microsnap build and test entry points. `make test` is what CI runs.
+PREFIX ?= /usr/local
+CARGO ?= cargo
+PROFILE_DIR := target/debug
+LIB := $(PROFILE_DIR)/libmicrosnap.so
+CFLAGS_STRICT := -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude
+C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+
+.PHONY: all lib header test test-rust test-c test-c-asan test-c-valgrind test-go test-python \
+        install clean demo bench
+
+all: lib
+
+lib:
+	$(CARGO) build --lib
+	@ln -sf libmicrosnap.so $(PROFILE_DIR)/libmicrosnap.so.0
+
+release:
+	$(CARGO) build --release --lib
+
+header:
+	$(CARGO) run --quiet --example gen-header -- include/microsnap.h
+
+test: test-rust test-c
+
+test-rust:
+	$(CARGO) test
+
+# ---- C ----
+build/c/%: tests/c/%.c tests/c/common.h include/microsnap.h lib
+	@mkdir -p build/c
+	$(CC) $(CFLAGS_STRICT) -g -o $@ $< -L$(PROFILE_DIR) -lmicrosnap -lpthread -Wl,-rpath,$(abspath $(PROFILE_DIR))
+
+build/c-asan/%: tests/c/%.c tests/c/common.h include/microsnap.h lib
+	@mkdir -p build/c-asan
+	$(CC) $(CFLAGS_STRICT) -g -fsanitize=address,undefined -fno-omit-frame-pointer -o $@ $< \
+	  -L$(PROFILE_DIR) -lmicrosnap -lpthread -Wl,-rpath,$(abspath $(PROFILE_DIR))
+
+build/c/header_twice: tests/c/header_twice.c include/microsnap.h
+	@mkdir -p build/c
+	$(CC) $(CFLAGS_STRICT) -c -o $@.o $<
+	$(CC) -x c++ -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c -o $@.cpp.o $<
+	@touch $@
+
+test-c: lib build/c/header_twice test-c-asan test-c-valgrind
+
+test-c-asan: $(patsubst build/c/%,build/c-asan/%,$(C_TESTS))
+	@set -e; for t in $^; do echo "== $$t (ASan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  MICROSNAP_FIXTURES=$(abspath tests/fixtures) ./$$t; done
+
+test-c-valgrind: $(C_TESTS)
+	@set -e; for t in $^; do echo "== $$t (valgrind)"; \
+	  MICROSNAP_FIXTURES=$(abspath tests/fixtures) valgrind --quiet --error-exitcode=99 \
+	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	    ./$$t; done
+
+# ---- packaging ----
+install: release
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 target/release/libmicrosnap.so $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.$(VERSION)
+	ln -sf libmicrosnap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.0
+	ln -sf libmicrosnap.so.0 $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so
+	install -m 0644 include/microsnap.h $(DESTDIR)$(PREFIX)/include/microsnap.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' microsnap.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/microsnap.pc
+
+clean:
+	$(CARGO) clean
+	rm -rf build bin

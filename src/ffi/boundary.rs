@@ -1,0 +1,93 @@
+//! The one way in and out of the library: every export runs through
+//! [`call`], which catches panics, turns errors into status codes plus an
+//! error object, and hands results to C as library-owned JSON strings.
+use crate::error::{Error, ErrorCode};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Run `f`, write its JSON result (or error object) to `*out`, return the status.
+pub fn call(out: *mut *mut c_char, f: impl FnOnce() -> Result<Value, Error>) -> i32 {
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    let (status, body) = match outcome {
+        Ok(Ok(value)) => (0, value),
+        Ok(Err(e)) => (e.code() as i32, error_json(&e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let e = Error::Internal(format!("panic: {what}"));
+            (e.code() as i32, error_json(&e))
+        }
+    };
+    if !out.is_null() {
+        // SAFETY: the caller passes either NULL or a valid `char **`.
+        unsafe { *out = into_c_string(body.to_string()) };
+    }
+    status
+}
+
+/// Like [`call`] for functions without an out-string.
+pub fn call_status(f: impl FnOnce() -> Result<(), Error>) -> i32 {
+    call(std::ptr::null_mut(), || f().map(|()| Value::Null))
+}
+
+pub fn into_c_string(s: String) -> *mut c_char {
+    // serde_json escapes NUL as \u0000, so JSON text never contains one;
+    // should it ever, the byte is dropped rather than the message.
+    let s = CString::new(s).unwrap_or_else(|e| {
+        let mut v = e.into_vec();
+        v.retain(|b| *b != 0);
+        CString::new(v).unwrap_or_default()
+    });
+    s.into_raw()
+}
+
+/// The error object for `e`: `{"code", "message"}` plus per-code details.
+pub fn error_json(e: &Error) -> Value {
+    let mut v = json!({ "code": e.code().name(), "message": e.to_string() });
+    match e {
+        Error::IntegrityMismatch {
+            path,
+            expected,
+            actual,
+        } => {
+            v["path"] = json!(path);
+            v["expected"] = json!(expected);
+            v["actual"] = json!(actual);
+        }
+        Error::HasChildren { digest, children } => {
+            v["digest"] = json!(digest);
+            v["children"] = json!(children);
+        }
+        _ => {}
+    }
+    v
+}
+
+/// A required C string argument as UTF-8.
+pub fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, and the caller promises a NUL-terminated string that
+    // outlives the call.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map_err(|e| Error::InvalidArgument(format!("{what} is not valid UTF-8: {e}")))
+}
+
+/// Parse a JSON arguments object. NULL means `{}` (all defaults).
+pub fn json_arg<T: DeserializeOwned>(p: *const c_char) -> Result<T, Error> {
+    let text = if p.is_null() { "{}" } else { str_arg(p, "arguments")? };
+    serde_json::from_str(text)
+        .map_err(|e| Error::InvalidArgument(format!("arguments: {e}")))
+}
+
+/// Every code with its number, for tests and docs.
+pub fn all_codes() -> impl Iterator<Item = (i32, &'static str)> {
+    ErrorCode::ALL.iter().map(|c| (*c as i32, c.name()))
+}
