@@ -369,3 +369,51 @@ fn existing_export_target_is_replaced_atomically_and_no_temp_is_left() {
         vec!["a.tar.zst".to_string(), "home".to_string()]
     );
 }
+
+#[path = "image_support/mod.rs"]
+mod image_support;
+
+#[test]
+fn with_image_ships_the_oci_blobs_and_import_adds_them() {
+    if !image_support::python_available("with_image_ships_the_oci_blobs_and_import_adds_them") {
+        return;
+    }
+    let (t, home) = new_home();
+    let image_digest = image_support::make_image(&home.images_dir(), "alpine:3.20", &[]);
+    let spec = SnapSpec {
+        image_digest: Some(image_digest.clone()),
+        ..SnapSpec::default()
+    };
+    make_artifact(&home.snapshots_dir(), "snap", &spec);
+    let out = t.path().join("img.tar");
+    let opts = ExportOptions {
+        with_image: true,
+        plain_tar: true,
+        ..Default::default()
+    };
+    archive::export(&home, "snap", &out, &opts, &Monitor::none()).unwrap();
+    let shipped = microsnap::image::blobs_of(&home.images_dir(), &image_digest).unwrap();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(fs::File::open(&out).unwrap())
+        .entries()
+        .unwrap()
+    {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert!(names.contains(&"oci-image/oci-layout".to_string()));
+    assert!(names.contains(&"oci-image/index.json".to_string()));
+    for b in &shipped {
+        let want = format!("oci-image/blobs/sha256/{}", &b.digest[7..]);
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+
+    let (_t2, dst) = new_home();
+    let report = archive::import(&dst, &out, None, &Monitor::none()).unwrap();
+    assert_eq!(report.images, vec![image_digest.clone()]);
+    let pin = microsnap::image::resolve(&dst.images_dir(), "alpine:3.20").unwrap();
+    assert_eq!(pin.manifest_digest, image_digest);
+    assert_eq!(
+        microsnap::image::blobs_of(&dst.images_dir(), &image_digest).unwrap(),
+        shipped
+    );
+}

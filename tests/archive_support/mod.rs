@@ -53,6 +53,8 @@ pub struct SnapSpec<'a> {
     pub parent: Option<&'a str>,
     pub integrity: Option<Algorithm>,
     pub label: &'a str,
+    /// The pinned image's manifest digest (a fixed fake one by default).
+    pub image_digest: Option<String>,
 }
 
 impl Default for SnapSpec<'_> {
@@ -63,6 +65,7 @@ impl Default for SnapSpec<'_> {
             parent: None,
             integrity: Some(Algorithm::MerkleSha256V1),
             label: "x",
+            image_digest: None,
         }
     }
 }
@@ -84,7 +87,10 @@ pub fn make_artifact(dir: &Path, name: &str, spec: &SnapSpec) -> String {
         fstype: "ext4".into(),
         image: ImagePin {
             reference: "alpine:3.20".into(),
-            manifest_digest: format!("sha256:{}", "ab".repeat(32)),
+            manifest_digest: spec
+                .image_digest
+                .clone()
+                .unwrap_or_else(|| format!("sha256:{}", "ab".repeat(32))),
         },
         parent: spec.parent.map(str::to_string),
         created_at: "2026-05-01T12:00:00.5+00:00".into(),
