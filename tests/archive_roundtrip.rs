@@ -344,7 +344,7 @@ fn progress_covers_the_data_for_both_directions() {
     archive::import(&dst, &out, None, &monitor).unwrap();
     let events = seen.lock().unwrap().clone();
     let archive_len = fs::metadata(&out).unwrap().len();
-    let last_import = events.iter().filter(|e| e.0 == "import").last().unwrap();
+    let last_import = events.iter().rfind(|e| e.0 == "import").unwrap();
     assert_eq!(last_import.2, archive_len);
     assert_eq!(last_import.1, archive_len);
 }
