@@ -47,7 +47,7 @@ test-c: lib build/c/header_twice test-c-asan test-c-valgrind
 
 test-c-asan: $(patsubst build/c/%,build/c-asan/%,$(C_TESTS))
 	@set -e; for t in $^; do echo "== $$t (ASan+UBSan)"; \
-	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  MICROSNAP_FIXTURES=$(abspath tests/fixtures) ./$$t; done
 
 test-c-valgrind: $(C_TESTS)
