@@ -14,6 +14,8 @@ mod sandbox;
 mod snapshot;
 
 pub use boundary::all_codes;
+pub use sandbox::*;
+pub use snapshot::*;
 
 use crate::error::Error;
 use crate::home::Home;
