@@ -111,6 +111,27 @@ int main(void) {
     msnap_snapshot_list(&out, ctx, NULL);
     CHECK(strcmp(out, "{\"snapshots\":[]}") == 0, "index changed by cancelled calls: %s", out);
     msnap_string_free(out);
+    /* Cancel mid-export: a snapshot to export, a callback that stops it
+     * after the first progress report, and no archive (nor partial file)
+     * left in the output directory. */
+    EXPECT_CODE(msnap_snapshot_create(&out, ctx, "{\"source_sandbox\":\"src\",\"name\":\"exp\"}",
+                                      NULL, NULL, NULL),
+                MSNAP_OK, NULL, "snapshot to export");
+    char outdir[1100], eargs[2400];
+    snprintf(outdir, sizeof outdir, "%s/out", home);
+    mkdir(outdir, 0755);
+    snprintf(eargs, sizeof eargs, "{\"ref\":\"exp\",\"out\":\"%s/exp.tar.zst\"}", outdir);
+    calls = 0;
+    EXPECT_CODE(msnap_snapshot_export(&out, ctx, eargs, NULL, cancel_after_first, &calls),
+                MSNAP_ERR_CANCELLED, "cancelled", "progress callback cancels export");
+    CHECK(calls >= 2, "export callback ran %d times", calls);
+    CHECK(dir_entries(outdir) == 0, "cancelled export left files in %s", outdir);
+    EXPECT_CODE(msnap_snapshot_export(&out, ctx, eargs, tok, NULL, NULL), MSNAP_ERR_CANCELLED,
+                "cancelled", "token cancels export");
+    CHECK(dir_entries(outdir) == 0, "cancelled export left files in %s", outdir);
+    EXPECT_CODE(msnap_snapshot_export(&out, ctx, eargs, NULL, NULL, NULL), MSNAP_OK, NULL, "export");
+    CHECK(dir_entries(outdir) == 1, "export wrote no archive");
+
     CHECK(msnap_cancel_free(tok) == MSNAP_OK, "cancel_free");
     CHECK(msnap_cancel_free(tok) == MSNAP_ERR_INVALID_ARGUMENT, "cancel double free");
 
