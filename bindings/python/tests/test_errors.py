@@ -98,3 +98,7 @@ def test_real_triggers(home, tmp_path):
     cancel.cancel()
     with pytest.raises(microsnap.Cancelled):
         h.snapshot("never", cancel=cancel)
+    (tmp_path / "junk.tar.zst").write_bytes(b"\0junk" * 1000)
+    with pytest.raises(microsnap.InvalidArchive):
+        home.Snapshot.import_(tmp_path / "junk.tar.zst")
+    # InternalError is only a caught panic: its mapping is tested above.

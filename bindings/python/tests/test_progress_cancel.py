@@ -182,6 +182,10 @@ try:
         home.Snapshot.verify("base", progress=progress)
     elif what == "sandbox":
         home.Sandbox.create("worker", snapshot="base", progress=progress)
+    elif what == "export":
+        home.Snapshot.export("base", home.path / "out.tar", plain_tar=True, progress=progress)
+    elif what == "import":
+        home.Snapshot.import_(sys.argv[4], dest=home.path / "imported", progress=progress)
     result["outcome"] = "returned"
 except KeyboardInterrupt:
     result["outcome"] = "KeyboardInterrupt"
@@ -193,16 +197,21 @@ result["snapshots"] = sorted(os.listdir(home.path / "snapshots"))
 result["sandboxes"] = sorted(os.listdir(home.path / "sandboxes"))
 result["indexed"] = sorted(h.name for h in home.Snapshot.list())
 result["sandbox_records"] = sorted(s.name for s in home.Sandbox.list())
+result["home"] = sorted(os.listdir(home.path))
+imported = home.path / "imported"
+result["imported"] = sorted(os.listdir(imported)) if imported.exists() else []
 print(json.dumps(result), flush=True)
 """
 
 
-@pytest.mark.parametrize("what", ["snapshot", "verify", "sandbox"])
-def test_sigint_cancels_cleanly(home, what):
+@pytest.mark.parametrize("what", ["snapshot", "verify", "sandbox", "export", "import"])
+def test_sigint_cancels_cleanly(home, what, tmp_path):
     stopped_sandbox(home, "baseline").snapshot("base", record_integrity=True)
+    archive = home.Snapshot.export("base", tmp_path / "base.tar", plain_tar=True).path
+    home_before = sorted(os.listdir(home.path))
     env = dict(os.environ)
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(PACKAGE_SRC), str(home.path), what],
+        [sys.executable, "-c", CHILD, str(PACKAGE_SRC), str(home.path), what, str(archive)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -227,3 +236,5 @@ def test_sigint_cancels_cleanly(home, what):
     assert result["indexed"] == ["base"]
     assert result["sandboxes"] == ["baseline"]
     assert result["sandbox_records"] == ["baseline"]
+    assert result["home"] == home_before, "no export file, no import directory"
+    assert result["imported"] == []

@@ -40,6 +40,7 @@ from ._sandbox import Sandbox
 from ._snapshot import Snapshot
 from ._types import (
     DirListing,
+    ExportResult,
     ImageInfo,
     ImagePin,
     Integrity,
@@ -71,6 +72,7 @@ __all__ = [
     "Cancelled",
     "DirListing",
     "Error",
+    "ExportResult",
     "HasChildren",
     "Home",
     "Image",

@@ -1,4 +1,4 @@
-"""Snapshot: create, open, look up, list, remove, reindex and verify snapshots."""
+"""Snapshot: create, open, look up, list, remove, reindex, verify, export and import snapshots."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ._bound import BoundToHome
 from ._call import ProgressCallback, call_long, encode_args
 from ._cancel import Cancel
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
-from ._types import DirListing, SandboxHandle, SnapshotArtifact, SnapshotHandle, VerifyReport
+from ._types import DirListing, ExportResult, SandboxHandle, SnapshotArtifact, SnapshotHandle, VerifyReport
 
 if TYPE_CHECKING:
     from ._sandbox import Sandbox
@@ -122,3 +122,70 @@ class Snapshot(BoundToHome):
             progress=progress,
         )
         return VerifyReport.from_json(data)
+
+    @classmethod
+    def export(
+        cls,
+        ref: SnapshotRef,
+        out: PathArg,
+        with_parents: bool = False,
+        with_image: bool = False,
+        plain_tar: bool = False,
+        dense: bool = False,
+        level: int | None = None,
+        threads: int | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> ExportResult:
+        """Bundle a snapshot into a ``.tar.zst`` archive at ``out`` (a plain tar with ``plain_tar``).
+
+        ``with_parents`` adds its ancestors, ``with_image`` its base image;
+        ``dense`` stores holes as data; ``level`` and ``threads`` tune zstd
+        (None: the library's defaults). A cancelled export leaves no file.
+        """
+        home = cls._home()
+        args = {
+            "ref": snapshot_ref(ref),
+            "out": path_arg(out),
+            "with_parents": with_parents,
+            "with_image": with_image,
+            "plain_tar": plain_tar,
+            "dense": dense,
+            "level": level,
+            "threads": threads,
+        }
+        data = call_long(
+            _lib.lib().msnap_snapshot_export,
+            home.context(),
+            encode_args(args),
+            cancel=cancel,
+            progress=progress,
+        )
+        return ExportResult.from_json(data)
+
+    @classmethod
+    def import_(
+        cls,
+        archive: PathArg,
+        dest: PathArg | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> SnapshotHandle:
+        """Unpack an archive into the home's snapshots (or ``dest``); the head snapshot.
+
+        Every entry is checked and recorded integrity verified; parents and
+        an image in the archive are imported too. A failed or cancelled
+        import leaves the destination and the index as they were.
+        """
+        home = cls._home()
+        args = {"archive": path_arg(archive), "dest": path_arg(dest) if dest is not None else None}
+        data = call_long(
+            _lib.lib().msnap_snapshot_import,
+            home.context(),
+            encode_args(args),
+            cancel=cancel,
+            progress=progress,
+        )
+        return SnapshotHandle.from_json(data["head"], home)

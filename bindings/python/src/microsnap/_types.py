@@ -338,6 +338,23 @@ class SandboxHandle:
 
 
 @dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: the archive, and the snapshots in it (head last)."""
+
+    path: Path
+    snapshots: tuple[str, ...]
+    bytes_written: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ExportResult:
+        return cls(
+            path=Path(d["path"]),
+            snapshots=tuple(d.get("snapshots") or ()),
+            bytes_written=int(d["bytes_written"]),
+        )
+
+
+@dataclass(frozen=True)
 class ImageInfo:
     """An image in the home's OCI layout."""
 
