@@ -238,3 +238,22 @@ def test_sigint_cancels_cleanly(home, what, tmp_path):
     assert result["sandbox_records"] == ["baseline"]
     assert result["home"] == home_before, "no export file, no import directory"
     assert result["imported"] == []
+
+
+def test_interrupt_that_lands_after_success_still_releases_the_sandbox(home, monkeypatch):
+    """Ctrl-C just as the library returned success: KeyboardInterrupt, and no held lock."""
+    from microsnap import _call
+
+    real = _call._run_interruptibly
+
+    def interrupted_after_success(run, on_interrupt):
+        value, _ = real(run, on_interrupt)
+        return value, True
+
+    monkeypatch.setattr(_call, "_run_interruptibly", interrupted_after_success)
+    with pytest.raises(KeyboardInterrupt):
+        home.Sandbox.create("late", image="alpine:3.20", size=1 << 20)
+    monkeypatch.undo()
+    assert home.Sandbox.get("late").state == "stopped", "stopped and freed, not left running"
+    with home.Sandbox.start("late"):
+        pass
