@@ -257,3 +257,54 @@ def test_interrupt_that_lands_after_success_still_releases_the_sandbox(home, mon
     assert home.Sandbox.get("late").state == "stopped", "stopped and freed, not left running"
     with home.Sandbox.start("late"):
         pass
+
+
+CHILD_OWN_HANDLER = r"""
+import signal, sys, time
+sys.path.insert(0, sys.argv[1])
+import microsnap
+home = microsnap.Home(sys.argv[2])
+got = []
+signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+
+def progress(phase, done, total):
+    if done == 0 and phase == "hash":
+        print("started", flush=True)
+        time.sleep(0.5)
+
+report = home.Snapshot.verify("base", progress=progress)
+print(report.upper.kind, len(got), flush=True)
+"""
+
+
+def test_a_program_sigint_handler_is_left_alone(home):
+    """With its own SIGINT handler installed, the program decides: the call is not cancelled."""
+    stopped_sandbox(home, "baseline").snapshot("base", record_integrity=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_OWN_HANDLER, str(PACKAGE_SRC), str(home.path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert out.split() == ["verified", "1"]
+
+
+def test_progress_drops_stale_counts_within_a_phase():
+    """Parallel workers may report out of order; the user sees done only grow."""
+    from microsnap._call import _Progress
+
+    seen: list[tuple[str, int, int]] = []
+    tracker = _Progress(lambda *e: seen.append(e))
+    for phase, done in [(b"hash", 0), (b"hash", 1), (b"hash", 3), (b"hash", 2), (b"hash", 4),
+                        (b"copy", 0), (b"copy", 2), (b"copy", 1), (b"copy", 0), (b"copy", 1)]:
+        assert tracker._trampoline(phase, done, 4, None) == 0
+    assert seen == [("hash", 0, 4), ("hash", 1, 4), ("hash", 3, 4), ("hash", 4, 4),
+                    ("copy", 0, 4), ("copy", 2, 4), ("copy", 0, 4), ("copy", 1, 4)]

@@ -9,9 +9,9 @@ token and a progress callback) additionally:
   exception raised by it cancels the operation and is re-raised once the
   call has returned;
 - on the main thread, run the native call on a worker thread while the main
-  thread waits, so Ctrl-C is seen at once: KeyboardInterrupt triggers the
-  native cancel, waits for the call to return (the library then leaves
-  nothing behind), and is re-raised. ctypes releases the GIL during foreign
+  thread waits, so Ctrl-C is seen at once: it triggers the native cancel,
+  waits for the call to return (the library then leaves nothing behind),
+  and raises KeyboardInterrupt. ctypes releases the GIL during foreign
   calls, so the worker costs nothing while the library works.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import json
 import queue
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -71,17 +72,28 @@ def call(func: Any, *args: Any, out_at: int = 0) -> Any:
 
 
 class _Progress:
-    """The C progress callback for one call, and the exception it caught."""
+    """The C progress callback for one call, and the exception it caught.
+
+    Within a phase, ``done`` never goes back: the library's parallel workers
+    can deliver their counts slightly out of order, and a stale (smaller)
+    count is dropped rather than shown. A report with ``done == 0`` starts a
+    phase, even one with the same name as the last.
+    """
 
     def __init__(self, progress: ProgressCallback | None) -> None:
         self.failure: BaseException | None = None
         self._progress = progress
+        self._last: tuple[bytes | None, int] = (None, 0)
         # Kept on self: ctypes must not collect the thunk while C holds it.
         self.c_function = _lib.PROGRESS_FN(self._trampoline) if progress else _lib.PROGRESS_FN()
 
     def _trampoline(self, phase: bytes | None, done: int, total: int, _payload: Any) -> int:
         if self.failure is not None or self._progress is None:
             return 1
+        last_phase, last_done = self._last
+        if done != 0 and phase == last_phase and done < last_done:
+            return 0
+        self._last = (phase, done)
         try:
             self._progress((phase or b"").decode("utf-8", errors="replace"), done, total)
             return 0
@@ -95,6 +107,13 @@ def _run_interruptibly(run: Callable[[], Any], on_interrupt: Callable[[], None])
 
     Returns (what run returned, whether an interrupt came). Exceptions from
     ``run`` are re-raised here.
+
+    While waiting, SIGINT gets a handler that only records the interrupt and
+    cancels. Catching KeyboardInterrupt around the wait is not enough: when
+    the kernel delivers SIGINT to another thread, Python raises it in the
+    main thread at the next bytecode, which may lie outside any ``try``,
+    and the call would run on uncancelled. A handler installed by the
+    program itself (not Python's default) is left alone.
     """
     results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
 
@@ -104,20 +123,34 @@ def _run_interruptibly(run: Callable[[], Any], on_interrupt: Callable[[], None])
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
             results.put((False, e))
 
-    threading.Thread(target=worker, name="microsnap-call", daemon=True).start()
     interrupted = False
-    while True:
-        try:
-            ok, value = results.get(timeout=0.1)
-            break
-        except queue.Empty:
-            continue
-        except KeyboardInterrupt:
-            # Cancel, then wait for the library to return: it cleans up
-            # before it does, and we must not free what it still uses.
-            if not interrupted:
-                interrupted = True
-                on_interrupt()
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            # Cancel, then keep waiting for the library to return: it cleans
+            # up before it does, and nothing it uses may be freed before that.
+            on_interrupt()
+
+    previous = signal.getsignal(signal.SIGINT)
+    ours = previous is signal.default_int_handler
+    if ours:
+        signal.signal(signal.SIGINT, lambda _signum, _frame: interrupt())
+    try:
+        threading.Thread(target=worker, name="microsnap-call", daemon=True).start()
+        while True:
+            try:
+                ok, value = results.get(timeout=0.1)
+                break
+            except queue.Empty:
+                continue
+            except KeyboardInterrupt:
+                # Only reached with a program-installed handler that raises.
+                interrupt()
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, previous)
     if not ok:
         raise value
     return value, interrupted
