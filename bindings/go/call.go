@@ -40,7 +40,7 @@ func runCancellable(ctx context.Context, call cancellableCall) ([]byte, error) {
 	} else {
 		var token *C.msnap_cancel
 		if rc := C.msnap_cancel_new(&token); rc != C.MSNAP_OK {
-			return nil, decodeError(ctx, rc, nil)
+			return nil, decodeError(ctx, Code(rc), nil)
 		}
 		stop := make(chan struct{})
 		stopped := make(chan struct{})
@@ -62,7 +62,7 @@ func runCancellable(ctx context.Context, call cancellableCall) ([]byte, error) {
 		monitor.repanic()
 	}
 	if status != C.MSNAP_OK {
-		return nil, decodeError(ctx, status, body)
+		return nil, decodeError(ctx, Code(status), body)
 	}
 	return body, nil
 }
@@ -77,7 +77,7 @@ func runQuick(ctx context.Context, call func(out **C.char) C.int32_t) ([]byte, e
 	status := call(&out)
 	body := takeString(out)
 	if status != C.MSNAP_OK {
-		return nil, decodeError(ctx, status, body)
+		return nil, decodeError(ctx, Code(status), body)
 	}
 	return body, nil
 }

@@ -84,10 +84,10 @@ type Error struct {
 	// Expected and Actual are the recorded and recomputed digests of an
 	// integrity_mismatch.
 	Expected, Actual string
-	// Digest and Children are the snapshot and its indexed children of a
-	// has_children error.
+	// Digest and Children are the snapshot and its number of indexed
+	// children of a has_children error.
 	Digest   string
-	Children []string
+	Children uint64
 
 	cause error
 }
@@ -148,22 +148,26 @@ func closedError(what string) error {
 	return &Error{Code: CodeInvalidArgument, Name: CodeInvalidArgument.String(), Message: what + " is closed", cause: ErrClosed}
 }
 
-// errorBody is the library's error object.
+// errorBody is the library's error object: code and message, then the
+// details some codes add (decoded separately, so that a detail this
+// package does not expect never hides the message).
 type errorBody struct {
-	Code     string   `json:"code"`
-	Message  string   `json:"message"`
-	Path     string   `json:"path"`
-	Expected string   `json:"expected"`
-	Actual   string   `json:"actual"`
-	Digest   string   `json:"digest"`
-	Children []string `json:"children"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type errorDetails struct {
+	Path     string `json:"path"`
+	Expected string `json:"expected"`
+	Actual   string `json:"actual"`
+	Digest   string `json:"digest"`
+	Children uint64 `json:"children"`
 }
 
 // decodeError turns a failed call's status and error object into an
 // *Error. The status is authoritative; the object adds message and details.
 // A cancellation while ctx is done unwraps to ctx.Err().
-func decodeError(ctx context.Context, status C.int32_t, body []byte) error {
-	code := Code(status)
+func decodeError(ctx context.Context, code Code, body []byte) error {
 	e := &Error{Code: code, Name: code.String()}
 	var b errorBody
 	if err := json.Unmarshal(body, &b); err != nil {
@@ -173,8 +177,11 @@ func decodeError(ctx context.Context, status C.int32_t, body []byte) error {
 			e.Name = b.Code
 		}
 		e.Message = b.Message
-		e.Path, e.Expected, e.Actual = b.Path, b.Expected, b.Actual
-		e.Digest, e.Children = b.Digest, b.Children
+		var d errorDetails
+		if json.Unmarshal(body, &d) == nil {
+			e.Path, e.Expected, e.Actual = d.Path, d.Expected, d.Actual
+			e.Digest, e.Children = d.Digest, d.Children
+		}
 	}
 	if code == CodeCancelled && ctx != nil && ctx.Err() != nil {
 		e.cause = ctx.Err()
@@ -187,3 +194,4 @@ func decodeError(ctx context.Context, status C.int32_t, body []byte) error {
 func cancelledBefore(ctx context.Context) error {
 	return &Error{Code: CodeCancelled, Name: CodeCancelled.String(), Message: "cancelled before start: " + ctx.Err().Error(), cause: ctx.Err()}
 }
+

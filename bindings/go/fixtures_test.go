@@ -103,10 +103,13 @@ func pattern(seed byte, n int) []byte {
 	return buf.Bytes()[:n]
 }
 
-func must[T any](t testing.TB, v T, err error) T {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
+// must(f(...))(t) returns f's value, failing t on f's error.
+func must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	return v
 }

@@ -109,7 +109,7 @@ func (h *Home) Close() error {
 	h.cleanup.Stop()
 	status := C.msnap_context_close(h.native)
 	if status != C.MSNAP_OK {
-		return decodeError(nil, status, nil)
+		return decodeError(nil, Code(status), nil)
 	}
 	return nil
 }

@@ -225,7 +225,7 @@ func (s *Sandbox) Stop(ctx context.Context) error {
 	status := C.msnap_sandbox_stop(&out, s.native)
 	body := takeString(out)
 	if status != C.MSNAP_OK {
-		return decodeError(ctx, status, body)
+		return decodeError(ctx, Code(status), body)
 	}
 	s.stopped = true
 	return nil
@@ -241,7 +241,7 @@ func (s *Sandbox) Info(ctx context.Context) (*SandboxHandle, error) {
 		s.mu.Unlock()
 		body := takeString(out)
 		if status != C.MSNAP_OK {
-			return nil, decodeError(ctx, status, body)
+			return nil, decodeError(ctx, Code(status), body)
 		}
 		var info sandboxJSON
 		if err := json.Unmarshal(body, &info); err != nil {
@@ -266,7 +266,7 @@ func (s *Sandbox) Close() error {
 	status := C.msnap_sandbox_free(s.native)
 	s.native = nil
 	if status != C.MSNAP_OK {
-		return decodeError(nil, status, nil)
+		return decodeError(nil, Code(status), nil)
 	}
 	return nil
 }
