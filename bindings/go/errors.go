@@ -194,4 +194,3 @@ func decodeError(ctx context.Context, code Code, body []byte) error {
 func cancelledBefore(ctx context.Context) error {
 	return &Error{Code: CodeCancelled, Name: CodeCancelled.String(), Message: "cancelled before start: " + ctx.Err().Error(), cause: ctx.Err()}
 }
-
