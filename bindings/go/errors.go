@@ -84,9 +84,9 @@ type Error struct {
 	// Expected and Actual are the recorded and recomputed digests of an
 	// integrity_mismatch.
 	Expected, Actual string
-	// Digest and Children are the snapshot and its number of indexed
-	// children of a has_children error.
-	Digest   string
+	// Digest is the snapshot a has_children error is about.
+	Digest string
+	// Children is the number of its indexed children.
 	Children uint64
 
 	cause error

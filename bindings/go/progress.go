@@ -16,8 +16,11 @@ func init() { monitorChecksContext.Store(true) }
 // current Phase ("copy", "hash", "verify", "export" or "import"). Done
 // restarts at 0 when a new phase begins.
 type Progress struct {
+	// Phase names the current phase.
 	Phase string
-	Done  uint64
+	// Done counts the bytes processed so far in this phase.
+	Done uint64
+	// Total is the phase's size in bytes.
 	Total uint64
 }
 
