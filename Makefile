@@ -7,7 +7,7 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib header test test-rust test-c test-c-asan test-c-valgrind test-go test-python \
+.PHONY: all lib release header test test-install test-rust test-c test-c-asan test-c-valgrind test-go test-python \
         install clean demo bench
 
 all: lib
@@ -22,7 +22,7 @@ release:
 header:
 	$(CARGO) run --quiet --example gen-header -- include/microsnap.h
 
-test: test-rust test-c
+test: test-rust test-c test-install
 
 test-rust:
 	$(CARGO) test
@@ -47,7 +47,7 @@ test-c: lib build/c/header_twice test-c-asan test-c-valgrind
 
 test-c-asan: $(patsubst build/c/%,build/c-asan/%,$(C_TESTS))
 	@set -e; for t in $^; do echo "== $$t (ASan+UBSan)"; \
-	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  MICROSNAP_FIXTURES=$(abspath tests/fixtures) ./$$t; done
 
 test-c-valgrind: $(C_TESTS)
@@ -57,14 +57,31 @@ test-c-valgrind: $(C_TESTS)
 	    ./$$t; done
 
 # ---- packaging ----
-install: release
+# INSTALL_PROFILE=debug installs the test build (what test-install uses, to
+# avoid a second full compile in CI).
+INSTALL_PROFILE ?= release
+install: $(if $(filter debug,$(INSTALL_PROFILE)),lib,release)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 target/release/libmicrosnap.so $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.$(VERSION)
+	install -m 0755 target/$(INSTALL_PROFILE)/libmicrosnap.so $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.$(VERSION)
 	ln -sf libmicrosnap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.0
 	ln -sf libmicrosnap.so.0 $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so
 	install -m 0644 include/microsnap.h $(DESTDIR)$(PREFIX)/include/microsnap.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' microsnap.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/microsnap.pc
+
+# Install into a scratch prefix, then build and run the C quick start the
+# way a user would: with pkg-config only.
+test-install:
+	rm -rf build/prefix
+	$(MAKE) --no-print-directory install PREFIX=$(abspath build/prefix) INSTALL_PROFILE=debug
+	readelf -d build/prefix/lib/libmicrosnap.so.0 | grep -q 'SONAME.*libmicrosnap.so.0'
+	PKG_CONFIG_PATH=$(abspath build/prefix/lib/pkgconfig) sh -c \
+	  'cc -std=c99 -Wall -Wextra -Werror examples/c/quickstart.c $$(pkg-config --cflags --libs microsnap) \
+	   -Wl,-rpath,$$(pkg-config --variable=libdir microsnap) -o build/quickstart'
+	rm -rf build/qs-home && mkdir -p build/qs-home
+	python3 tests/fixtures/make_oci_image.py build/qs-home/images alpine:3.20 >/dev/null
+	./build/quickstart $(abspath build/qs-home) | grep -q '"ref":"alpine:3.20"'
+	@echo "test-install: 1 passed, 0 failed"
 
 clean:
 	$(CARGO) clean

@@ -97,6 +97,30 @@ int32_t msnap_cancel_trigger(msnap_cancel *cancel);
 // Free a cancel token. Operations already holding it keep working.
 int32_t msnap_cancel_free(msnap_cancel *cancel);
 
+// Bundle a snapshot (and optionally its parents and base image) into a
+// `.tar.zst` (or plain `.tar`) archive. `args`: `{"ref", "out",
+// "with_parents"?, "with_image"?, "plain_tar"?, "dense"?, "level"?,
+// "threads"?}`. `*out`: `{"path", "snapshots": [digest...], "bytes_written"}`.
+// A cancelled export leaves no file at `out`.
+int32_t msnap_snapshot_export(char **out,
+                              const msnap_context *ctx,
+                              const char *args,
+                              const msnap_cancel *cancel,
+                              msnap_progress_fn progress,
+                              void *payload);
+
+// Unpack a snapshot archive into the home's snapshots directory or an
+// explicit `dest`, checking every entry and verifying recorded integrity.
+// `args`: `{"archive", "dest"?}`. `*out`: `{"head": handle, "imported":
+// [handle...], "images": [manifest_digest...]}`. A failed or cancelled import
+// leaves the destination and the index as they were.
+int32_t msnap_snapshot_import(char **out,
+                              const msnap_context *ctx,
+                              const char *args,
+                              const msnap_cancel *cancel,
+                              msnap_progress_fn progress,
+                              void *payload);
+
 // Create a sandbox. `args`: `{"name", "image"?, "snapshot"?, "upper"?,
 // "fstype"?, "size_bytes"?, "start"?}`. Unless `"start": false`, it is
 // started and `*out_sandbox` receives the running handle (then

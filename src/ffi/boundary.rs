@@ -91,3 +91,57 @@ pub fn json_arg<T: DeserializeOwned>(p: *const c_char) -> Result<T, Error> {
 pub fn all_codes() -> impl Iterator<Item = (i32, &'static str)> {
     ErrorCode::ALL.iter().map(|c| (*c as i32, c.name()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(p: *mut c_char) -> Value {
+        // SAFETY: `call` always stores a CString::into_raw pointer.
+        let s = unsafe { CString::from_raw(p) };
+        serde_json::from_str(s.to_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let status = call(&mut out, || -> Result<Value, Error> { panic!("boom {}", 42) });
+        assert_eq!(status, ErrorCode::Internal as i32);
+        let v = take(out);
+        assert_eq!(v["code"], "internal");
+        assert!(v["message"].as_str().unwrap().contains("boom 42"), "{v}");
+    }
+
+    #[test]
+    fn errors_carry_code_message_and_details() {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let status = call(&mut out, || {
+            Err(Error::HasChildren {
+                digest: "sha256:ab".into(),
+                children: 2,
+            })
+        });
+        assert_eq!(status, 6);
+        let v = take(out);
+        assert_eq!(v["code"], "has_children");
+        assert_eq!(v["children"], 2);
+        assert_eq!(v["digest"], "sha256:ab");
+    }
+
+    #[test]
+    fn arguments_reject_null_bad_utf8_and_unknown_fields() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct A {
+            name: String,
+        }
+        assert_eq!(str_arg(std::ptr::null(), "x").unwrap_err().code(), ErrorCode::InvalidArgument);
+        let bad = b"\xff\0";
+        assert!(str_arg(bad.as_ptr().cast(), "x").is_err());
+        let unknown = CString::new(r#"{"name":"a","nmae":"b"}"#).unwrap();
+        let e = json_arg::<A>(unknown.as_ptr()).unwrap_err();
+        assert!(e.to_string().contains("nmae"), "{e}");
+        assert!(json_arg::<A>(std::ptr::null()).is_err(), "missing required field");
+    }
+}

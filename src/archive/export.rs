@@ -1,0 +1,379 @@
+//! `export`: write snapshots (and optionally their ancestors and image) to a
+//! `.tar.zst` or `.tar`, streaming, reading only the uppers' allocated data.
+use super::compression;
+use super::image_subset::{self, ImageToShip};
+use super::sparse_entry::{SparseMap, SparseRun};
+use super::tar_writer::{FileMeta, TarWriter};
+use super::{ExportOptions, ExportReport};
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use crate::manifest::{digest_prefix, MANIFEST_FILE};
+use crate::progress::Monitor;
+use crate::snapshot::{self, Artifact};
+use crate::sparse;
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes read from an upper per `pread`.
+const CHUNK: usize = 1024 * 1024;
+/// Longest parent chain we follow; real chains are short, a longer one means
+/// a cycle or a corrupt store.
+const MAX_CHAIN: usize = 10_000;
+
+/// Export the snapshot `name_or_path` to `out`.
+pub fn export(
+    home: &Home,
+    name_or_path: &str,
+    out: &Path,
+    opts: &ExportOptions,
+    monitor: &Monitor,
+) -> Result<ExportReport> {
+    let level = match opts.level {
+        Some(l) => compression::check_level(l).map_err(Error::InvalidArgument)?,
+        None => compression::DEFAULT_LEVEL,
+    };
+    let threads = opts.threads.unwrap_or_else(compression::default_threads);
+    let head = snapshot::resolve(home, name_or_path)?;
+    let chain = if opts.with_parents {
+        chain_of(home, head)?
+    } else {
+        vec![head]
+    };
+    // Like v0.6.3: never ship a snapshot whose recorded integrity fails.
+    for art in &chain {
+        monitor.check()?;
+        snapshot::verify_artifact(art, monitor)?;
+    }
+    let images = if opts.with_image {
+        let pins: Vec<_> = chain.iter().map(|a| &a.manifest.image).collect();
+        image_subset::plan(home, &pins)?
+    } else {
+        Vec::new()
+    };
+    let plans = chain
+        .iter()
+        .map(|art| UpperPlan::of(art, opts.dense))
+        .collect::<Result<Vec<_>>>()?;
+    let total =
+        plans.iter().map(|p| p.bytes_to_write).sum::<u64>() + image_subset::total_bytes(&images);
+    monitor.phase("export", total)?;
+
+    let temp = TempOutput::create(out)?;
+    let counted = CountingWriter {
+        inner: BufWriter::with_capacity(CHUNK, temp.file()?),
+        count: 0,
+    };
+    let write_err = |e: io::Error| Error::io("write", temp.path(), e);
+    let counted = if opts.plain_tar {
+        let mut tar = TarWriter::new(counted);
+        write_all(&mut tar, home, &chain, &plans, &images, monitor)?;
+        tar.finish().map_err(write_err)?
+    } else {
+        let enc = compression::encoder(counted, level, threads).map_err(write_err)?;
+        let mut tar = TarWriter::new(enc);
+        write_all(&mut tar, home, &chain, &plans, &images, monitor)?;
+        let enc = tar.finish().map_err(write_err)?;
+        enc.finish().map_err(write_err)?
+    };
+    let bytes_written = counted.count;
+    let file = counted
+        .inner
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    drop(file);
+    monitor.check()?;
+    temp.commit(out)?;
+    Ok(ExportReport {
+        path: out.to_path_buf(),
+        snapshots: chain.iter().map(|a| a.digest.clone()).collect(),
+        bytes_written,
+    })
+}
+
+/// The head and its ancestors, root first. Parents resolve through the
+/// index, then the snapshots directory.
+fn chain_of(home: &Home, head: Artifact) -> Result<Vec<Artifact>> {
+    let mut chain = vec![head];
+    let mut seen = BTreeSet::new();
+    while let Some(parent) = chain.last().and_then(|a| a.manifest.parent.clone()) {
+        let child = chain.last().map(|a| a.digest.clone()).unwrap_or_default();
+        if !seen.insert(parent.clone()) || chain.len() > MAX_CHAIN {
+            return Err(Error::InvalidArgument(format!(
+                "the parent chain of {} loops or is longer than {MAX_CHAIN}",
+                chain[0].digest
+            )));
+        }
+        match snapshot::resolve_digest(home, &parent) {
+            Ok(art) => chain.push(art),
+            Err(Error::SnapshotNotFound(_)) => {
+                return Err(Error::SnapshotNotFound(format!(
+                    "{parent}, the parent of {child}, is neither indexed nor in {}; \
+                     export without parents or import that ancestor first",
+                    home.snapshots_dir().display()
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// What will be written for one upper: its data runs and how many bytes.
+struct UpperPlan {
+    path: PathBuf,
+    size: u64,
+    runs: Vec<SparseRun>,
+    /// Write a plain regular entry (holes as zeros) instead of a sparse one.
+    dense: bool,
+    bytes_to_write: u64,
+}
+
+impl UpperPlan {
+    fn of(art: &Artifact, dense: bool) -> Result<UpperPlan> {
+        let path = art.path.join(&art.manifest.upper.file);
+        let file = File::open(&path).ctx("open upper", &path)?;
+        let size = file.metadata().ctx("stat", &path)?.len();
+        let runs: Vec<SparseRun> = sparse::data_extents(&file)
+            .ctx("find data extents of", &path)?
+            .into_iter()
+            .map(|e| SparseRun {
+                offset: e.offset,
+                len: e.len,
+            })
+            .collect();
+        let data: u64 = runs.iter().map(|r| r.len).sum();
+        Ok(UpperPlan {
+            path,
+            size,
+            runs,
+            dense,
+            bytes_to_write: if dense { size } else { data },
+        })
+    }
+}
+
+fn write_all<W: Write>(
+    tar: &mut TarWriter<W>,
+    home: &Home,
+    chain: &[Artifact],
+    plans: &[UpperPlan],
+    images: &[ImageToShip],
+    monitor: &Monitor,
+) -> Result<()> {
+    for (art, plan) in chain.iter().zip(plans) {
+        monitor.check()?;
+        write_artifact(tar, art, plan, monitor)?;
+    }
+    if !images.is_empty() {
+        let meta = FileMeta {
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        };
+        image_subset::write(tar, home, images, &meta, monitor)?;
+    }
+    Ok(())
+}
+
+/// `<prefix>/manifest.json` (its bytes as on disk, as v0.6.3 ships them),
+/// then `<prefix>/<upper>`, sparse or dense as planned.
+fn write_artifact<W: Write>(
+    tar: &mut TarWriter<W>,
+    art: &Artifact,
+    plan: &UpperPlan,
+    monitor: &Monitor,
+) -> Result<()> {
+    let prefix = digest_prefix(&art.digest);
+    let out_err = |e: io::Error| Error::Io {
+        context: "write archive".into(),
+        source: e,
+    };
+    let manifest_path = art.path.join(MANIFEST_FILE);
+    let manifest_bytes = fs::read(&manifest_path).ctx("read", &manifest_path)?;
+    let meta = fs::metadata(&manifest_path).ctx("stat", &manifest_path)?;
+    tar.append(
+        format!("{prefix}/{MANIFEST_FILE}").as_bytes(),
+        &FileMeta::of(&meta),
+        &manifest_bytes,
+    )
+    .map_err(out_err)?;
+
+    let upper_name = format!("{prefix}/{}", art.manifest.upper.file);
+    let file = File::open(&plan.path).ctx("open upper", &plan.path)?;
+    let meta = FileMeta::of(&file.metadata().ctx("stat", &plan.path)?);
+    let mut buf = vec![0u8; CHUNK];
+    if plan.dense {
+        // Holes are written as zeros without reading them.
+        tar.begin_regular(upper_name.as_bytes(), &meta, plan.size)
+            .map_err(out_err)?;
+        let zeros = vec![0u8; CHUNK];
+        let mut pos = 0;
+        for run in &plan.runs {
+            write_zeros(tar, &zeros, run.offset - pos, monitor)?;
+            copy_run(tar, &file, &plan.path, run, &mut buf, monitor)?;
+            pos = run.offset + run.len;
+        }
+        write_zeros(tar, &zeros, plan.size - pos, monitor)?;
+    } else {
+        let map = SparseMap::for_data(plan.size, plan.runs.iter().copied());
+        tar.begin_sparse(upper_name.as_bytes(), &meta, &map)
+            .map_err(out_err)?;
+        for run in &plan.runs {
+            copy_run(tar, &file, &plan.path, run, &mut buf, monitor)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_zeros<W: Write>(
+    tar: &mut TarWriter<W>,
+    zeros: &[u8],
+    mut len: u64,
+    monitor: &Monitor,
+) -> Result<()> {
+    while len > 0 {
+        monitor.check()?;
+        let n = zeros.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        tar.write_data(&zeros[..n]).map_err(|e| Error::Io {
+            context: "write archive".into(),
+            source: e,
+        })?;
+        len -= n as u64;
+        monitor.advance(n as u64)?;
+    }
+    Ok(())
+}
+
+fn copy_run<W: Write>(
+    tar: &mut TarWriter<W>,
+    file: &File,
+    path: &Path,
+    run: &SparseRun,
+    buf: &mut [u8],
+    monitor: &Monitor,
+) -> Result<()> {
+    let mut done = 0u64;
+    while done < run.len {
+        monitor.check()?;
+        let want = buf
+            .len()
+            .min(usize::try_from(run.len - done).unwrap_or(usize::MAX));
+        let n = file
+            .read_at(&mut buf[..want], run.offset + done)
+            .ctx("read upper", path)?;
+        if n == 0 {
+            return Err(Error::Io {
+                context: format!("read upper {}", path.display()),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the upper shrank during export",
+                ),
+            });
+        }
+        tar.write_data(&buf[..n]).map_err(|e| Error::Io {
+            context: "write archive".into(),
+            source: e,
+        })?;
+        done += n as u64;
+        monitor.advance(n as u64)?;
+    }
+    Ok(())
+}
+
+/// Counts bytes reaching the archive file.
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The archive under a temporary name beside `out`; removed on drop unless
+/// committed, so a failed or cancelled export leaves nothing at `out`.
+struct TempOutput {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl TempOutput {
+    fn create(out: &Path) -> Result<TempOutput> {
+        let name = out.file_name().ok_or_else(|| {
+            Error::InvalidArgument(format!("export path {} names no file", out.display()))
+        })?;
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if out.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "export path {} is a directory",
+                out.display()
+            )));
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = dir.join(format!(
+            ".{}.partial-{}-{stamp}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ctx("create", &path)?;
+        Ok(TempOutput {
+            path,
+            committed: false,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file(&self) -> Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .ctx("open", &self.path)
+    }
+
+    /// Rename into place and fsync the directory so the name survives a crash.
+    fn commit(mut self, out: &Path) -> Result<()> {
+        fs::rename(&self.path, out).ctx("rename archive into place at", out)?;
+        self.committed = true;
+        if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .ctx("fsync", dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: the error that got us here is the one to report.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Archive exports: snapshot export and import.
+use super::boundary::{call, json_arg};
+use super::json::*;
+use super::ops::monitor;
+use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
+use crate::archive::{self, ExportOptions};
+use crate::error::Error;
+use crate::home::Home;
+use crate::snapshot::{self, Artifact};
+use serde_json::json;
+use std::ffi::{c_char, c_void};
+
+/// Bundle a snapshot (and optionally its parents and base image) into a
+/// `.tar.zst` (or plain `.tar`) archive. `args`: `{"ref", "out",
+/// "with_parents"?, "with_image"?, "plain_tar"?, "dense"?, "level"?,
+/// "threads"?}`. `*out`: `{"path", "snapshots": [digest...], "bytes_written"}`.
+/// A cancelled export leaves no file at `out`.
+#[no_mangle]
+pub extern "C" fn msnap_snapshot_export(
+    out: *mut *mut c_char,
+    ctx: *const msnap_context,
+    args: *const c_char,
+    cancel: *const msnap_cancel,
+    progress: msnap_progress_fn,
+    payload: *mut c_void,
+) -> i32 {
+    call(out, || {
+        let home = context(ctx)?;
+        let a: ExportArgs = json_arg(args)?;
+        let opts = ExportOptions {
+            with_parents: a.with_parents,
+            with_image: a.with_image,
+            plain_tar: a.plain_tar,
+            dense: a.dense,
+            level: a.level,
+            threads: a.threads,
+        };
+        let m = monitor(cancel, progress, payload)?;
+        let report = archive::export(&home, &a.reference, &a.out, &opts, &m)?;
+        Ok(json!({
+            "path": report.path,
+            "snapshots": report.snapshots,
+            "bytes_written": report.bytes_written,
+        }))
+    })
+}
+
+fn handle_json(home: &Home, art: &Artifact) -> Result<HandleJson, Error> {
+    let h = snapshot::get(home, &art.path.to_string_lossy())?;
+    Ok(HandleJson::from(&h))
+}
+
+/// Unpack a snapshot archive into the home's snapshots directory or an
+/// explicit `dest`, checking every entry and verifying recorded integrity.
+/// `args`: `{"archive", "dest"?}`. `*out`: `{"head": handle, "imported":
+/// [handle...], "images": [manifest_digest...]}`. A failed or cancelled import
+/// leaves the destination and the index as they were.
+#[no_mangle]
+pub extern "C" fn msnap_snapshot_import(
+    out: *mut *mut c_char,
+    ctx: *const msnap_context,
+    args: *const c_char,
+    cancel: *const msnap_cancel,
+    progress: msnap_progress_fn,
+    payload: *mut c_void,
+) -> i32 {
+    call(out, || {
+        let home = context(ctx)?;
+        let a: ImportArgs = json_arg(args)?;
+        let m = monitor(cancel, progress, payload)?;
+        let report = archive::import(&home, &a.archive, a.dest.as_deref(), &m)?;
+        let imported = report
+            .imported
+            .iter()
+            .map(|art| handle_json(&home, art))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({
+            "head": handle_json(&home, &report.head)?,
+            "imported": imported,
+            "images": report.images,
+        }))
+    })
+}

@@ -1,0 +1,100 @@
+//! The real microsandbox v0.6.3 exports and the shared hostile corpus.
+mod archive_support;
+use archive_support::*;
+use microsnap::archive;
+use microsnap::error::ErrorCode;
+use microsnap::progress::Monitor;
+use std::fs;
+
+fn tsv(rel: &str) -> Vec<Vec<String>> {
+    fs::read_to_string(vectors(rel))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn v063_exports_import_with_the_expected_heads() {
+    let rows = tsv("archives/heads.tsv");
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        let (file, head, dir_name, order) = (&row[0], &row[1], &row[2], &row[3]);
+        let (_t, home) = new_home();
+        let report = archive::import(
+            &home,
+            &vectors(&format!("archives/{file}")),
+            None,
+            &Monitor::none(),
+        )
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(&report.head.digest, head, "{file}");
+        assert_eq!(
+            report.head.path,
+            home.snapshots_dir().join(dir_name),
+            "{file}"
+        );
+        let got: Vec<&str> = report.imported.iter().map(|a| a.digest.as_str()).collect();
+        let want: Vec<&str> = order.split(',').collect();
+        assert_eq!(got, want, "{file}");
+        // Every imported upper is sparse: v0.6.3 stores them dense (zeros).
+        for art in &report.imported {
+            let upper = art.path.join(&art.manifest.upper.file);
+            assert!(
+                allocated(&upper) < art.manifest.upper.size_bytes / 4,
+                "{file}: {} not sparse",
+                upper.display()
+            );
+        }
+        let indexed: Vec<String> = index_rows(&home).into_iter().map(|(_, d)| d).collect();
+        for d in want {
+            assert!(indexed.iter().any(|x| x == d), "{file}: {d} not indexed");
+        }
+    }
+}
+
+#[test]
+fn reimport_of_the_same_archive_is_idempotent() {
+    let (_t, home) = new_home();
+    let archive_path = vectors("archives/chain-with-parents.tar.zst");
+    let first = archive::import(&home, &archive_path, None, &Monitor::none()).unwrap();
+    let before = tree(&home.snapshots_dir());
+    let second = archive::import(&home, &archive_path, None, &Monitor::none()).unwrap();
+    assert_eq!(first.head.digest, second.head.digest);
+    assert_eq!(tree(&home.snapshots_dir()), before);
+}
+
+#[test]
+fn shared_hostile_corpus_is_refused_and_controls_import() {
+    for row in tsv("hostile/hostile.tsv") {
+        let (file, expected) = (&row[0], &row[1]);
+        let (t, home) = new_home();
+        let dest = t.path().join("dest");
+        fs::create_dir_all(&dest).unwrap();
+        let path = vectors(&format!("hostile/{file}"));
+        let result = archive::import(&home, &path, Some(&dest), &Monitor::none());
+        if file.starts_with('a') {
+            let report = result.unwrap_or_else(|e| panic!("{file}: {e}"));
+            let head = expected.split("sha256:").nth(1).map(|h| &h[..64]).unwrap();
+            assert_eq!(report.head.digest, format!("sha256:{head}"), "{file}");
+        } else {
+            let err = result.expect_err(file);
+            assert!(
+                matches!(
+                    err.code(),
+                    ErrorCode::InvalidArchive | ErrorCode::IntegrityMismatch
+                ),
+                "{file}: {:?} {err}",
+                err.code()
+            );
+            assert_eq!(
+                tree(&dest),
+                Vec::<String>::new(),
+                "{file} left files behind"
+            );
+            assert!(index_rows(&home).is_empty(), "{file} touched the index");
+        }
+    }
+}

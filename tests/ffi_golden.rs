@@ -1,0 +1,246 @@
+//! Golden files pin the JSON every C ABI call returns, so the Go and Python
+//! bindings (whose tests read the same files) cannot drift from the library.
+//! Values that vary between runs (paths, times, snapshot digests) are
+//! normalized; everything else, including key sets and types, is compared.
+//! Set UPDATE_GOLDEN=1 to rewrite the files after an intended change.
+use microsnap::ffi::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::ptr;
+
+struct Normalizer {
+    home: String,
+    digests: HashMap<String, String>,
+    stable: Vec<String>,
+}
+
+impl Normalizer {
+    fn value(&mut self, key: Option<&str>, v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    self.value(Some(k), x);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.value(key, x)),
+            Value::String(s) if key == Some("created_at") => *s = "<time>".into(),
+            // Compressed sizes vary with the (time-stamped) manifests inside.
+            Value::Number(_) if matches!(key, Some("created_at_unix_nanos" | "bytes_written")) => {
+                *v = Value::from(0)
+            }
+            Value::String(s) => *s = self.string(s),
+            _ => {}
+        }
+    }
+
+    fn string(&mut self, s: &str) -> String {
+        let mut s = s.replace(&self.home, "<home>");
+        // Archive directory names are digest prefixes: `sha256-` + 16 hex.
+        let mut j = 0;
+        while let Some(pos) = s[j..].find("sha256-") {
+            let start = j + pos + 7;
+            let end = (start + 16).min(s.len());
+            if end - start == 16 && s[start..end].bytes().all(|b| b.is_ascii_hexdigit()) {
+                s.replace_range(start..end, "<prefix>");
+            }
+            j = start;
+        }
+        // Manifest digests embed created_at, so they differ per run: number
+        // them by first appearance. Image and content digests are stable.
+        let mut i = 0;
+        while let Some(pos) = s[i..].find("sha256:") {
+            let start = i + pos;
+            let end = (start + 71).min(s.len());
+            let cand = s[start..end].to_string();
+            let is_digest = cand.len() == 71 && cand[7..].bytes().all(|b| b.is_ascii_hexdigit());
+            if is_digest && !self.stable.contains(&cand) {
+                let n = self.digests.len() + 1;
+                let name = self.digests.entry(cand.clone()).or_insert(format!("<digest-{n}>")).clone();
+                s.replace_range(start..end, &name);
+                i = start + name.len();
+            } else {
+                i = start + 7;
+            }
+        }
+        s
+    }
+}
+
+fn take(out: *mut c_char) -> Value {
+    assert!(!out.is_null());
+    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_string();
+    unsafe { msnap_string_free(out) };
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+struct Recorder {
+    norm: Normalizer,
+    calls: Vec<(String, i32, Value)>,
+}
+
+impl Recorder {
+    fn record(&mut self, name: &str, status: i32, out: *mut c_char) -> Value {
+        let raw = take(out);
+        let mut v = raw.clone();
+        self.norm.value(None, &mut v);
+        self.calls.push((name.to_string(), status, v));
+        raw
+    }
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+#[test]
+fn every_call_matches_its_golden_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let st = std::process::Command::new("python3")
+        .arg(fixtures().join("make_oci_image.py"))
+        .arg(home.join("images"))
+        .arg("alpine:3.20")
+        .output()
+        .expect("python3");
+    assert!(st.status.success());
+    let image_digest = String::from_utf8(st.stdout).unwrap().trim().to_string();
+    let home = home.canonicalize().unwrap();
+    let mut r = Recorder {
+        norm: Normalizer {
+            home: tmp.path().canonicalize().unwrap().to_string_lossy().into_owned(),
+            digests: HashMap::new(),
+            stable: vec![image_digest],
+        },
+        calls: Vec::new(),
+    };
+
+    let mut ctx: *mut msnap_context = ptr::null_mut();
+    let mut out: *mut c_char = ptr::null_mut();
+    let args = c(&format!(r#"{{"home":"{}"}}"#, home.display()));
+    let s = msnap_context_open(&mut ctx, &mut out, args.as_ptr());
+    r.record("context_open", s, out);
+
+    let mut sb: *mut msnap_sandbox = ptr::null_mut();
+    let a = c(r#"{"name":"baseline","image":"alpine:3.20","size_bytes":16777216}"#);
+    let s = msnap_sandbox_create(&mut sb, &mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let created = r.record("sandbox_create", s, out);
+    let upper = created["upper_path"].as_str().unwrap().to_string();
+    std::fs::write(&upper, b"").ok(); // keep size: rewrite below
+    let f = std::fs::OpenOptions::new().write(true).open(&upper).unwrap();
+    f.set_len(16 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, b"golden data", 4096).unwrap();
+    drop(f);
+    let s = msnap_sandbox_info(&mut out, sb);
+    r.record("sandbox_info", s, out);
+    let s = msnap_sandbox_stop(&mut out, sb);
+    r.record("sandbox_stop", s, out);
+    assert_eq!(msnap_sandbox_free(sb), MSNAP_OK);
+    let a = c(r#"{"name":"baseline"}"#);
+    let s = msnap_sandbox_get(&mut out, ctx, a.as_ptr());
+    r.record("sandbox_get", s, out);
+    let s = msnap_sandbox_list(&mut out, ctx, ptr::null());
+    r.record("sandbox_list", s, out);
+    let s = msnap_image_list(&mut out, ctx, ptr::null());
+    r.record("image_list", s, out);
+
+    let a = c(r#"{"source_sandbox":"baseline","name":"base","labels":{"stage":"post-deps"},"record_integrity":true}"#);
+    let s = msnap_snapshot_create(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    r.record("snapshot_create", s, out);
+    let a = c(r#"{"ref":"base"}"#);
+    let s = msnap_snapshot_open(&mut out, ctx, a.as_ptr());
+    r.record("snapshot_open", s, out);
+    let s = msnap_snapshot_get(&mut out, ctx, a.as_ptr());
+    r.record("snapshot_get", s, out);
+    let s = msnap_snapshot_verify(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    r.record("snapshot_verify", s, out);
+
+    let a = c(r#"{"name":"fork","snapshot":"base"}"#);
+    let s = msnap_sandbox_create(&mut sb, &mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    r.record("sandbox_create_from_snapshot", s, out);
+    let s = msnap_sandbox_stop(&mut out, sb);
+    r.record("sandbox_stop_fork", s, out);
+    assert_eq!(msnap_sandbox_free(sb), MSNAP_OK);
+    let a = c(r#"{"source_sandbox":"fork","name":"child"}"#);
+    let s = msnap_snapshot_create(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    r.record("snapshot_create_child", s, out);
+    let s = msnap_snapshot_list(&mut out, ctx, ptr::null());
+    r.record("snapshot_list", s, out);
+
+    // A malformed artifact beside the good ones shows up in `skipped`.
+    let bad = home.join("snapshots/broken");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("manifest.json"), b"{\"schema\":2}").unwrap();
+    let a = c(&format!(r#"{{"dir":"{}"}}"#, home.join("snapshots").display()));
+    let s = msnap_snapshot_list_dir(&mut out, ctx, a.as_ptr());
+    r.record("snapshot_list_dir", s, out);
+    let s = msnap_snapshot_reindex(&mut out, ctx, ptr::null());
+    r.record("snapshot_reindex", s, out);
+
+    let a = c(r#"{"ref":"base"}"#);
+    let s = msnap_snapshot_remove(&mut out, ctx, a.as_ptr());
+    r.record("error_has_children", s, out);
+    // (after the import below, another copy of "base" exists, and removing
+    // one copy no longer orphans its child)
+    let archive_path = tmp.path().join("base.tar.zst");
+    let a = c(&format!(r#"{{"ref":"child","out":"{}","with_parents":true}}"#, archive_path.display()));
+    let s = msnap_snapshot_export(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let exported = r.record("snapshot_export", s, out);
+    assert_eq!(exported["snapshots"].as_array().map(|v| v.len()), Some(2));
+    let dest = home.join("elsewhere");
+    let a = c(&format!(r#"{{"archive":"{}","dest":"{}"}}"#, archive_path.display(), dest.display()));
+    let s = msnap_snapshot_import(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    r.record("snapshot_import", s, out);
+    let not_archive = tmp.path().join("not-an-archive");
+    std::fs::write(&not_archive, b"hello").unwrap();
+    let a = c(&format!(r#"{{"archive":"{}"}}"#, not_archive.display()));
+    let s = msnap_snapshot_import(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    r.record("error_invalid_archive", s, out);
+
+    // Error objects.
+    let a = c(r#"{"ref":"nope"}"#);
+    let s = msnap_snapshot_get(&mut out, ctx, a.as_ptr());
+    r.record("error_snapshot_not_found", s, out);
+    let a = c(r#"{"ref":"base","bogus":1}"#);
+    let s = msnap_snapshot_get(&mut out, ctx, a.as_ptr());
+    r.record("error_unknown_field", s, out);
+    let base_upper = home.join("snapshots/base/upper.ext4");
+    let f = std::fs::OpenOptions::new().write(true).open(&base_upper).unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, b"X", 4096).unwrap();
+    drop(f);
+    let a = c(r#"{"ref":"base"}"#);
+    let s = msnap_snapshot_verify(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    r.record("error_integrity_mismatch", s, out);
+
+    let a = c(r#"{"ref":"child"}"#);
+    let s = msnap_snapshot_remove(&mut out, ctx, a.as_ptr());
+    r.record("snapshot_remove", s, out);
+    let a = c(r#"{"name":"fork"}"#);
+    let s = msnap_sandbox_remove(&mut out, ctx, a.as_ptr());
+    r.record("sandbox_remove", s, out);
+    assert_eq!(msnap_context_close(ctx), MSNAP_OK);
+
+    let golden_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatches = Vec::new();
+    for (name, status, value) in &r.calls {
+        let doc = serde_json::json!({ "status": status, "out": value });
+        let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+        let path = golden_dir.join(format!("{name}.json"));
+        if update {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        if want != text {
+            mismatches.push(format!("{name}: golden\n{want}\ngot\n{text}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "golden mismatch (UPDATE_GOLDEN=1 to accept):\n{}", mismatches.join("\n"));
+}
