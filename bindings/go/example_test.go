@@ -196,3 +196,52 @@ func ExampleContextWithProgress() {
 	// Output:
 	// true true
 }
+
+// Move a snapshot between homes: export it with its base image, import it
+// elsewhere, and boot a sandbox from it there.
+func Example_exportImport() {
+	dir, cleanup := exampleHomeDir()
+	defer cleanup()
+	ctx := context.Background()
+	src, err := m.OpenHome(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+	sb, err := src.CreateSandbox(ctx, "baseline", m.WithImage("alpine:3.20"), m.WithUpperSize(16<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = sb.Stop(ctx)
+	_ = sb.Close()
+	snap, err := src.Snapshot.Create(ctx, "baseline", m.SnapshotCreateOptions{Name: "after-pip-install", RecordIntegrity: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	archive := filepath.Join(dir, "snap.tar.zst")
+	if err := src.Snapshot.Export(ctx, "after-pip-install", archive, m.SnapshotExportOptions{WithParents: true, WithImage: true}); err != nil {
+		log.Fatal(err)
+	}
+
+	elsewhere, err := m.OpenHome(filepath.Join(dir, "elsewhere"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer elsewhere.Close()
+	h, err := elsewhere.Snapshot.Import(ctx, archive, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(h.Digest() == snap.Digest(), h.ImageRef())
+
+	worker, err := elsewhere.CreateSandbox(ctx, "worker", m.WithSnapshot(h.Digest()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer worker.Close()
+	fmt.Println(worker.Name())
+	// Output:
+	// true alpine:3.20
+	// worker
+}

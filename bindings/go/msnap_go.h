@@ -41,4 +41,14 @@ static inline int32_t go_sandbox_create(msnap_sandbox **out_sandbox, char **out,
 	return msnap_sandbox_create(out_sandbox, out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
 }
 
+static inline int32_t go_snapshot_export(char **out, const msnap_context *ctx, const char *args,
+                                         const msnap_cancel *cancel, uintptr_t monitor) {
+	return msnap_snapshot_export(out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
+}
+
+static inline int32_t go_snapshot_import(char **out, const msnap_context *ctx, const char *args,
+                                         const msnap_cancel *cancel, uintptr_t monitor) {
+	return msnap_snapshot_import(out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
+}
+
 #endif /* MSNAP_GO_H */

@@ -71,8 +71,19 @@ func pageVerify(ctx context.Context, snap *m.SnapshotArtifact) error {
 	return nil
 }
 
-// Compiled, not run: they write to /srv.
+// Compiled, not run: they write to /srv and /tmp/snap.tar.zst
+// (archive_test.go runs the export/import snippets on a temporary path).
 var _ = func(ctx context.Context, h *m.SandboxHandle) error {
+	{
+		err := m.Snapshot.Export(ctx, "after-pip-install", "/tmp/snap.tar.zst",
+			m.SnapshotExportOptions{WithParents: true},
+		)
+		_ = err
+	}
+	{
+		h, err := m.Snapshot.Import(ctx, "/tmp/snap.tar.zst", "")
+		_, _ = h, err
+	}
 	n, err := m.Snapshot.Reindex(ctx, "/srv/snapshots")
 	fmt.Printf("indexed %d snapshots \n ", n)
 	snap, err := h.SnapshotTo(ctx, "/srv/snapshots/baseline")
