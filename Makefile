@@ -7,10 +7,18 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib release header test test-install test-go test-rust test-c test-c-asan test-c-valgrind test-go test-python \
+.PHONY: all lib cli demo release header test test-install test-go test-rust test-c test-c-asan test-c-valgrind test-go test-python \
         install clean demo bench
 
-all: lib
+all: lib cli
+
+# The command-line tool, built from the Go binding.
+cli: lib
+	@mkdir -p bin
+	cd bindings/go && go build -o ../../bin/microsnap ./cmd/microsnap
+
+demo: cli
+	bash tools/demo.sh
 
 lib:
 	$(CARGO) build --lib

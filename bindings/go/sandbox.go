@@ -22,6 +22,7 @@ type sandboxCreateArgs struct {
 	Upper     string  `json:"upper,omitempty"`
 	Fstype    string  `json:"fstype,omitempty"`
 	SizeBytes *uint64 `json:"size_bytes,omitempty"`
+	Start     *bool   `json:"start,omitempty"`
 }
 
 // WithSnapshot boots the sandbox from a private copy of a snapshot's upper
@@ -150,6 +151,27 @@ func (h *Home) CreateSandbox(ctx context.Context, name string, opts ...SandboxOp
 		return nil, err
 	}
 	return newSandbox(h, native, info), nil
+}
+
+// NewSandbox creates a sandbox on this home without starting it: its state
+// reads "created" until something starts it (SandboxHandle.Start). This is
+// what a command-line tool wants, since a running sandbox lives only as
+// long as the process holding it.
+func (h *Home) NewSandbox(ctx context.Context, name string, opts ...SandboxOption) (*SandboxHandle, error) {
+	no := false
+	args := sandboxCreateArgs{Name: name, Start: &no}
+	for _, o := range opts {
+		o(&args)
+	}
+	var info sandboxJSON
+	err := h.long(ctx, "sandbox_create", args, &info,
+		func(out **C.char, ctxNative *C.msnap_context, args *C.char, cancel *C.msnap_cancel, monitor C.uintptr_t) C.int32_t {
+			return C.go_sandbox_create(nil, out, ctxNative, args, cancel, monitor)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &SandboxHandle{home: h, s: info}, nil
 }
 
 func newSandbox(h *Home, native *C.msnap_sandbox, info sandboxJSON) *Sandbox {

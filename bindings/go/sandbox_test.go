@@ -210,3 +210,27 @@ func TestSandboxRefusesQcow2WithBackingFile(t *testing.T) {
 		t.Fatalf("adopting a qcow2 with a backing file: %v, want ErrUnsupported", err)
 	}
 }
+
+func TestNewSandboxIsCreatedNotRunning(t *testing.T) {
+	ctx := context.Background()
+	h := newHome(t)
+	sb, err := h.NewSandbox(ctx, "idle", m.WithImage(testImage), m.WithUpperSize(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.State() != "created" {
+		t.Fatalf("state %q, want created", sb.State())
+	}
+	// Not running, so it can be snapshotted and started right away.
+	if _, err := sb.Snapshot(ctx, "idle-snap"); err != nil {
+		t.Fatal(err)
+	}
+	running, err := sb.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	if err := running.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
