@@ -7,7 +7,7 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib cli demo release header test test-install test-go test-rust test-c test-c-asan test-c-valgrind test-go test-python \
+.PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python \
         install clean demo bench
 
 all: lib cli
@@ -30,7 +30,7 @@ release:
 header:
 	$(CARGO) run --quiet --example gen-header -- include/microsnap.h
 
-test: test-rust test-c test-install test-go
+test: test-rust test-c test-install test-go test-python
 
 test-rust:
 	$(CARGO) test
@@ -67,6 +67,10 @@ test-c-valgrind: $(C_TESTS)
 # ---- Go ----
 test-go: lib
 	cd bindings/go && go vet ./... && go test -race -count=1 ./...
+
+# ---- Python ----
+test-python: lib
+	MICROSNAP_LIB=$(abspath $(LIB)) python3 -m pytest -q bindings/python/tests
 
 # ---- packaging ----
 # INSTALL_PROFILE=debug installs the test build (what test-install uses, to
