@@ -289,8 +289,12 @@ pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, File)> {
 /// Mark a sandbox stopped without a live handle: the way to clear a crashed
 /// record. A running sandbox (lock held) must be stopped through its handle.
 pub fn stop(home: &Home, name: &str) -> Result<Sandbox> {
-    let (_, _lock) = hold(home, name)?;
-    set_status(home.db(), name, SandboxStatus::Stopped)?;
+    {
+        let (_, _lock) = hold(home, name)?;
+        set_status(home.db(), name, SandboxStatus::Stopped)?;
+    }
+    // Read back only after releasing the lock: while we hold it, `get`
+    // would see a holder and report the sandbox as running.
     get(home, name)
 }
 
