@@ -12,7 +12,7 @@ use crate::home::{validate_bare_name, Home};
 use crate::image;
 use crate::manifest::{DiskFormat, ImagePin};
 use crate::progress::Monitor;
-use crate::publish::{try_lock_exclusive, Staging};
+use crate::publish::{try_lock_exclusive, try_lock_shared, Staging};
 use crate::sandbox_table::{self, SandboxRow, SandboxStatus};
 use crate::snapshot;
 use crate::sparse;
@@ -248,8 +248,18 @@ fn new_row(
     }
 }
 
-/// Open the lock file and take the lock, or `SandboxRunning` if someone holds it.
-fn acquire(dir: &Path, name: &str) -> Result<File> {
+/// How a lock file is held: exclusively by a running sandbox (and by
+/// removal), shared by readers of its upper such as snapshot copies, which
+/// may overlap one another but not a run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LockMode {
+    Exclusive,
+    Shared,
+}
+
+/// Open the lock file and take the lock, or `SandboxRunning` if a
+/// conflicting holder has it.
+fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
         .read(true)
@@ -258,7 +268,11 @@ fn acquire(dir: &Path, name: &str) -> Result<File> {
         .truncate(false)
         .open(&path)
         .ctx("open lock", &path)?;
-    if try_lock_exclusive(&f).ctx("lock", &path)? {
+    let locked = match mode {
+        LockMode::Exclusive => try_lock_exclusive(&f),
+        LockMode::Shared => try_lock_shared(&f),
+    };
+    if locked.ctx("lock", &path)? {
         Ok(f)
     } else {
         Err(Error::SandboxRunning(name.to_string()))
@@ -268,7 +282,7 @@ fn acquire(dir: &Path, name: &str) -> Result<File> {
 /// Start a stopped, crashed or never-started sandbox.
 pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
     let row = get_row(home, name)?;
-    let lock = acquire(&home.sandboxes_dir().join(&row.name), name)?;
+    let lock = acquire(&home.sandboxes_dir().join(&row.name), name, LockMode::Exclusive)?;
     set_status(home.db(), name, SandboxStatus::Running)?;
     Ok(RunningSandbox {
         home: home.clone(),
@@ -279,10 +293,12 @@ pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
 
 /// Hold a sandbox still (its lock) while something reads its upper, e.g. a
 /// snapshot copy, so it cannot be started meanwhile. Fails with
-/// `SandboxRunning` if it is running.
+/// `SandboxRunning` if it is running. The hold is shared: several readers
+/// (two snapshots of one sandbox) may hold it at once, and a held sandbox
+/// does not read as running.
 pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, File)> {
     let row = get_row(home, name)?;
-    let lock = acquire(&home.sandboxes_dir().join(&row.name), name)?;
+    let lock = acquire(&home.sandboxes_dir().join(&row.name), name, LockMode::Shared)?;
     Ok((to_sandbox(home, row, false), lock))
 }
 
@@ -323,8 +339,10 @@ pub fn list(home: &Home) -> Result<Vec<Sandbox>> {
 
 /// Remove a sandbox that is not running: its record and its directory.
 pub fn remove(home: &Home, name: &str) -> Result<()> {
-    let (sb, lock) = hold(home, name)?;
-    let dir = home.sandboxes_dir().join(&sb.name);
+    // Exclusive: never pull the directory from under a snapshot copy.
+    let row = get_row(home, name)?;
+    let dir = home.sandboxes_dir().join(&row.name);
+    let lock = acquire(&dir, name, LockMode::Exclusive)?;
     let trash = Staging::new(home, &home.sandboxes_dir(), "remove")?;
     trash.take(&dir)?;
     drop(lock);
@@ -336,8 +354,9 @@ pub fn remove(home: &Home, name: &str) -> Result<()> {
 fn is_locked(dir: &Path) -> bool {
     match File::open(dir.join(LOCK_FILE)) {
         // Taking the lock for an instant is the only reliable liveness test;
-        // dropping the file releases it again.
-        Ok(f) => !try_lock_exclusive(&f).unwrap_or(true),
+        // dropping the file releases it again. Shared, so that readers
+        // holding it shared (snapshot copies) do not count as running.
+        Ok(f) => !try_lock_shared(&f).unwrap_or(true),
         Err(_) => false,
     }
 }
