@@ -12,7 +12,7 @@ use crate::home::{validate_bare_name, Home};
 use crate::image;
 use crate::manifest::{DiskFormat, ImagePin};
 use crate::progress::Monitor;
-use crate::publish::{try_lock_exclusive, try_lock_shared, Staging};
+use crate::publish::{self, try_lock_exclusive, try_lock_shared, Staging};
 use crate::sandbox_table::{self, SandboxRow, SandboxStatus};
 use crate::snapshot;
 use crate::sparse;
@@ -90,7 +90,23 @@ pub enum SandboxSource {
 pub struct RunningSandbox {
     home: Home,
     name: String,
-    _lock: File,
+    _lock: SandboxLock,
+}
+
+/// A held sandbox lock, released when dropped. It unlocks explicitly
+/// rather than just closing: a flock belongs to the open file description,
+/// which a process forked meanwhile by another thread (any host that spawns
+/// processes) shares until it execs, so a plain close could leave a stopped
+/// sandbox locked, reading as running, for a moment.
+#[derive(Debug)]
+pub struct SandboxLock(File);
+
+impl Drop for SandboxLock {
+    fn drop(&mut self) {
+        // Nothing useful to do on failure: the close that follows is the
+        // fallback, and the lock goes with the last descriptor anyway.
+        let _ = publish::unlock(&self.0);
+    }
 }
 
 impl RunningSandbox {
@@ -259,7 +275,7 @@ enum LockMode {
 
 /// Open the lock file and take the lock, or `SandboxRunning` if a
 /// conflicting holder has it.
-fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<File> {
+fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<SandboxLock> {
     let path = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
         .read(true)
@@ -273,7 +289,7 @@ fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<File> {
         LockMode::Shared => try_lock_shared(&f),
     };
     if locked.ctx("lock", &path)? {
-        Ok(f)
+        Ok(SandboxLock(f))
     } else {
         Err(Error::SandboxRunning(name.to_string()))
     }
@@ -296,7 +312,7 @@ pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
 /// `SandboxRunning` if it is running. The hold is shared: several readers
 /// (two snapshots of one sandbox) may hold it at once, and a held sandbox
 /// does not read as running.
-pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, File)> {
+pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, SandboxLock)> {
     let row = get_row(home, name)?;
     let lock = acquire(&home.sandboxes_dir().join(&row.name), name, LockMode::Shared)?;
     Ok((to_sandbox(home, row, false), lock))
@@ -356,7 +372,13 @@ fn is_locked(dir: &Path) -> bool {
         // Taking the lock for an instant is the only reliable liveness test;
         // dropping the file releases it again. Shared, so that readers
         // holding it shared (snapshot copies) do not count as running.
-        Ok(f) => !try_lock_shared(&f).unwrap_or(true),
+        Ok(f) => match try_lock_shared(&f) {
+            Ok(true) => {
+                drop(SandboxLock(f));
+                false
+            }
+            Ok(false) | Err(_) => true,
+        },
         Err(_) => false,
     }
 }
