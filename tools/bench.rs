@@ -589,6 +589,15 @@ fn machine() -> Vec<String> {
     ]
 }
 
+/// `MICROSNAP_BENCH_ONLY=create,verify,archive,rss,sandbox,index` runs only
+/// those groups (for re-measuring one change); unset runs everything.
+fn wanted(group: &str) -> bool {
+    match std::env::var("MICROSNAP_BENCH_ONLY") {
+        Ok(list) if !list.is_empty() => list.split(',').any(|g| g.trim() == group),
+        _ => true,
+    }
+}
+
 fn run() -> Res<()> {
     let started = Instant::now();
     let reps: usize = std::env::var("MICROSNAP_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
@@ -641,24 +650,30 @@ fn run() -> Res<()> {
     let mut b = Bench { reps, home, work: work.clone(), rows: Vec::new(), extra: Vec::new(), counter: 0 };
 
     eprintln!("snapshot create");
-    for s in ["f1", "f2", "f3"] {
-        b.create_row(s, false)?;
+    if wanted("create") {
+        for s in ["f1", "f2", "f3"] {
+            b.create_row(s, false)?;
+        }
     }
     let mut merkle = BTreeMap::new();
     for s in ["f1", "f2"] {
-        let art = b.create_row(s, true)?.ok_or("no snapshot kept")?;
+        let art = if wanted("create") {
+            b.create_row(s, true)?.ok_or("no snapshot kept")?
+        } else {
+            b.snapshot(s, Some(Algorithm::MerkleSha256V1))?
+        };
         merkle.insert(s, art);
     }
     merkle.insert("f3", b.snapshot("f3", Some(Algorithm::MerkleSha256V1))?);
 
     eprintln!("verify");
     let targets = [("f1", "F1", 0.02, "≤ 0.02×"), ("f2", "F2", 0.007, "≤ 0.007×"), ("f3", "F3", 0.6, "≤ 0.6×")];
-    for (s, label, limit, target) in targets {
+    for (s, label, limit, target) in targets.into_iter().filter(|_| wanted("verify")) {
         let art = merkle[s].clone();
         b.verify_row(&art, label, Algorithm::MerkleSha256V1, Some(limit), target)?;
     }
     let msb_reps = reps.min(3);
-    for s in ["f1", "f2"] {
+    for s in ["f1", "f2"].into_iter().filter(|_| wanted("verify")) {
         let art = b.snapshot(s, Some(Algorithm::MsbSparseSha256V1))?;
         let saved = b.reps;
         b.reps = msb_reps;
@@ -668,7 +683,7 @@ fn run() -> Res<()> {
     }
 
     eprintln!("export / import");
-    for s in ["f1", "f2"] {
+    for s in ["f1", "f2"].into_iter().filter(|_| wanted("archive")) {
         let art = merkle[s].clone();
         let label = fixture_label(s);
         let (ours, peer) = b.export_row(&art, label, false)?;
@@ -676,7 +691,7 @@ fn run() -> Res<()> {
         rm(&ours);
         rm(&peer);
     }
-    {
+    if wanted("archive") {
         let art = merkle["f1"].clone();
         let saved = b.reps;
         b.reps = reps.min(3);
@@ -688,7 +703,7 @@ fn run() -> Res<()> {
     }
 
     eprintln!("peak RSS");
-    {
+    if wanted("rss") {
         let art = &merkle["f1"];
         let out = work.join("rss.tar.zst");
         let root = b.home.root().display().to_string();
@@ -709,7 +724,7 @@ fn run() -> Res<()> {
     }
 
     eprintln!("sandbox from snapshot");
-    {
+    if wanted("sandbox") {
         let art = merkle["f1"].clone();
         let upper = art.upper_path();
         let peer_dst = work.join("cp-dst");
@@ -738,7 +753,7 @@ fn run() -> Res<()> {
     }
 
     eprintln!("index: get and list");
-    {
+    if wanted("index") {
         let template = merkle["f2"].clone();
         let big = home_with_snapshots(&work.join("home-10k"), &template, 10_000)?;
         let small = home_with_snapshots(&work.join("home-10"), &template, 10)?;
@@ -760,19 +775,21 @@ fn run() -> Res<()> {
             }
             Ok(d)
         };
-        let go_dir = Path::new(REPO).join("bindings/go");
-        if go_dir.is_dir() && Path::new(REPO).join("tools/bench-go-list/main.go").is_file() {
+        let binding = std::env::var_os("MICROSNAP_BENCH_GO_BINDING")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(REPO).join("bindings/go"));
+        if binding.is_dir() {
+            let exe = build_go_list(&binding, &work)?;
             let root = big.root().display().to_string();
             let go = |_| -> Res<Duration> {
-                let out = Command::new("go")
-                    .args(["run", "./tools/bench-go-list", &root])
-                    .current_dir(REPO)
-                    .output()?;
+                let out = Command::new(&exe).args([&root, "10000"]).output()?;
                 let text = String::from_utf8_lossy(&out.stdout);
                 let ns: u64 = text
                     .lines()
                     .find_map(|l| l.strip_prefix("LIST_NS=")?.trim().parse().ok())
-                    .ok_or_else(|| format!("go list bench printed no LIST_NS: {text} {}", String::from_utf8_lossy(&out.stderr)))?;
+                    .ok_or_else(|| {
+                        format!("bench-go-list printed no LIST_NS: {text} {}", String::from_utf8_lossy(&out.stderr))
+                    })?;
                 Ok(Duration::from_nanos(ns))
             };
             let samples = alternate(reps, go, rust_list)?;
@@ -822,9 +839,58 @@ fn run() -> Res<()> {
         out.push_str(&format!("- {e}\n"));
     }
     println!("{out}");
-    write_doc(&out)?;
+    if std::env::var("MICROSNAP_BENCH_ONLY").map_or(true, |v| v.is_empty()) {
+        write_doc(&out)?;
+    } else {
+        eprintln!("partial run (MICROSNAP_BENCH_ONLY): docs/BENCHMARKS.md left as it was");
+    }
     rm(&work);
     Ok(())
+}
+
+/// Build tools/bench-go-list against the binding at `binding`, linked to
+/// this release build's library through a generated pkg-config file.
+fn build_go_list(binding: &Path, work: &Path) -> Res<PathBuf> {
+    let release = Path::new(REPO).join("target/release");
+    let lib = release.join("libmicrosnap.so");
+    if !lib.exists() {
+        return Err(format!("{} is missing: run `cargo build --release --lib`", lib.display()).into());
+    }
+    let soname = release.join("libmicrosnap.so.0");
+    if !soname.exists() {
+        std::os::unix::fs::symlink("libmicrosnap.so", &soname)?;
+    }
+    let include = binding.join("../../include");
+    let dir = work.join("go-list");
+    fs::create_dir_all(&dir)?;
+    fs::copy(Path::new(REPO).join("tools/bench-go-list/main.go"), dir.join("main.go"))?;
+    fs::write(
+        dir.join("go.mod"),
+        format!(
+            "module benchgolist\n\ngo 1.24\n\nrequire github.com/microsnap/microsnap/bindings/go v0.0.0\n\n\
+             replace github.com/microsnap/microsnap/bindings/go => {}\n",
+            fs::canonicalize(binding)?.display()
+        ),
+    )?;
+    fs::write(
+        dir.join("microsnap.pc"),
+        format!(
+            "Name: microsnap\nDescription: bench build\nVersion: 0\nCflags: -I{}\n\
+             Libs: -L{} -lmicrosnap -Wl,-rpath,{}\n",
+            fs::canonicalize(include)?.display(),
+            release.display(),
+            release.display()
+        ),
+    )?;
+    let out = Command::new("go")
+        .args(["build", "-tags", "microsnap_pkgconfig", "-o", "bench-go-list", "."])
+        .current_dir(&dir)
+        .env("PKG_CONFIG_PATH", &dir)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("go build of bench-go-list failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(dir.join("bench-go-list"))
 }
 
 const BEGIN: &str = "<!-- bench:begin (written by `make bench`) -->";
