@@ -163,8 +163,9 @@ pub fn copy_and_compute(
         size: meta.len(),
         extents: &extents,
     };
-    // The length is set by finish; the hash takes the source's length, and
-    // reads nothing past the last data extent anyway.
+    // The final length now, not only in finish: the last leaf holding data
+    // may reach past the copy's last data byte, and must read zeros there.
+    out.file().set_len(meta.len()).ctx("set length of", dst)?;
     let digest = digest_of(&input, algorithm, monitor)?;
     out.finish(meta.len())?;
     Ok((copied, format!("sha256:{}", hex(&digest))))

@@ -157,7 +157,8 @@ pub fn create(
             let (src, dst) = (art.upper_path(), staging.path().join(&file));
             // Never boot from a corrupted snapshot: recorded integrity is
             // checked, in the same pass as the copy when the algorithm allows.
-            match m.upper.integrity.as_ref().map(|i| (i, Algorithm::from_name(&i.algorithm))) {
+            let recorded = m.upper.integrity.as_ref();
+            match recorded.map(|i| (i, Algorithm::from_name(&i.algorithm))) {
                 Some((rec, Some(algorithm))) => {
                     integrity::copy_and_check(&src, &dst, algorithm, &rec.digest, monitor)?;
                 }

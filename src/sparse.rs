@@ -258,19 +258,16 @@ impl Drop for CopyDestination {
 /// error (an old kernel, a filesystem without it) changes nothing about
 /// correctness, since fsync follows.
 pub fn start_writeback(file: &File, offset: u64, len: u64) {
-    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len))
-    else {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
         return;
     };
     // SAFETY: sync_file_range only reads its integer arguments; the
     // descriptor is borrowed from a live File for the duration of the call.
     let _ = unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset,
-            len,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
     };
 }
 
@@ -366,7 +363,6 @@ impl SparseCopy<'_, '_> {
         }
         Ok(copied)
     }
-
 }
 
 fn source_shrank() -> io::Error {
@@ -543,7 +539,9 @@ mod tests {
         };
         let copied = copy.run(CopyMethod::ReadWrite).unwrap();
         // What copy_sparse's CopyDestination::finish does after run().
-        dst_file.set_len(src_file.metadata().unwrap().len()).unwrap();
+        dst_file
+            .set_len(src_file.metadata().unwrap().len())
+            .unwrap();
         let expected: u64 = data_extents(&src_file).unwrap().iter().map(|e| e.len).sum();
         assert_eq!(copied, expected);
         assert_eq!(fs::read(&src).unwrap(), fs::read(&dst).unwrap());

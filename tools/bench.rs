@@ -228,12 +228,20 @@ fn build_f1(out: &Path, cache: &Path) -> Res<()> {
         q(Path::new(&stdlib)),
         q(&python)
     ))?;
-    sh(&format!("tar -C /usr/share/doc -cf - . | tar -C {} -xf -", q(&doc)))?;
+    sh(&format!(
+        "tar -C /usr/share/doc -cf - . | tar -C {} -xf -",
+        q(&doc)
+    ))?;
     // Cap the tree: drop the largest files until it fits.
-    let size: u64 = sh_out(&format!("du -sb {} | cut -f1", q(&tree))).parse().unwrap_or(0);
+    let size: u64 = sh_out(&format!("du -sb {} | cut -f1", q(&tree)))
+        .parse()
+        .unwrap_or(0);
     if size > TREE_CAP {
         let mut excess = size - TREE_CAP;
-        let list = sh_out(&format!("find {} -type f -printf '%s %p\\n' | sort -rn", q(&tree)));
+        let list = sh_out(&format!(
+            "find {} -type f -printf '%s %p\\n' | sort -rn",
+            q(&tree)
+        ));
         for line in list.lines() {
             if excess == 0 {
                 break;
@@ -289,10 +297,21 @@ fn child(args: &[String]) {
         let home = Home::open(Path::new(&args[1]))?;
         match args[0].as_str() {
             "export" => {
-                archive::export(&home, &args[2], Path::new(&args[3]), &ExportOptions::default(), &Monitor::none())?;
+                archive::export(
+                    &home,
+                    &args[2],
+                    Path::new(&args[3]),
+                    &ExportOptions::default(),
+                    &Monitor::none(),
+                )?;
             }
             "import" => {
-                archive::import(&home, Path::new(&args[2]), Some(Path::new(&args[3])), &Monitor::none())?;
+                archive::import(
+                    &home,
+                    Path::new(&args[2]),
+                    Some(Path::new(&args[3])),
+                    &Monitor::none(),
+                )?;
             }
             other => return Err(format!("unknown child op {other}").into()),
         }
@@ -308,7 +327,10 @@ fn child(args: &[String]) {
 }
 
 fn child_peak(args: &[&str]) -> Res<u64> {
-    let out = Command::new(std::env::current_exe()?).arg("--child").args(args).output()?;
+    let out = Command::new(std::env::current_exe()?)
+        .arg("--child")
+        .args(args)
+        .output()?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
     }
@@ -348,7 +370,12 @@ impl Bench {
             integrity_algorithm: algorithm,
             ..CreateOptions::default()
         };
-        Ok(snapshot::create(&self.home, sandbox, &opts, &Monitor::none())?)
+        Ok(snapshot::create(
+            &self.home,
+            sandbox,
+            &opts,
+            &Monitor::none(),
+        )?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -400,7 +427,8 @@ impl Bench {
                     record_integrity: integrity,
                     ..CreateOptions::default()
                 };
-                let (d, art) = timed(|| Ok(snapshot::create(&home, sandbox, &opts, &Monitor::none())?))?;
+                let (d, art) =
+                    timed(|| Ok(snapshot::create(&home, sandbox, &opts, &Monitor::none())?))?;
                 names.push(name);
                 kept = Some(art);
                 Ok(d)
@@ -422,15 +450,34 @@ impl Bench {
             snapshot::remove(&self.home, n, true)?;
         }
         let (op, target, limit) = if integrity {
-            ("snapshot create with integrity (merkle), durable", "≤ 1.5", 1.5)
+            (
+                "snapshot create with integrity (merkle), durable",
+                "≤ 1.5",
+                1.5,
+            )
         } else {
             ("snapshot create without integrity, durable", "≤ 1.1", 1.1)
         };
-        self.push(op, fixture_label(sandbox), "`cp --sparse=always --reflink=auto && sync DST`", samples, target, Some(limit), String::new());
+        self.push(
+            op,
+            fixture_label(sandbox),
+            "`cp --sparse=always --reflink=auto && sync DST`",
+            samples,
+            target,
+            Some(limit),
+            String::new(),
+        );
         Ok(kept)
     }
 
-    fn verify_row(&mut self, art: &Artifact, fixture: &'static str, algorithm: Algorithm, limit: Option<f64>, target: &str) -> Res<()> {
+    fn verify_row(
+        &mut self,
+        art: &Artifact,
+        fixture: &'static str,
+        algorithm: Algorithm,
+        limit: Option<f64>,
+        target: &str,
+    ) -> Res<()> {
         let upper = art.upper_path();
         let samples = alternate(
             self.reps,
@@ -445,51 +492,121 @@ impl Bench {
                 1.0 / median(&samples.1).as_secs_f64()
             ));
         }
-        self.push(&format!("verify, {}", algorithm.name()), fixture, "`openssl dgst -sha256 FILE`", samples, target, limit, String::new());
+        self.push(
+            &format!("verify, {}", algorithm.name()),
+            fixture,
+            "`openssl dgst -sha256 FILE`",
+            samples,
+            target,
+            limit,
+            String::new(),
+        );
         Ok(())
     }
 
-    fn export_row(&mut self, art: &Artifact, fixture: &'static str, dense: bool) -> Res<(PathBuf, PathBuf)> {
+    fn export_row(
+        &mut self,
+        art: &Artifact,
+        fixture: &'static str,
+        dense: bool,
+    ) -> Res<(PathBuf, PathBuf)> {
         let ours_out = self.work.join(format!("ours-{fixture}-{dense}.tar.zst"));
         let peer_out = self.work.join(format!("gnu-{fixture}-{dense}.tar.zst"));
         let upper = art.upper_path();
         let dir = upper.parent().ok_or("upper has no parent")?.to_path_buf();
-        let file = upper.file_name().ok_or("no file name")?.to_string_lossy().into_owned();
+        let file = upper
+            .file_name()
+            .ok_or("no file name")?
+            .to_string_lossy()
+            .into_owned();
         let opts = ExportOptions {
             dense,
             ..ExportOptions::default()
         };
         let path_ref = art.path.display().to_string();
         let peer_cmd = if dense {
-            format!("tar -C {} -cf - {} | zstd -q -3 -T1 > {}", q(&dir), q(Path::new(&file)), q(&peer_out))
+            format!(
+                "tar -C {} -cf - {} | zstd -q -3 -T1 > {}",
+                q(&dir),
+                q(Path::new(&file)),
+                q(&peer_out)
+            )
         } else {
-            format!("tar --sparse -C {} -cf - {} | zstd -q -3 -T0 > {}", q(&dir), q(Path::new(&file)), q(&peer_out))
+            format!(
+                "tar --sparse -C {} -cf - {} | zstd -q -3 -T0 > {}",
+                q(&dir),
+                q(Path::new(&file)),
+                q(&peer_out)
+            )
         };
         let home = &self.home;
         let samples = alternate(
             self.reps,
             |_| {
                 rm(&ours_out);
-                Ok(timed(|| Ok(archive::export(home, &path_ref, &ours_out, &opts, &Monitor::none())?))?.0)
+                Ok(timed(|| {
+                    Ok(archive::export(
+                        home,
+                        &path_ref,
+                        &ours_out,
+                        &opts,
+                        &Monitor::none(),
+                    )?)
+                })?
+                .0)
             },
             |_| {
                 rm(&peer_out);
                 sh(&peer_cmd)
             },
         )?;
-        let (a, b) = (fs::metadata(&ours_out)?.len(), fs::metadata(&peer_out)?.len());
-        let note = format!("archive {} MiB vs {} MiB = {:.3}×", a / MIB, b / MIB, a as f64 / b as f64);
+        let (a, b) = (
+            fs::metadata(&ours_out)?.len(),
+            fs::metadata(&peer_out)?.len(),
+        );
+        let note = format!(
+            "archive {} MiB vs {} MiB = {:.3}×",
+            a / MIB,
+            b / MIB,
+            a as f64 / b as f64
+        );
         if dense {
-            self.push("export .tar.zst, dense option", fixture, "`tar -cf - FILE | zstd -3 -T1` (v0.6.3)", samples, "≤ 1.0", Some(1.0), note);
+            self.push(
+                "export .tar.zst, dense option",
+                fixture,
+                "`tar -cf - FILE | zstd -3 -T1` (v0.6.3)",
+                samples,
+                "≤ 1.0",
+                Some(1.0),
+                note,
+            );
         } else {
             let ok = a <= b;
-            let note = format!("{note} ({})", if ok { "size met" } else { "**size missed**" });
-            self.push("export .tar.zst", fixture, "`tar --sparse -cf - FILE | zstd -3 -T0`", samples, "≤ 0.7, size ≤ 1.0×", Some(0.7), note);
+            let note = format!(
+                "{note} ({})",
+                if ok { "size met" } else { "**size missed**" }
+            );
+            self.push(
+                "export .tar.zst",
+                fixture,
+                "`tar --sparse -cf - FILE | zstd -3 -T0`",
+                samples,
+                "≤ 0.7, size ≤ 1.0×",
+                Some(0.7),
+                note,
+            );
         }
         Ok((ours_out, peer_out))
     }
 
-    fn import_row(&mut self, fixture: &'static str, ours_archive: &Path, peer_archive: &Path, source: &Path, dense: bool) -> Res<()> {
+    fn import_row(
+        &mut self,
+        fixture: &'static str,
+        ours_archive: &Path,
+        peer_archive: &Path,
+        source: &Path,
+        dense: bool,
+    ) -> Res<()> {
         let imp_home = Home::open(&self.work.join("import-home"))?;
         let ours_dir = self.work.join("import-ours");
         let peer_dir = self.work.join("import-peer");
@@ -499,7 +616,14 @@ impl Bench {
             self.reps,
             |_| {
                 rm(&ours_dir);
-                let (d, report) = timed(|| Ok(archive::import(&imp_home, ours_archive, Some(&ours_dir), &Monitor::none())?))?;
+                let (d, report) = timed(|| {
+                    Ok(archive::import(
+                        &imp_home,
+                        ours_archive,
+                        Some(&ours_dir),
+                        &Monitor::none(),
+                    )?)
+                })?;
                 ours_alloc = allocated(&report.head.upper_path());
                 rm(&ours_dir);
                 Ok(d)
@@ -507,7 +631,11 @@ impl Bench {
             |_| {
                 rm(&peer_dir);
                 fs::create_dir_all(&peer_dir)?;
-                let d = sh(&format!("zstd -dc {} | tar --sparse -xf - -C {}", q(peer_archive), q(&peer_dir)))?;
+                let d = sh(&format!(
+                    "zstd -dc {} | tar --sparse -xf - -C {}",
+                    q(peer_archive),
+                    q(&peer_dir)
+                ))?;
                 peer_alloc = fs::read_dir(&peer_dir)?
                     .filter_map(|e| e.ok())
                     .map(|e| allocated(&e.path()))
@@ -526,9 +654,25 @@ impl Bench {
             peer_alloc / MIB
         );
         if dense {
-            self.push("import of a dense archive", fixture, "same GNU pipeline, dense archive", samples, "< 1.0, alloc ≤ 1.05×", Some(1.0), note);
+            self.push(
+                "import of a dense archive",
+                fixture,
+                "same GNU pipeline, dense archive",
+                samples,
+                "< 1.0, alloc ≤ 1.05×",
+                Some(1.0),
+                note,
+            );
         } else {
-            self.push("import", fixture, "`zstd -dc A | tar --sparse -xf -` (GNU archive)", samples, "≤ 0.8, alloc ≤ 1.05×", Some(0.8), note);
+            self.push(
+                "import",
+                fixture,
+                "`zstd -dc A | tar --sparse -xf -` (GNU archive)",
+                samples,
+                "≤ 0.8, alloc ≤ 1.05×",
+                Some(0.8),
+                note,
+            );
         }
         Ok(())
     }
@@ -579,13 +723,30 @@ fn machine() -> Vec<String> {
     let cpu = sh_out("lscpu | sed -n 's/^Model name: *//p' | head -1");
     let flags: Vec<&str> = ["sha_ni", "avx2", "avx512f"]
         .into_iter()
-        .filter(|f| fs::read_to_string("/proc/cpuinfo").unwrap_or_default().contains(f))
+        .filter(|f| {
+            fs::read_to_string("/proc/cpuinfo")
+                .unwrap_or_default()
+                .contains(f)
+        })
         .collect();
     vec![
-        format!("CPU: {cpu}, {} cores ({})", sh_out("nproc"), flags.join(", ")),
-        format!("memory: {}", sh_out("free -h | awk '/Mem:/{print $2\" total, \"$7\" available\"}'")),
+        format!(
+            "CPU: {cpu}, {} cores ({})",
+            sh_out("nproc"),
+            flags.join(", ")
+        ),
+        format!(
+            "memory: {}",
+            sh_out("free -h | awk '/Mem:/{print $2\" total, \"$7\" available\"}'")
+        ),
         format!("kernel: {}", sh_out("uname -sr")),
-        format!("tools: {}; {}; {}; {}", sh_out("tar --version | head -1"), sh_out("zstd --version"), sh_out("openssl version"), sh_out("cp --version | head -1")),
+        format!(
+            "tools: {}; {}; {}; {}",
+            sh_out("tar --version | head -1"),
+            sh_out("zstd --version"),
+            sh_out("openssl version"),
+            sh_out("cp --version | head -1")
+        ),
     ]
 }
 
@@ -600,7 +761,10 @@ fn wanted(group: &str) -> bool {
 
 fn run() -> Res<()> {
     let started = Instant::now();
-    let reps: usize = std::env::var("MICROSNAP_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let reps: usize = std::env::var("MICROSNAP_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let cache = std::env::var_os("MICROSNAP_BENCH_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(REPO).join("target/bench-cache"));
@@ -610,9 +774,18 @@ fn run() -> Res<()> {
     eprintln!("bench: cache {} (load {load_before})", cache.display());
 
     let fixtures = [
-        Fixture { id: "f1", path: cache.join("f1-ext4-4g.img") },
-        Fixture { id: "f2", path: cache.join("f2-sparse-4g.img") },
-        Fixture { id: "f3", path: cache.join("f3-dense-1g.img") },
+        Fixture {
+            id: "f1",
+            path: cache.join("f1-ext4-4g.img"),
+        },
+        Fixture {
+            id: "f2",
+            path: cache.join("f2-sparse-4g.img"),
+        },
+        Fixture {
+            id: "f3",
+            path: cache.join("f3-dense-1g.img"),
+        },
     ];
     let fixture_start = Instant::now();
     let warm = [
@@ -644,10 +817,21 @@ fn run() -> Res<()> {
         q(&home.images_dir())
     ))?;
     for f in &fixtures {
-        let source = SandboxSource::Upper { path: f.path.clone(), fstype: "ext4".into(), image: IMAGE.into() };
+        let source = SandboxSource::Upper {
+            path: f.path.clone(),
+            fstype: "ext4".into(),
+            image: IMAGE.into(),
+        };
         sandbox::create(&home, f.id, &source, &Monitor::none())?;
     }
-    let mut b = Bench { reps, home, work: work.clone(), rows: Vec::new(), extra: Vec::new(), counter: 0 };
+    let mut b = Bench {
+        reps,
+        home,
+        work: work.clone(),
+        rows: Vec::new(),
+        extra: Vec::new(),
+        counter: 0,
+    };
 
     eprintln!("snapshot create");
     if wanted("create") {
@@ -667,7 +851,11 @@ fn run() -> Res<()> {
     merkle.insert("f3", b.snapshot("f3", Some(Algorithm::MerkleSha256V1))?);
 
     eprintln!("verify");
-    let targets = [("f1", "F1", 0.02, "≤ 0.02×"), ("f2", "F2", 0.007, "≤ 0.007×"), ("f3", "F3", 0.6, "≤ 0.6×")];
+    let targets = [
+        ("f1", "F1", 0.02, "≤ 0.02×"),
+        ("f2", "F2", 0.007, "≤ 0.007×"),
+        ("f3", "F3", 0.6, "≤ 0.6×"),
+    ];
     for (s, label, limit, target) in targets.into_iter().filter(|_| wanted("verify")) {
         let art = merkle[s].clone();
         b.verify_row(&art, label, Algorithm::MerkleSha256V1, Some(limit), target)?;
@@ -677,7 +865,13 @@ fn run() -> Res<()> {
         let art = b.snapshot(s, Some(Algorithm::MsbSparseSha256V1))?;
         let saved = b.reps;
         b.reps = msb_reps;
-        b.verify_row(&art, fixture_label(s), Algorithm::MsbSparseSha256V1, None, "about 1× (record)")?;
+        b.verify_row(
+            &art,
+            fixture_label(s),
+            Algorithm::MsbSparseSha256V1,
+            None,
+            "about 1× (record)",
+        )?;
         b.reps = saved;
         snapshot::remove(&b.home, &art.path.display().to_string(), true)?;
     }
@@ -707,10 +901,20 @@ fn run() -> Res<()> {
         let art = &merkle["f1"];
         let out = work.join("rss.tar.zst");
         let root = b.home.root().display().to_string();
-        let export = child_peak(&["export", &root, &art.path.display().to_string(), &out.display().to_string()])?;
+        let export = child_peak(&[
+            "export",
+            &root,
+            &art.path.display().to_string(),
+            &out.display().to_string(),
+        ])?;
         let dest = work.join("rss-import");
         let imp_home = work.join("rss-home").display().to_string();
-        let import = child_peak(&["import", &imp_home, &out.display().to_string(), &dest.display().to_string()])?;
+        let import = child_peak(&[
+            "import",
+            &imp_home,
+            &out.display().to_string(),
+            &dest.display().to_string(),
+        ])?;
         let verdict = |v: u64| if v <= 64 * MIB { "met" } else { "**missed**" };
         b.extra.push(format!(
             "peak RSS on F1 (target ≤ 64 MiB): export {} MiB ({}), import {} MiB ({})",
@@ -734,14 +938,21 @@ fn run() -> Res<()> {
             reps,
             |i| {
                 let name = format!("sb-{i}");
-                let src = SandboxSource::Snapshot { name_or_path: art.path.display().to_string() };
+                let src = SandboxSource::Snapshot {
+                    name_or_path: art.path.display().to_string(),
+                };
                 let d = timed(|| Ok(sandbox::create(&home, &name, &src, &Monitor::none())?))?.0;
                 made.push(name);
                 Ok(d)
             },
             |_| {
                 rm(&peer_dst);
-                let d = sh(&format!("cp --sparse=always --reflink=auto {} {} && sync {}", q(&upper), q(&peer_dst), q(&peer_dst)))?;
+                let d = sh(&format!(
+                    "cp --sparse=always --reflink=auto {} {} && sync {}",
+                    q(&upper),
+                    q(&peer_dst),
+                    q(&peer_dst)
+                ))?;
                 rm(&peer_dst);
                 Ok(d)
             },
@@ -749,7 +960,15 @@ fn run() -> Res<()> {
         for n in made {
             sandbox::remove(&b.home, &n)?;
         }
-        b.push("sandbox from snapshot (merkle integrity checked), durable", "F1", "`cp --sparse=always --reflink=auto && sync DST`", samples, "≤ 1.1", Some(1.1), String::new());
+        b.push(
+            "sandbox from snapshot (merkle integrity checked), durable",
+            "F1",
+            "`cp --sparse=always --reflink=auto && sync DST`",
+            samples,
+            "≤ 1.1",
+            Some(1.1),
+            String::new(),
+        );
     }
 
     eprintln!("index: get and list");
@@ -766,7 +985,15 @@ fn run() -> Res<()> {
             Ok(start.elapsed() / CALLS)
         };
         let samples = alternate(reps, |_| get(&big, "s-05000"), |_| get(&small, "s-00005"))?;
-        b.push("Get by name, 10,000 indexed", "index", "Get with 10 indexed", samples, "≤ 1.5", Some(1.5), format!("per call, mean of {CALLS}"));
+        b.push(
+            "Get by name, 10,000 indexed",
+            "index",
+            "Get with 10 indexed",
+            samples,
+            "≤ 1.5",
+            Some(1.5),
+            format!("per call, mean of {CALLS}"),
+        );
 
         let rust_list = |_| -> Res<Duration> {
             let (d, v) = timed(|| Ok(snapshot::list(&big)?))?;
@@ -778,8 +1005,12 @@ fn run() -> Res<()> {
         let binding = std::env::var_os("MICROSNAP_BENCH_GO_BINDING")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(REPO).join("bindings/go"));
-        if binding.is_dir() {
-            let exe = build_go_list(&binding, &work)?;
+        let go_list = if binding.is_dir() {
+            build_go_list(&binding, &work).map_err(|e| e.to_string())
+        } else {
+            Err("Go binding not built: no bindings/go".to_string())
+        };
+        if let Ok(exe) = go_list {
             let root = big.root().display().to_string();
             let go = |_| -> Res<Duration> {
                 let out = Command::new(&exe).args([&root, "10000"]).output()?;
@@ -788,16 +1019,28 @@ fn run() -> Res<()> {
                     .lines()
                     .find_map(|l| l.strip_prefix("LIST_NS=")?.trim().parse().ok())
                     .ok_or_else(|| {
-                        format!("bench-go-list printed no LIST_NS: {text} {}", String::from_utf8_lossy(&out.stderr))
+                        format!(
+                            "bench-go-list printed no LIST_NS: {text} {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        )
                     })?;
                 Ok(Duration::from_nanos(ns))
             };
             let samples = alternate(reps, go, rust_list)?;
-            b.push("List of 10,000 through the Go binding", "index", "List through the Rust API", samples, "≤ 3", Some(3.0), String::new());
-        } else {
+            b.push(
+                "List of 10,000 through the Go binding",
+                "index",
+                "List through the Rust API",
+                samples,
+                "≤ 3",
+                Some(3.0),
+                String::new(),
+            );
+        } else if let Err(why) = go_list {
             let (d, _) = alternate(reps, rust_list, |_| Ok(Duration::ZERO))?;
             b.extra.push(format!(
-                "List of 10,000 through the Go binding: not measured (Go binding not built: no bindings/go); List through the Rust API: {}",
+                "List of 10,000 through the Go binding: not measured ({}); List through the Rust API: {}",
+                why.lines().next().unwrap_or(""),
                 fmt_d(median(&d))
             ));
         }
@@ -817,7 +1060,9 @@ fn run() -> Res<()> {
         total.as_secs_f64()
     ));
     out.push_str(&format!("Machine: {}.\n", machine().join("; ")));
-    out.push_str(&format!("Load (/proc/loadavg) before: `{load_before}`, after: `{load_after}`.\n\n"));
+    out.push_str(&format!(
+        "Load (/proc/loadavg) before: `{load_before}`, after: `{load_after}`.\n\n"
+    ));
     out.push_str("| operation | fixture | ours (median) | peer (same run) | peer (median) | ours/peer | target | result | notes |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for r in &b.rows {
@@ -854,7 +1099,11 @@ fn build_go_list(binding: &Path, work: &Path) -> Res<PathBuf> {
     let release = Path::new(REPO).join("target/release");
     let lib = release.join("libmicrosnap.so");
     if !lib.exists() {
-        return Err(format!("{} is missing: run `cargo build --release --lib`", lib.display()).into());
+        return Err(format!(
+            "{} is missing: run `cargo build --release --lib`",
+            lib.display()
+        )
+        .into());
     }
     let soname = release.join("libmicrosnap.so.0");
     if !soname.exists() {
@@ -863,7 +1112,10 @@ fn build_go_list(binding: &Path, work: &Path) -> Res<PathBuf> {
     let include = binding.join("../../include");
     let dir = work.join("go-list");
     fs::create_dir_all(&dir)?;
-    fs::copy(Path::new(REPO).join("tools/bench-go-list/main.go"), dir.join("main.go"))?;
+    fs::copy(
+        Path::new(REPO).join("tools/bench-go-list/main.go"),
+        dir.join("main.go"),
+    )?;
     fs::write(
         dir.join("go.mod"),
         format!(
@@ -883,12 +1135,23 @@ fn build_go_list(binding: &Path, work: &Path) -> Res<PathBuf> {
         ),
     )?;
     let out = Command::new("go")
-        .args(["build", "-tags", "microsnap_pkgconfig", "-o", "bench-go-list", "."])
+        .args([
+            "build",
+            "-tags",
+            "microsnap_pkgconfig",
+            "-o",
+            "bench-go-list",
+            ".",
+        ])
         .current_dir(&dir)
         .env("PKG_CONFIG_PATH", &dir)
         .output()?;
     if !out.status.success() {
-        return Err(format!("go build of bench-go-list failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        return Err(format!(
+            "go build of bench-go-list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
     }
     Ok(dir.join("bench-go-list"))
 }
