@@ -10,6 +10,7 @@ use crate::disk;
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
 use crate::image;
+use crate::integrity::{self, Algorithm};
 use crate::manifest::{DiskFormat, ImagePin};
 use crate::progress::Monitor;
 use crate::publish::{self, try_lock_exclusive, try_lock_shared, Staging};
@@ -167,12 +168,21 @@ pub fn create(
         }
         SandboxSource::Snapshot { name_or_path } => {
             let art = snapshot::resolve(home, name_or_path)?;
-            // Never boot from a corrupted snapshot: recorded integrity is
-            // checked before the copy.
-            snapshot::verify_artifact(&art, monitor)?;
             let m = &art.manifest;
             let file = upper_file_name(m.format, &m.fstype);
-            sparse::copy_sparse(&art.upper_path(), &staging.path().join(&file), monitor)?;
+            let (src, dst) = (art.upper_path(), staging.path().join(&file));
+            // Never boot from a corrupted snapshot: recorded integrity is
+            // checked, in the same pass as the copy when the algorithm allows.
+            let recorded = m.upper.integrity.as_ref();
+            match recorded.map(|i| (i, Algorithm::from_name(&i.algorithm))) {
+                Some((rec, Some(algorithm))) => {
+                    integrity::copy_and_check(&src, &dst, algorithm, &rec.digest, monitor)?;
+                }
+                _ => {
+                    snapshot::verify_artifact(&art, monitor)?;
+                    sparse::copy_sparse(&src, &dst, monitor)?;
+                }
+            }
             new_row(
                 name,
                 &m.image,
