@@ -98,7 +98,9 @@ impl Staging {
     /// Atomically rename the staged directory to `dest`, which must not exist.
     pub fn publish(mut self, dest: &Path) -> Result<()> {
         sync_dir(&self.dir)?;
+        crate::fault::point("publish.before_rename")?;
         rename_noreplace(&self.dir, dest)?;
+        crate::fault::point("publish.after_rename")?;
         sync_parent(dest)?;
         self.release();
         Ok(())
@@ -110,8 +112,10 @@ impl Staging {
     /// neither; a swapped-out leftover is stale staging, cleaned on next open.
     pub fn replace(mut self, dest: &Path) -> Result<()> {
         sync_dir(&self.dir)?;
+        crate::fault::point("publish.before_exchange")?;
         match rename_exchange(&self.dir, dest) {
             Ok(()) => {
+                crate::fault::point("publish.after_exchange")?;
                 sync_parent(dest)?;
                 // self.dir now holds the old content; Drop removes it.
                 Ok(())
@@ -132,6 +136,7 @@ impl Staging {
     pub fn take(&self, victim: &Path) -> Result<()> {
         let into = self.dir.join("victim");
         fs::rename(victim, &into).ctx("move away", victim)?;
+        crate::fault::point("publish.take.after_move")?;
         sync_parent(victim)
     }
 

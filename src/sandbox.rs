@@ -190,9 +190,11 @@ pub fn create(
             new_row(name, &pin, &file, format, fstype, meta.len(), None)
         }
     };
+    crate::fault::point("sandbox.create.after_copy")?;
     monitor.check()?;
     File::create(staging.path().join(LOCK_FILE)).ctx("create lock", staging.path())?;
     staging.publish(&dest)?;
+    crate::fault::point("sandbox.create.before_insert")?;
     if let Err(e) = home.db().write(|tx| sandbox_table::insert(tx, &row)) {
         // publish refused an existing directory, so the name was ours: this
         // is a database failure. Leave no directory without a record.

@@ -425,6 +425,7 @@ pub fn create(
         .unwrap_or_else(|| "upper.ext4".into());
     let staged_upper = staging.path().join(&upper_file);
     sparse::copy_sparse(&sb.upper_path, &staged_upper, monitor)?;
+    crate::fault::point("snapshot.create.after_copy")?;
     let size_bytes = std::fs::metadata(&staged_upper)
         .ctx("stat", &staged_upper)?
         .len();
@@ -452,6 +453,7 @@ pub fn create(
         source_sandbox: Some(sb.name.clone()),
     };
     manifest.write_to(staging.path())?;
+    crate::fault::point("snapshot.create.after_manifest")?;
     monitor.check()?;
     if opts.force {
         refuse_non_artifact(&dest)?;
@@ -464,6 +466,7 @@ pub fn create(
         path: dest,
         manifest,
     };
+    crate::fault::point("snapshot.create.before_index")?;
     index_artifact(home, &art)?;
     Ok(art)
 }
@@ -593,7 +596,9 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
             .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
         let trash = Staging::new(home, parent, "remove")?;
         trash.take(&dir)?;
+        crate::fault::point("snapshot.remove.before_index")?;
         home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;
+        crate::fault::point("snapshot.remove.before_cleanup")?;
         drop(trash);
     } else {
         home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;
@@ -615,10 +620,12 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     let found: std::collections::HashSet<String> =
         rows.iter().map(|r| r.artifact_path.clone()).collect();
     let dir_key = dir.to_string_lossy().into_owned();
+    crate::fault::point("snapshot.reindex.before_write")?;
     home.db().write(|tx| {
         for row in &rows {
             index::upsert(tx, row)?;
         }
+        crate::fault::point("snapshot.reindex.in_transaction")?;
         for path in index::all_paths(tx)? {
             let p = Path::new(&path);
             let in_dir = p.parent().map(|x| x.to_string_lossy() == dir_key.as_str()) == Some(true);

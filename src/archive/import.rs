@@ -107,10 +107,12 @@ fn import_into(
     };
     while let Some(entry) = reader.next_entry()? {
         unpack.progress.tick(monitor)?;
+        crate::fault::point("import.entry")?;
         unpack.entry(&entry, &mut reader, monitor)?;
     }
     unpack.progress.tick(monitor)?;
     let checked = unpack.check_all(monitor)?;
+    crate::fault::point("import.after_check")?;
     install(home, dest, checked, monitor)
 }
 
@@ -370,6 +372,7 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
     let mut published: Vec<PathBuf> = Vec::new();
     for (r, target) in to_publish {
         monitor.check()?;
+        crate::fault::point("import.before_publish")?;
         if let Err(e) = r.staging.publish(&target) {
             for done in &published {
                 // Undo: these were renamed in by this import a moment ago.
@@ -381,6 +384,7 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
     }
     let mut imported = Vec::new();
     for target in &targets {
+        crate::fault::point("import.before_index")?;
         let art = snapshot::open_dir(target)?;
         snapshot::index_artifact(home, &art)?;
         imported.push(art);
