@@ -156,11 +156,13 @@ impl Drop for Staging {
 }
 
 /// Remove staging entries in `area` whose owners are gone. Live ones (their
-/// lock is held, by this process or another) are left alone.
-pub fn clean_stale(area: &Path) -> Result<()> {
+/// lock is held, by this process or another) are left alone. Returns how
+/// many were removed: non-zero means some process died mid-operation.
+pub fn clean_stale(area: &Path) -> Result<usize> {
+    let mut removed = 0;
     let entries = match fs::read_dir(area) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io("read", area, e)),
     };
     for entry in entries {
@@ -177,11 +179,15 @@ pub fn clean_stale(area: &Path) -> Result<()> {
                 if try_lock_exclusive(&lock).ctx("lock", &lock_path)? {
                     remove_tree(&dir)?;
                     let _ = fs::remove_file(&lock_path);
+                    removed += 1;
                 }
             }
             // Dirs are only created after their lock is held and are removed
             // before it, so a dir without a lock file is a crashed cleanup.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => remove_tree(&dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                remove_tree(&dir)?;
+                removed += 1;
+            }
             Err(e) => return Err(Error::io("open", &lock_path, e)),
         }
     }
@@ -198,12 +204,13 @@ pub fn clean_stale(area: &Path) -> Result<()> {
                 if let Ok(lock) = File::open(entry.path()) {
                     if try_lock_exclusive(&lock).unwrap_or(false) {
                         let _ = fs::remove_file(entry.path());
+                        removed += 1;
                     }
                 }
             }
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// True for names that listing and indexing must never treat as artifacts.

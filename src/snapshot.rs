@@ -455,6 +455,8 @@ pub fn create(
     manifest.write_to(staging.path())?;
     crate::fault::point("snapshot.create.after_manifest")?;
     monitor.check()?;
+    // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
+    let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
     if opts.force {
         refuse_non_artifact(&dest)?;
         staging.replace(&dest)?;
@@ -595,6 +597,7 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
             .parent()
             .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
         let trash = Staging::new(home, parent, "remove")?;
+        let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
         trash.take(&dir)?;
         crate::fault::point("snapshot.remove.before_index")?;
         home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;

@@ -369,6 +369,8 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
         }
     }
     let images = checked.images.install(home)?;
+    // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
+    let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
     let mut published: Vec<PathBuf> = Vec::new();
     for (r, target) in to_publish {
         monitor.check()?;
