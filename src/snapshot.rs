@@ -513,7 +513,8 @@ pub fn verify_artifact(art: &Artifact, monitor: &Monitor) -> Result<VerifyReport
                     rec.algorithm
                 ))
             })?;
-            let actual = integrity::compute(&fresh.upper_path(), algorithm, monitor)?;
+            let actual = integrity::compute(&fresh.upper_path(), algorithm, monitor)
+                .map_err(|e| removed_meanwhile(e, &fresh.path.display().to_string()))?;
             if actual != rec.digest {
                 return Err(Error::IntegrityMismatch {
                     path: fresh.upper_path().display().to_string(),
@@ -598,7 +599,7 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
             .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
         let trash = Staging::new(home, parent, "remove")?;
         let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
-        trash.take(&dir)?;
+        trash.take(&dir).map_err(|e| removed_meanwhile(e, reference))?;
         crate::fault::point("snapshot.remove.before_index")?;
         home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;
         crate::fault::point("snapshot.remove.before_cleanup")?;
@@ -640,4 +641,15 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
         Ok(())
     })?;
     u32::try_from(rows.len()).map_err(|_| Error::Internal("too many artifacts".into()))
+}
+
+/// An artifact that vanished under us (a concurrent remove won the race) is
+/// `snapshot_not_found`, not an I/O failure.
+fn removed_meanwhile(e: Error, reference: &str) -> Error {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Error::SnapshotNotFound(format!("{reference} (removed concurrently)"))
+        }
+        _ => e,
+    }
 }
