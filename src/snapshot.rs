@@ -166,10 +166,22 @@ pub fn open_dir(dir: &Path) -> Result<Artifact> {
             dir.display()
         )));
     }
-    let (manifest, digest) = Manifest::read_dir(&dir)?;
+    // A concurrent remove may move the directory away at any point below:
+    // that reads as not found, not as a malformed artifact.
+    let gone = || Error::SnapshotNotFound(format!("{} (removed concurrently)", dir.display()));
+    let (manifest, digest) = Manifest::read_dir(&dir).map_err(|e| {
+        if dir.join(MANIFEST_FILE).exists() {
+            e
+        } else {
+            gone()
+        }
+    })?;
     let upper = dir.join(&manifest.upper.file);
     let meta = match std::fs::symlink_metadata(&upper) {
         Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.join(MANIFEST_FILE).exists() => {
+            return Err(gone())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::InvalidManifest(format!(
                 "missing upper file {}",
@@ -270,7 +282,13 @@ fn row_for(art: &Artifact) -> IndexRow {
 /// Upsert an artifact's index row.
 pub fn index_artifact(home: &Home, art: &Artifact) -> Result<()> {
     let row = row_for(art);
-    home.db().write(|tx| index::upsert(tx, &row))
+    // Re-checked under the write lock: a remove unindexes after moving the
+    // directory away, so a reader that opened the artifact just before must
+    // not put the row back (nor a stale digest over a force-replace's).
+    home.db().write(|tx| match Manifest::read_dir(&art.path) {
+        Ok((_, digest)) if digest == art.digest => index::upsert(tx, &row),
+        _ => Ok(()),
+    })
 }
 
 fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
@@ -627,14 +645,19 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     crate::fault::point("snapshot.reindex.before_write")?;
     home.db().write(|tx| {
         for row in &rows {
-            index::upsert(tx, row)?;
+            // Skip what a concurrent remove took away since the listing.
+            if Path::new(&row.artifact_path).join(MANIFEST_FILE).is_file() {
+                index::upsert(tx, row)?;
+            }
         }
         crate::fault::point("snapshot.reindex.in_transaction")?;
         for path in index::all_paths(tx)? {
             let p = Path::new(&path);
             let in_dir = p.parent().map(|x| x.to_string_lossy() == dir_key.as_str()) == Some(true);
             let gone = !p.join(MANIFEST_FILE).is_file();
-            if (in_dir && !found.contains(&path)) || gone {
+            // Not in the listing but valid now: published since; keep it.
+            let unlisted = in_dir && !found.contains(&path) && open_dir(p).is_err();
+            if unlisted || gone {
                 index::remove_by_path(tx, &path)?;
             }
         }
