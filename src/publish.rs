@@ -100,8 +100,13 @@ impl Staging {
         sync_dir(&self.dir)?;
         crate::fault::point("publish.before_rename")?;
         rename_noreplace(&self.dir, dest)?;
-        crate::fault::point("publish.after_rename")?;
-        sync_parent(dest)?;
+        let synced = crate::fault::point("publish.after_rename").and_then(|()| sync_parent(dest));
+        if let Err(e) = synced {
+            // Not durably published: take it back, so a failed publish
+            // leaves nothing behind (Drop removes it from staging).
+            let _ = renameat2(dest, &self.dir, libc::RENAME_NOREPLACE);
+            return Err(e);
+        }
         self.release();
         Ok(())
     }
@@ -115,8 +120,14 @@ impl Staging {
         crate::fault::point("publish.before_exchange")?;
         match rename_exchange(&self.dir, dest) {
             Ok(()) => {
-                crate::fault::point("publish.after_exchange")?;
-                sync_parent(dest)?;
+                let synced =
+                    crate::fault::point("publish.after_exchange").and_then(|()| sync_parent(dest));
+                if let Err(e) = synced {
+                    // Swap the old content back rather than let Drop delete
+                    // it under a call that reports failure.
+                    let _ = rename_exchange(&self.dir, dest);
+                    return Err(e);
+                }
                 // self.dir now holds the old content; Drop removes it.
                 Ok(())
             }

@@ -385,11 +385,18 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
         published.push(target);
     }
     let mut imported = Vec::new();
-    for target in &targets {
-        crate::fault::point("import.before_index")?;
-        let art = snapshot::open_dir(target)?;
-        snapshot::index_artifact(home, &art)?;
-        imported.push(art);
+    let indexed = (|| -> Result<()> {
+        for target in &targets {
+            crate::fault::point("import.before_index")?;
+            let art = snapshot::open_dir(target)?;
+            snapshot::index_artifact(home, &art)?;
+            imported.push(art);
+        }
+        Ok(())
+    })();
+    if let Err(e) = indexed {
+        unpublish(home, dest, &published);
+        return Err(e);
     }
     let head_index = imported
         .iter()
@@ -401,6 +408,21 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
         imported,
         images,
     })
+}
+
+/// Take back what this import published because a later step failed: each
+/// artifact moves away atomically (then is deleted) and loses its row, so a
+/// failed import leaves the destination and the index as they were.
+fn unpublish(home: &Home, dest: &Path, published: &[PathBuf]) {
+    for done in published {
+        if let Ok(trash) = Staging::new(home, dest, "remove") {
+            let _ = trash.take(done);
+        }
+        let key = done.to_string_lossy().into_owned();
+        let _ = home
+            .db()
+            .write(|tx| crate::index::remove_by_path(tx, &key).map(drop));
+    }
 }
 
 /// An existing directory of the same name is fine only if it is the same
