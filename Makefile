@@ -7,10 +7,18 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib release header test test-install test-rust test-c test-c-asan test-c-valgrind test-go test-python \
+.PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python \
         install clean demo bench
 
-all: lib
+all: lib cli
+
+# The command-line tool, built from the Go binding.
+cli: lib
+	@mkdir -p bin
+	cd bindings/go && go build -o ../../bin/microsnap ./cmd/microsnap
+
+demo: cli
+	bash tools/demo.sh
 
 lib:
 	$(CARGO) build --lib
@@ -22,7 +30,7 @@ release:
 header:
 	$(CARGO) run --quiet --example gen-header -- include/microsnap.h
 
-test: test-rust test-c test-install
+test: test-rust test-c test-install test-go test-python
 
 test-rust:
 	$(CARGO) test
@@ -56,6 +64,14 @@ test-c-valgrind: $(C_TESTS)
 	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	    ./$$t; done
 
+# ---- Go ----
+test-go: lib
+	cd bindings/go && go vet ./... && go test -race -count=1 ./...
+
+# ---- Python ----
+test-python: lib
+	MICROSNAP_LIB=$(abspath $(LIB)) python3 -m pytest -q bindings/python/tests
+
 # ---- packaging ----
 # INSTALL_PROFILE=debug installs the test build (what test-install uses, to
 # avoid a second full compile in CI).
@@ -81,6 +97,7 @@ test-install:
 	rm -rf build/qs-home && mkdir -p build/qs-home
 	python3 tests/fixtures/make_oci_image.py build/qs-home/images alpine:3.20 >/dev/null
 	./build/quickstart $(abspath build/qs-home) | grep -q '"ref":"alpine:3.20"'
+	cd bindings/go && PKG_CONFIG_PATH=$(abspath build/prefix/lib/pkgconfig) go vet -tags microsnap_pkgconfig ./...
 	@echo "test-install: 1 passed, 0 failed"
 
 clean:

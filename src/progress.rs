@@ -88,19 +88,22 @@ impl<'a> Monitor<'a> {
     pub fn phase(&self, name: &str, total: u64) -> Result<()> {
         *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = (name.to_string(), total);
         self.done.store(0, Ordering::Relaxed);
-        self.report(0)
+        self.report()
     }
 
     /// Count `bytes` more as done in the current phase and report.
     pub fn advance(&self, bytes: u64) -> Result<()> {
-        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.report(done)
+        self.done.fetch_add(bytes, Ordering::Relaxed);
+        self.report()
     }
 
-    fn report(&self, done: u64) -> Result<()> {
+    fn report(&self) -> Result<()> {
         if let Some(cb) = &self.progress {
             let (name, total) = self.phase.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let mut cb = cb.lock().unwrap_or_else(|p| p.into_inner());
+            // Read the count under the callback's lock: parallel workers add
+            // in any order, but the values reported never go backwards.
+            let done = self.done.load(Ordering::Relaxed);
             if !(cb)(&name, done, total) {
                 self.cancelled.store(true, Ordering::Relaxed);
             }
@@ -140,5 +143,31 @@ mod tests {
         }
         assert_eq!(seen[0], ("copy".to_string(), 0, 20));
         assert_eq!(seen[2], ("copy".to_string(), 10, 20));
+    }
+
+    #[test]
+    fn reports_never_go_backwards_under_parallel_workers() {
+        let seen = Mutex::new(Vec::new());
+        let m = Monitor::new(
+            None,
+            Some(Box::new(|_: &str, d, _| {
+                seen.lock().unwrap().push(d);
+                true
+            })),
+        );
+        m.phase("hash", 8 * 1000).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        m.advance(1).unwrap();
+                    }
+                });
+            }
+        });
+        drop(m);
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "went backwards");
+        assert_eq!(*seen.last().unwrap(), 8000);
     }
 }

@@ -416,4 +416,37 @@ fn with_image_ships_the_oci_blobs_and_import_adds_them() {
         microsnap::image::blobs_of(&dst.images_dir(), &image_digest).unwrap(),
         shipped
     );
+    // The imported layout is a real OCI layout to the standard tools.
+    let reference = format!("{}:alpine:3.20", dst.images_dir().display());
+    if which("skopeo") {
+        let o = std::process::Command::new("skopeo")
+            .args(["inspect", &format!("oci:{reference}")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "skopeo: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["Digest"], image_digest.as_str());
+    } else {
+        eprintln!("SKIP skopeo check: skopeo not installed");
+    }
+    if which("umoci") {
+        let bundle = _t2.path().join("bundle");
+        let o = std::process::Command::new("umoci")
+            .args(["unpack", "--image", &reference])
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "umoci: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(bundle.join("rootfs").is_dir());
+    } else {
+        eprintln!("SKIP umoci check: umoci not installed");
+    }
+}
+
+fn which(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }

@@ -1,0 +1,196 @@
+package microsnap
+
+/*
+#include "microsnap.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Code is a stable microsnap error code, as defined by the C header
+// (MSNAP_ERR_*). The values never change meaning across library versions.
+type Code int32
+
+// The error codes. Their values come from include/microsnap.h.
+const (
+	CodeOK                Code = C.MSNAP_OK
+	CodeSnapshotNotFound  Code = C.MSNAP_ERR_SNAPSHOT_NOT_FOUND
+	CodeSandboxNotFound   Code = C.MSNAP_ERR_SANDBOX_NOT_FOUND
+	CodeImageNotFound     Code = C.MSNAP_ERR_IMAGE_NOT_FOUND
+	CodeAlreadyExists     Code = C.MSNAP_ERR_ALREADY_EXISTS
+	CodeSandboxRunning    Code = C.MSNAP_ERR_SANDBOX_RUNNING
+	CodeHasChildren       Code = C.MSNAP_ERR_HAS_CHILDREN
+	CodeIntegrityMismatch Code = C.MSNAP_ERR_INTEGRITY_MISMATCH
+	CodeInvalidArgument   Code = C.MSNAP_ERR_INVALID_ARGUMENT
+	CodeInvalidManifest   Code = C.MSNAP_ERR_INVALID_MANIFEST
+	CodeInvalidArchive    Code = C.MSNAP_ERR_INVALID_ARCHIVE
+	CodeUnsupported       Code = C.MSNAP_ERR_UNSUPPORTED
+	CodeIO                Code = C.MSNAP_ERR_IO
+	CodeCancelled         Code = C.MSNAP_ERR_CANCELLED
+	CodeInternal          Code = C.MSNAP_ERR_INTERNAL
+)
+
+// codeNames are the names the library uses in its error objects.
+var codeNames = map[Code]string{
+	CodeOK:                "ok",
+	CodeSnapshotNotFound:  "snapshot_not_found",
+	CodeSandboxNotFound:   "sandbox_not_found",
+	CodeImageNotFound:     "image_not_found",
+	CodeAlreadyExists:     "already_exists",
+	CodeSandboxRunning:    "sandbox_running",
+	CodeHasChildren:       "has_children",
+	CodeIntegrityMismatch: "integrity_mismatch",
+	CodeInvalidArgument:   "invalid_argument",
+	CodeInvalidManifest:   "invalid_manifest",
+	CodeInvalidArchive:    "invalid_archive",
+	CodeUnsupported:       "unsupported",
+	CodeIO:                "io",
+	CodeCancelled:         "cancelled",
+	CodeInternal:          "internal",
+}
+
+// String returns the code's stable name, e.g. "snapshot_not_found".
+func (c Code) String() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("code(%d)", int32(c))
+}
+
+// Error is every error the library reports: its stable Code, the library's
+// message, and the extra fields some codes carry. Compare with the
+// sentinels through errors.Is:
+//
+//	if errors.Is(err, microsnap.ErrSnapshotNotFound) { ... }
+//
+// An Error caused by a cancelled or expired context.Context also unwraps to
+// context.Canceled or context.DeadlineExceeded.
+type Error struct {
+	// Code is the stable error code.
+	Code Code
+	// Name is the code's stable name as the library spells it.
+	Name string
+	// Message is the library's human-readable message, naming the offending
+	// thing (a name, path or field).
+	Message string
+	// Path is the file the error is about, when the library names one
+	// (integrity_mismatch).
+	Path string
+	// Expected and Actual are the recorded and recomputed digests of an
+	// integrity_mismatch.
+	Expected, Actual string
+	// Digest is the snapshot a has_children error is about.
+	Digest string
+	// Children is the number of its indexed children.
+	Children uint64
+
+	cause error
+}
+
+// Error returns "microsnap: <name>: <message>".
+func (e *Error) Error() string {
+	name := e.Name
+	if name == "" {
+		name = e.Code.String()
+	}
+	if e.Message == "" {
+		return "microsnap: " + name
+	}
+	return "microsnap: " + name + ": " + e.Message
+}
+
+// Is reports whether target is an *Error with the same code, which makes
+// every sentinel (ErrSnapshotNotFound, ...) match errors of its code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Unwrap returns the context error behind a cancellation (or ErrClosed for
+// a call on a closed handle), else nil.
+func (e *Error) Unwrap() error { return e.cause }
+
+func sentinel(c Code) *Error { return &Error{Code: c, Name: c.String()} }
+
+// Sentinels, one per code: errors.Is(err, ErrX) holds for every *Error of
+// that code.
+var (
+	ErrSnapshotNotFound  = sentinel(CodeSnapshotNotFound)
+	ErrSandboxNotFound   = sentinel(CodeSandboxNotFound)
+	ErrImageNotFound     = sentinel(CodeImageNotFound)
+	ErrAlreadyExists     = sentinel(CodeAlreadyExists)
+	ErrSandboxRunning    = sentinel(CodeSandboxRunning)
+	ErrHasChildren       = sentinel(CodeHasChildren)
+	ErrIntegrityMismatch = sentinel(CodeIntegrityMismatch)
+	ErrInvalidArgument   = sentinel(CodeInvalidArgument)
+	ErrInvalidManifest   = sentinel(CodeInvalidManifest)
+	ErrInvalidArchive    = sentinel(CodeInvalidArchive)
+	ErrUnsupported       = sentinel(CodeUnsupported)
+	ErrIO                = sentinel(CodeIO)
+	ErrCancelled         = sentinel(CodeCancelled)
+	ErrInternal          = sentinel(CodeInternal)
+)
+
+// ErrClosed is wrapped by the invalid_argument error a method returns when
+// its Home or Sandbox has been closed.
+var ErrClosed = errors.New("microsnap: use of a closed handle")
+
+// ErrIncompatibleLibrary is returned by every call when the loaded
+// libmicrosnap implements an ABI version this package does not know.
+var ErrIncompatibleLibrary = errors.New("microsnap: incompatible libmicrosnap ABI version")
+
+func closedError(what string) error {
+	return &Error{Code: CodeInvalidArgument, Name: CodeInvalidArgument.String(), Message: what + " is closed", cause: ErrClosed}
+}
+
+// errorBody is the library's error object: code and message, then the
+// details some codes add (decoded separately, so that a detail this
+// package does not expect never hides the message).
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type errorDetails struct {
+	Path     string `json:"path"`
+	Expected string `json:"expected"`
+	Actual   string `json:"actual"`
+	Digest   string `json:"digest"`
+	Children uint64 `json:"children"`
+}
+
+// decodeError turns a failed call's status and error object into an
+// *Error. The status is authoritative; the object adds message and details.
+// A cancellation while ctx is done unwraps to ctx.Err().
+func decodeError(ctx context.Context, code Code, body []byte) error {
+	e := &Error{Code: code, Name: code.String()}
+	var b errorBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		e.Message = fmt.Sprintf("unreadable error object %q", body)
+	} else {
+		if b.Code != "" {
+			e.Name = b.Code
+		}
+		e.Message = b.Message
+		var d errorDetails
+		if json.Unmarshal(body, &d) == nil {
+			e.Path, e.Expected, e.Actual = d.Path, d.Expected, d.Actual
+			e.Digest, e.Children = d.Digest, d.Children
+		}
+	}
+	if code == CodeCancelled && ctx != nil && ctx.Err() != nil {
+		e.cause = ctx.Err()
+	}
+	return e
+}
+
+// cancelledBefore is the error for a context that was already done before
+// the call started; nothing was done.
+func cancelledBefore(ctx context.Context) error {
+	return &Error{Code: CodeCancelled, Name: CodeCancelled.String(), Message: "cancelled before start: " + ctx.Err().Error(), cause: ctx.Err()}
+}

@@ -1,0 +1,3 @@
+module github.com/microsnap/microsnap/bindings/go
+
+go 1.24

@@ -1,0 +1,101 @@
+package microsnap
+
+import (
+	"context"
+	"maps"
+	"time"
+)
+
+// SnapshotHandle is a lightweight view of a snapshot in the home's local
+// index. Its fields are unexported; read them through the accessors, which
+// are plain field reads. Open and Remove take a context.
+type SnapshotHandle struct {
+	home *Home
+	h    handleJSON
+}
+
+// handleJSON is the library's snapshot handle object (docs/abi.md).
+type handleJSON struct {
+	Digest              string            `json:"digest"`
+	Name                *string           `json:"name"`
+	ParentDigest        *string           `json:"parent_digest"`
+	ImageRef            string            `json:"image_ref"`
+	ImageManifestDigest string            `json:"image_manifest_digest"`
+	Format              string            `json:"format"`
+	Fstype              string            `json:"fstype"`
+	SizeBytes           *uint64           `json:"size_bytes"`
+	Path                string            `json:"path"`
+	CreatedAt           string            `json:"created_at"`
+	CreatedAtUnixNanos  int64             `json:"created_at_unix_nanos"`
+	Labels              map[string]string `json:"labels"`
+	ChildCount          uint64            `json:"child_count"`
+}
+
+func newHandle(home *Home, h handleJSON) *SnapshotHandle {
+	return &SnapshotHandle{home: home, h: h}
+}
+
+// Digest returns the manifest digest.
+func (h *SnapshotHandle) Digest() string { return h.h.Digest }
+
+// Name returns the bare-name alias if the snapshot was indexed with one,
+// otherwise nil. It returns a defensive copy.
+func (h *SnapshotHandle) Name() *string { return copyString(h.h.Name) }
+
+// ParentDigest returns the parent's digest, or nil. It returns a defensive
+// copy.
+func (h *SnapshotHandle) ParentDigest() *string { return copyString(h.h.ParentDigest) }
+
+// ImageRef returns the pinned image reference.
+func (h *SnapshotHandle) ImageRef() string { return h.h.ImageRef }
+
+// ImageManifestDigest returns the pinned OCI manifest digest of the base
+// image.
+func (h *SnapshotHandle) ImageManifestDigest() string { return h.h.ImageManifestDigest }
+
+// Format returns the upper-layer disk format: "raw" or "qcow2".
+func (h *SnapshotHandle) Format() string { return h.h.Format }
+
+// Fstype returns the filesystem type inside the upper layer.
+func (h *SnapshotHandle) Fstype() string { return h.h.Fstype }
+
+// SizeBytes returns the apparent upper size at index time, or nil if
+// unknown. It returns a defensive copy.
+func (h *SnapshotHandle) SizeBytes() *uint64 {
+	if h.h.SizeBytes == nil {
+		return nil
+	}
+	v := *h.h.SizeBytes
+	return &v
+}
+
+// Path returns the artifact directory on disk.
+func (h *SnapshotHandle) Path() string { return h.h.Path }
+
+// CreatedAt returns the snapshot's creation time, decoded from the index's
+// Unix timestamp (in UTC).
+func (h *SnapshotHandle) CreatedAt() time.Time { return time.Unix(0, h.h.CreatedAtUnixNanos).UTC() }
+
+// Labels returns the user labels recorded in the index (never nil). It
+// returns a defensive copy.
+func (h *SnapshotHandle) Labels() map[string]string {
+	if h.h.Labels == nil {
+		return map[string]string{}
+	}
+	return maps.Clone(h.h.Labels)
+}
+
+// ChildCount returns how many indexed snapshots name this one as parent.
+func (h *SnapshotHandle) ChildCount() uint64 { return h.h.ChildCount }
+
+// Open opens the underlying artifact's metadata. It is equivalent to
+// Snapshot.Open on this handle's path.
+func (h *SnapshotHandle) Open(ctx context.Context) (*SnapshotArtifact, error) {
+	return snapshotFactory{home: h.home}.Open(ctx, h.h.Path)
+}
+
+// Remove removes this snapshot. It is equivalent to Snapshot.Remove on
+// this handle's digest.
+func (h *SnapshotHandle) Remove(ctx context.Context, force bool) error {
+	return snapshotFactory{home: h.home}.Remove(ctx, h.h.Digest, force)
+}

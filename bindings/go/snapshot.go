@@ -1,0 +1,212 @@
+package microsnap
+
+/*
+#include "msnap_go.h"
+*/
+import "C"
+
+import "context"
+
+// snapshotFactory holds the snapshot functions of one home. The
+// package-level Snapshot value works on the default home; Home.Snapshot on
+// an explicit one.
+type snapshotFactory struct {
+	home *Home // nil: the default home (DefaultHome)
+}
+
+// Snapshot gives the package-level snapshot functions on the default home
+// ($MICROSNAP_HOME, else ~/.microsnap), e.g. m.Snapshot.Create(ctx, ...).
+// Use Home.Snapshot for an explicit home.
+var Snapshot snapshotFactory
+
+func (f snapshotFactory) resolve() (*Home, error) {
+	if f.home != nil {
+		return f.home, nil
+	}
+	return DefaultHome()
+}
+
+// SnapshotCreateOptions configures Snapshot.Create. Set exactly one of Name
+// or Path.
+type SnapshotCreateOptions struct {
+	// Name is a bare name; the artifact is written under the home's
+	// snapshots directory.
+	Name string
+	// Path is an explicit artifact directory (mutually exclusive with Name).
+	Path string
+	// Labels are arbitrary user labels recorded in the manifest.
+	Labels map[string]string
+	// Force overwrites an existing artifact at the destination.
+	Force bool
+	// RecordIntegrity records content hashes so Verify can recompute them.
+	RecordIntegrity bool
+	// IntegrityAlgorithm picks the recorded hash: "" for the library
+	// default ("microsnap-merkle-sha256-v1"), "msb-sparse-sha256-v1"
+	// (microsandbox v0.6.3's) or "sha256".
+	IntegrityAlgorithm string
+}
+
+type snapshotCreateArgs struct {
+	SourceSandbox      string            `json:"source_sandbox"`
+	Name               string            `json:"name,omitempty"`
+	Path               string            `json:"path,omitempty"`
+	Labels             map[string]string `json:"labels,omitempty"`
+	Force              bool              `json:"force,omitempty"`
+	RecordIntegrity    bool              `json:"record_integrity,omitempty"`
+	IntegrityAlgorithm string            `json:"integrity_algorithm,omitempty"`
+}
+
+// Create creates a snapshot from a stopped or crashed sandbox (or one never
+// started). Set exactly one of opts.Name (resolved under the default
+// snapshots directory) or opts.Path (an explicit artifact directory). A
+// running sandbox is ErrSandboxRunning; a taken destination is
+// ErrAlreadyExists unless opts.Force. A cancelled ctx stops the copy and
+// leaves nothing behind.
+func (f snapshotFactory) Create(ctx context.Context, sourceSandbox string, opts SnapshotCreateOptions) (*SnapshotArtifact, error) {
+	h, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	args := snapshotCreateArgs{
+		SourceSandbox:      sourceSandbox,
+		Name:               opts.Name,
+		Path:               opts.Path,
+		Labels:             opts.Labels,
+		Force:              opts.Force,
+		RecordIntegrity:    opts.RecordIntegrity,
+		IntegrityAlgorithm: opts.IntegrityAlgorithm,
+	}
+	var a artifactJSON
+	err = h.long(ctx, "snapshot_create", args, &a,
+		func(out **C.char, native *C.msnap_context, args *C.char, cancel *C.msnap_cancel, monitor C.uintptr_t) C.int32_t {
+			return C.go_snapshot_create(out, native, args, cancel, monitor)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return newArtifact(h, a), nil
+}
+
+// Open opens an existing artifact by bare name (resolved under the default
+// snapshots directory) or artifact directory path. It validates metadata
+// only; call Verify for content checks.
+func (f snapshotFactory) Open(ctx context.Context, pathOrName string) (*SnapshotArtifact, error) {
+	h, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	var a artifactJSON
+	err = h.quick(ctx, "snapshot_open", map[string]string{"ref": pathOrName}, &a,
+		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
+			return C.msnap_snapshot_open(out, native, args)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return newArtifact(h, a), nil
+}
+
+// Get looks up a lightweight handle in the local index by bare name,
+// manifest digest, or artifact path.
+func (f snapshotFactory) Get(ctx context.Context, nameOrDigest string) (*SnapshotHandle, error) {
+	h, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	var hj handleJSON
+	err = h.quick(ctx, "snapshot_get", map[string]string{"ref": nameOrDigest}, &hj,
+		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
+			return C.msnap_snapshot_get(out, native, args)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return newHandle(h, hj), nil
+}
+
+// List lists the indexed snapshots from the local index, newest first.
+func (f snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error) {
+	h, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Snapshots []handleJSON `json:"snapshots"`
+	}
+	err = h.quick(ctx, "snapshot_list", struct{}{}, &r,
+		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
+			return C.msnap_snapshot_list(out, native, args)
+		})
+	if err != nil {
+		return nil, err
+	}
+	handles := make([]*SnapshotHandle, len(r.Snapshots))
+	for i, hj := range r.Snapshots {
+		handles[i] = newHandle(h, hj)
+	}
+	return handles, nil
+}
+
+// ListDir walks dir and parses each subdirectory's manifest without
+// touching the index. It returns one artifact per parsed subdirectory;
+// subdirectories that are not readable artifacts are skipped.
+func (f snapshotFactory) ListDir(ctx context.Context, dir string) ([]*SnapshotArtifact, error) {
+	h, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Artifacts []artifactJSON `json:"artifacts"`
+	}
+	err = h.quick(ctx, "snapshot_list_dir", map[string]string{"dir": dir}, &r,
+		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
+			return C.msnap_snapshot_list_dir(out, native, args)
+		})
+	if err != nil {
+		return nil, err
+	}
+	arts := make([]*SnapshotArtifact, len(r.Artifacts))
+	for i, a := range r.Artifacts {
+		arts[i] = newArtifact(h, a)
+	}
+	return arts, nil
+}
+
+// Remove removes a snapshot artifact (by bare name, digest or path) and its
+// index row. It refuses, with ErrHasChildren, to delete a snapshot with
+// indexed children unless force is true.
+func (f snapshotFactory) Remove(ctx context.Context, pathOrName string, force bool) error {
+	h, err := f.resolve()
+	if err != nil {
+		return err
+	}
+	args := struct {
+		Ref   string `json:"ref"`
+		Force bool   `json:"force"`
+	}{pathOrName, force}
+	return h.quick(ctx, "snapshot_remove", args, nil,
+		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
+			return C.msnap_snapshot_remove(out, native, args)
+		})
+}
+
+// Reindex walks dir and rebuilds the local index from the artifacts it
+// finds, returning how many it indexed. An empty dir means the home's
+// snapshots directory.
+func (f snapshotFactory) Reindex(ctx context.Context, dir string) (uint32, error) {
+	h, err := f.resolve()
+	if err != nil {
+		return 0, err
+	}
+	args := struct {
+		Dir string `json:"dir,omitempty"`
+	}{dir}
+	var r struct {
+		Indexed uint32 `json:"indexed"`
+	}
+	err = h.quick(ctx, "snapshot_reindex", args, &r,
+		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
+			return C.msnap_snapshot_reindex(out, native, args)
+		})
+	return r.Indexed, err
+}

@@ -1,0 +1,105 @@
+"""microsnap: snapshots of microVM sandbox disks, over libmicrosnap's C ABI.
+
+    import microsnap
+    with microsnap.Sandbox.create("baseline", image="alpine:3.20") as sb:
+        ...                                   # stopped and closed on exit
+    snap = microsnap.Sandbox.get("baseline").snapshot("after-setup")
+    snap.verify()
+
+The module-level classes act on ``$MICROSNAP_HOME`` (else ``~/.microsnap``);
+``microsnap.Home(path)`` offers the same classes bound to another home.
+Every failure is a ``microsnap.Error`` subclass; see docs/abi.md for codes.
+"""
+
+from __future__ import annotations
+
+from . import _lib
+from ._call import ProgressCallback
+from ._cancel import Cancel
+from ._errors import (
+    AlreadyExists,
+    Cancelled,
+    Error,
+    HasChildren,
+    ImageNotFound,
+    IntegrityMismatch,
+    InternalError,
+    InvalidArchive,
+    InvalidArgument,
+    InvalidManifest,
+    IoError,
+    SandboxNotFound,
+    SandboxRunning,
+    SnapshotNotFound,
+    Unsupported,
+)
+from ._home import Home
+from ._image import Image
+from ._lib import ABI_VERSION, LibraryError
+from ._sandbox import Sandbox
+from ._snapshot import Snapshot
+from ._types import (
+    DirListing,
+    ExportResult,
+    ImageInfo,
+    ImagePin,
+    Integrity,
+    SandboxHandle,
+    SkippedArtifact,
+    SnapshotArtifact,
+    SnapshotHandle,
+    UpperVerify,
+    VerifyReport,
+)
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The loaded libmicrosnap's version string."""
+    return (_lib.lib().msnap_version() or b"").decode()
+
+
+def library_path() -> str:
+    """The path (or loader name) of the loaded libmicrosnap."""
+    return str(_lib.lib()._name)
+
+
+__all__ = [
+    "ABI_VERSION",
+    "AlreadyExists",
+    "Cancel",
+    "Cancelled",
+    "DirListing",
+    "Error",
+    "ExportResult",
+    "HasChildren",
+    "Home",
+    "Image",
+    "ImageInfo",
+    "ImageNotFound",
+    "ImagePin",
+    "Integrity",
+    "IntegrityMismatch",
+    "InternalError",
+    "InvalidArchive",
+    "InvalidArgument",
+    "InvalidManifest",
+    "IoError",
+    "LibraryError",
+    "ProgressCallback",
+    "Sandbox",
+    "SandboxHandle",
+    "SandboxNotFound",
+    "SandboxRunning",
+    "SkippedArtifact",
+    "Snapshot",
+    "SnapshotArtifact",
+    "SnapshotHandle",
+    "SnapshotNotFound",
+    "Unsupported",
+    "UpperVerify",
+    "VerifyReport",
+    "library_path",
+    "library_version",
+]

@@ -1,0 +1,392 @@
+"""The objects calls return: frozen dataclasses over the library's JSON.
+
+Each is built from one JSON object of docs/abi.md. Objects that can act
+(verify an artifact, snapshot a sandbox, ...) remember the :class:`Home`
+they came from, so ``microsnap.Home(path).Snapshot.open("x").verify()``
+acts on that home. Fields the library adds later are ignored, so a newer
+library of the same ABI version still works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import Error, InvalidManifest
+
+if TYPE_CHECKING:
+    from ._call import ProgressCallback
+    from ._cancel import Cancel
+    from ._home import Home
+    from ._sandbox import Sandbox
+
+_HOME = field(default=None, repr=False, compare=False, hash=False)
+
+
+def parse_time(text: str, unix_nanos: int | None = None) -> datetime:
+    """An RFC 3339 timestamp as an aware datetime (microsecond precision)."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        if unix_nanos is None:
+            raise InvalidManifest(f"unreadable timestamp {text!r}") from None
+        return datetime.fromtimestamp(unix_nanos / 1e9, tz=UTC)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _labels(d: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (d.get("labels") or {}).items()}
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """The integrity digest a manifest records for its upper."""
+
+    algorithm: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class SnapshotArtifact:
+    """A snapshot artifact on disk (a directory with manifest.json and an upper)."""
+
+    path: Path
+    digest: str
+    schema: int
+    format: str
+    fstype: str
+    image_ref: str
+    image_manifest_digest: str
+    parent: str | None
+    created_at: datetime
+    labels: dict[str, str] = field(hash=False)
+    upper_file: str
+    size_bytes: int
+    integrity: Integrity | None
+    source_sandbox: str | None
+    _home: Home | None = _HOME
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> SnapshotArtifact:
+        integrity = d.get("integrity")
+        return cls(
+            path=Path(d["path"]),
+            digest=d["digest"],
+            schema=int(d["schema"]),
+            format=d["format"],
+            fstype=d["fstype"],
+            image_ref=d["image_ref"],
+            image_manifest_digest=d["image_manifest_digest"],
+            parent=d.get("parent"),
+            created_at=parse_time(d["created_at"]),
+            labels=_labels(d),
+            upper_file=d["upper_file"],
+            size_bytes=int(d["size_bytes"]),
+            integrity=Integrity(integrity["algorithm"], integrity["digest"]) if integrity else None,
+            source_sandbox=d.get("source_sandbox"),
+            _home=home,
+        )
+
+    @property
+    def upper_path(self) -> Path:
+        return self.path / self.upper_file
+
+    def verify(
+        self, *, progress: ProgressCallback | None = None, cancel: Cancel | None = None
+    ) -> VerifyReport:
+        """Recompute the recorded integrity of this artifact's upper."""
+        return _home_of(self).Snapshot.verify(self.path, progress=progress, cancel=cancel)
+
+
+@dataclass(frozen=True)
+class SnapshotHandle:
+    """A snapshot as the home's index knows it."""
+
+    digest: str
+    name: str | None
+    parent_digest: str | None
+    image_ref: str
+    image_manifest_digest: str
+    format: str
+    fstype: str
+    size_bytes: int | None
+    path: Path
+    created_at: datetime
+    created_at_unix_nanos: int
+    labels: dict[str, str] = field(hash=False)
+    child_count: int
+    _home: Home | None = _HOME
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> SnapshotHandle:
+        nanos = int(d.get("created_at_unix_nanos") or 0)
+        size = d.get("size_bytes")
+        return cls(
+            digest=d["digest"],
+            name=d.get("name"),
+            parent_digest=d.get("parent_digest"),
+            image_ref=d["image_ref"],
+            image_manifest_digest=d["image_manifest_digest"],
+            format=d["format"],
+            fstype=d["fstype"],
+            size_bytes=int(size) if size is not None else None,
+            path=Path(d["path"]),
+            created_at=parse_time(d["created_at"], nanos),
+            created_at_unix_nanos=nanos,
+            labels=_labels(d),
+            child_count=int(d.get("child_count") or 0),
+            _home=home,
+        )
+
+    def open(self) -> SnapshotArtifact:
+        """The artifact on disk behind this index entry."""
+        return _home_of(self).Snapshot.open(self.path)
+
+    def remove(self, force: bool = False) -> None:
+        """Remove the artifact and its index entry (``force``: even with children)."""
+        _home_of(self).Snapshot.remove(self.digest, force=force)
+
+    def verify(
+        self, *, progress: ProgressCallback | None = None, cancel: Cancel | None = None
+    ) -> VerifyReport:
+        """Recompute the recorded integrity of this snapshot's upper."""
+        return _home_of(self).Snapshot.verify(self.digest, progress=progress, cancel=cancel)
+
+
+@dataclass(frozen=True)
+class UpperVerify:
+    """What verification found for the upper.
+
+    ``kind`` is ``"verified"`` or ``"not_recorded"`` (then ``algorithm`` and
+    ``digest`` are empty); a mismatch is raised as IntegrityMismatch instead.
+    """
+
+    kind: str
+    algorithm: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of verifying a snapshot."""
+
+    digest: str
+    path: Path
+    upper: UpperVerify
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> VerifyReport:
+        u = d["upper"]
+        return cls(
+            digest=d["digest"],
+            path=Path(d["path"]),
+            upper=UpperVerify(u["kind"], u.get("algorithm", ""), u.get("digest", "")),
+        )
+
+    @property
+    def verified(self) -> bool:
+        """True when a recorded digest was recomputed and matched."""
+        return self.upper.kind == "verified"
+
+
+@dataclass(frozen=True)
+class SkippedArtifact:
+    """A directory entry list_dir could not read as an artifact, and why."""
+
+    path: Path
+    code: str
+    message: str
+
+    def error(self) -> Error:
+        """The exception this entry would have raised."""
+        from ._errors import ERROR_CLASSES
+
+        for cls in ERROR_CLASSES:
+            if cls.CODE == self.code:
+                return cls(self.message)
+        return Error(self.message, code=self.code)
+
+
+@dataclass(frozen=True)
+class DirListing:
+    """The artifacts directly inside a directory; iterating yields the artifacts."""
+
+    artifacts: tuple[SnapshotArtifact, ...]
+    skipped: tuple[SkippedArtifact, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> DirListing:
+        return cls(
+            artifacts=tuple(SnapshotArtifact.from_json(a, home) for a in d.get("artifacts", [])),
+            skipped=tuple(
+                SkippedArtifact(Path(s["path"]), s.get("code", ""), s.get("message", ""))
+                for s in d.get("skipped", [])
+            ),
+        )
+
+    def __iter__(self) -> Iterator[SnapshotArtifact]:
+        return iter(self.artifacts)
+
+    def __len__(self) -> int:
+        return len(self.artifacts)
+
+
+@dataclass(frozen=True)
+class SandboxHandle:
+    """A sandbox as its record and lock say it is now.
+
+    ``state`` is ``created`` (never started), ``running`` (a live handle
+    holds its lock), ``stopped`` or ``crashed`` (recorded running, but its
+    holder died).
+    """
+
+    name: str
+    state: str
+    image_ref: str
+    image_manifest_digest: str
+    upper_path: Path
+    format: str
+    fstype: str
+    size_bytes: int
+    from_snapshot: str | None
+    created_at: datetime
+    _home: Home | None = _HOME
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> SandboxHandle:
+        return cls(
+            name=d["name"],
+            state=d["state"],
+            image_ref=d["image_ref"],
+            image_manifest_digest=d["image_manifest_digest"],
+            upper_path=Path(d["upper_path"]),
+            format=d["format"],
+            fstype=d["fstype"],
+            size_bytes=int(d["size_bytes"]),
+            from_snapshot=d.get("from_snapshot"),
+            created_at=parse_time(d["created_at"]),
+            _home=home,
+        )
+
+    def snapshot(
+        self,
+        name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        force: bool = False,
+        record_integrity: bool = False,
+        integrity_algorithm: str | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> SnapshotArtifact:
+        """Snapshot this (stopped) sandbox into the home's snapshots, as ``name``."""
+        return _home_of(self).Snapshot.create(
+            self.name,
+            name=name,
+            labels=labels,
+            force=force,
+            record_integrity=record_integrity,
+            integrity_algorithm=integrity_algorithm,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    def snapshot_to(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        force: bool = False,
+        record_integrity: bool = False,
+        integrity_algorithm: str | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> SnapshotArtifact:
+        """Snapshot this (stopped) sandbox into the directory ``path``."""
+        return _home_of(self).Snapshot.create(
+            self.name,
+            path=path,
+            labels=labels,
+            force=force,
+            record_integrity=record_integrity,
+            integrity_algorithm=integrity_algorithm,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    def start(self) -> Sandbox:
+        """Start this sandbox: a running Sandbox that holds its lock."""
+        return _home_of(self).Sandbox.start(self.name)
+
+    def mark_stopped(self) -> SandboxHandle:
+        """Record it stopped when no handle holds it (clears ``crashed``)."""
+        return _home_of(self).Sandbox.mark_stopped(self.name)
+
+    def remove(self) -> None:
+        """Remove this sandbox (it must not be running)."""
+        _home_of(self).Sandbox.remove(self.name)
+
+    def refresh(self) -> SandboxHandle:
+        """This sandbox as it is now."""
+        return _home_of(self).Sandbox.get(self.name)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: the archive, and the snapshots in it (head last)."""
+
+    path: Path
+    snapshots: tuple[str, ...]
+    bytes_written: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ExportResult:
+        return cls(
+            path=Path(d["path"]),
+            snapshots=tuple(d.get("snapshots") or ()),
+            bytes_written=int(d["bytes_written"]),
+        )
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image in the home's OCI layout."""
+
+    ref: str
+    manifest_digest: str
+    config_digest: str
+    layers: int
+    size: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ImageInfo:
+        return cls(
+            ref=d["ref"],
+            manifest_digest=d["manifest_digest"],
+            config_digest=d["config_digest"],
+            layers=int(d["layers"]),
+            size=int(d["size"]),
+        )
+
+
+@dataclass(frozen=True)
+class ImagePin:
+    """An image reference and the manifest digest it resolved to."""
+
+    ref: str
+    manifest_digest: str
+
+
+def _home_of(obj: SnapshotArtifact | SnapshotHandle | SandboxHandle) -> Home:
+    home = obj._home
+    if home is None:
+        from ._home import default_home
+
+        return default_home()
+    return home

@@ -1,0 +1,104 @@
+"""Every exception class: its code, its place in the hierarchy, and a real trigger."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import IMAGE, qcow2_upper, stopped_sandbox
+
+import microsnap
+from microsnap import _errors
+
+EXPECTED = {
+    "SnapshotNotFound": ("snapshot_not_found", 1, LookupError),
+    "SandboxNotFound": ("sandbox_not_found", 2, LookupError),
+    "ImageNotFound": ("image_not_found", 3, LookupError),
+    "AlreadyExists": ("already_exists", 4, None),
+    "SandboxRunning": ("sandbox_running", 5, None),
+    "HasChildren": ("has_children", 6, None),
+    "IntegrityMismatch": ("integrity_mismatch", 7, None),
+    "InvalidArgument": ("invalid_argument", 8, ValueError),
+    "InvalidManifest": ("invalid_manifest", 9, None),
+    "InvalidArchive": ("invalid_archive", 10, None),
+    "Unsupported": ("unsupported", 11, None),
+    "IoError": ("io", 12, None),
+    "Cancelled": ("cancelled", 13, None),
+    "InternalError": ("internal", 14, None),
+}
+
+
+def test_every_class_is_exported_with_its_code():
+    assert sorted(c.__name__ for c in _errors.ERROR_CLASSES) == sorted(EXPECTED)
+    for name, (code, status, also) in EXPECTED.items():
+        cls = getattr(microsnap, name)
+        assert issubclass(cls, microsnap.Error)
+        assert (cls.CODE, cls.STATUS) == (code, status)
+        if also is not None:
+            assert issubclass(cls, also)
+    not_lookup = [n for n, (_, _, also) in EXPECTED.items() if also is not LookupError]
+    assert not any(issubclass(getattr(microsnap, n), LookupError) for n in not_lookup)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_error_object_maps_to_its_class(name):
+    code, status, _ = EXPECTED[name]
+    text = json.dumps({"code": code, "message": f"something about {name}", "extra": 1})
+    err = _errors.error_from(status, text)
+    assert type(err) is getattr(microsnap, name)
+    assert (err.code, err.status, err.message) == (code, status, f"something about {name}")
+    assert err.details["extra"] == 1
+    assert name in repr(err) and code in str(err)
+
+
+def test_unknown_status_is_a_plain_error():
+    err = _errors.error_from(99, '{"code": "from_the_future", "message": "new"}')
+    assert type(err) is microsnap.Error
+    assert (err.code, err.status, err.message) == ("from_the_future", 99, "new")
+    garbled = _errors.error_from(8, "not json")
+    assert isinstance(garbled, microsnap.InvalidArgument) and garbled.message == "not json"
+
+
+def test_real_triggers(home, tmp_path):
+    """Each code that a caller can provoke through the API, provoked."""
+    with pytest.raises(microsnap.SnapshotNotFound):
+        home.Snapshot.get("nope")
+    with pytest.raises(microsnap.SandboxNotFound):
+        home.Sandbox.get("nope")
+    with pytest.raises(microsnap.ImageNotFound):
+        home.Sandbox.create("x", image="busybox:1")
+    h = stopped_sandbox(home, "baseline")
+    with pytest.raises(microsnap.AlreadyExists):
+        home.Sandbox.create("baseline", image=IMAGE)
+    with home.Sandbox.start("baseline"), pytest.raises(microsnap.SandboxRunning):
+        home.Sandbox.remove("baseline")
+    parent = h.snapshot("p", record_integrity=True)
+    with home.Sandbox.create("w", snapshot="p"):
+        pass
+    home.Sandbox.get("w").snapshot("c")
+    with pytest.raises(microsnap.HasChildren):
+        home.Snapshot.remove("p")
+    with open(parent.upper_path, "r+b") as f:
+        f.write(b"corrupt")
+    with pytest.raises(microsnap.IntegrityMismatch):
+        parent.verify()
+    with pytest.raises(microsnap.InvalidArgument) as e:
+        home.Sandbox.create("", image=IMAGE)
+    assert isinstance(e.value, ValueError)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("[]")
+    with pytest.raises(microsnap.InvalidManifest):
+        home.Snapshot.open(str(tmp_path / "bad"))
+    with pytest.raises(microsnap.Unsupported):
+        home.Sandbox.create("q", image=IMAGE, upper=qcow2_upper(tmp_path / "q.qcow2", backing_offset=512), fstype="ext4")
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(microsnap.IoError):
+        home.Snapshot.list_dir(tmp_path / "a-file" / "sub")
+    cancel = microsnap.Cancel()
+    cancel.cancel()
+    with pytest.raises(microsnap.Cancelled):
+        h.snapshot("never", cancel=cancel)
+    (tmp_path / "junk.tar.zst").write_bytes(b"\0junk" * 1000)
+    with pytest.raises(microsnap.InvalidArchive):
+        home.Snapshot.import_(tmp_path / "junk.tar.zst")
+    # InternalError is only a caught panic: its mapping is tested above.

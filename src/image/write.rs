@@ -1,0 +1,315 @@
+//! Writing the layout: creating it, storing blobs, naming images in
+//! `index.json`, and the locking and atomic replacement that keep concurrent
+//! writers and readers safe.
+use super::oci::{kind_of, parse_index, parse_manifest, Descriptor, Kind, REF_NAME_ANNOTATION};
+use super::reference::is_valid_ref_name;
+use super::store::{
+    blob_path, blobs_dir, check_layout_marker, malformed_layout, read_json_blob, read_small_file,
+    sha256_digest_of, EMPTY_INDEX_CONTENT, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE,
+};
+use crate::error::{Error, IoContext, Result};
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Create the layout if missing: the directory, `blobs/sha256/`, `oci-layout`
+/// and an empty `index.json`. An existing layout is left as it is (a malformed
+/// marker is an error; nothing is overwritten).
+pub fn ensure_layout(images_dir: &Path) -> Result<()> {
+    let blobs = blobs_dir(images_dir);
+    fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
+    let _lock = LayoutLock::acquire(images_dir)?;
+    let marker_path = images_dir.join(OCI_LAYOUT_FILE);
+    match read_small_file(&marker_path)? {
+        Some(bytes) => check_layout_marker(images_dir, &bytes)?,
+        None => write_atomically(images_dir, OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT)?,
+    }
+    if !images_dir.join(INDEX_FILE).exists() {
+        write_atomically(images_dir, INDEX_FILE, EMPTY_INDEX_CONTENT)?;
+    }
+    Ok(())
+}
+
+/// An exclusive `flock` on the layout directory itself, held while
+/// `index.json` is read, changed and replaced, so two writers never lose each
+/// other's entries. Locking the directory adds no file to the layout.
+struct LayoutLock {
+    _held: File,
+}
+
+impl LayoutLock {
+    fn acquire(images_dir: &Path) -> Result<LayoutLock> {
+        let dir = File::open(images_dir).ctx("open", images_dir)?;
+        flock_exclusive(&dir).ctx("lock", images_dir)?;
+        Ok(LayoutLock { _held: dir })
+    }
+}
+
+/// Block until `file` holds an exclusive flock (released when it is closed).
+fn flock_exclusive(file: &File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock only reads the descriptor number, which `file` keeps
+        // open for the duration of the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh temp file name, unique across processes and threads.
+fn temp_name(stem: &str) -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".{stem}.tmp-{}-{n}", std::process::id())
+}
+
+/// Removes a temp file unless it was renamed into place.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("fsync directory", dir)
+}
+
+/// Write `dir/name` so readers see the old or the new bytes, never a mix:
+/// temp file, fsync, rename, fsync the directory.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut temp = TempFile {
+        path: dir.join(temp_name(name)),
+        keep: false,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp.path)
+        .ctx("create", &temp.path)?;
+    file.write_all(bytes).ctx("write", &temp.path)?;
+    file.sync_all().ctx("fsync", &temp.path)?;
+    let target = dir.join(name);
+    fs::rename(&temp.path, &target).ctx("rename into place", &target)?;
+    temp.keep = true;
+    sync_dir(dir)
+}
+
+/// Read `reader` to its end, hashing it and handing each chunk to `sink`
+/// (when there is one). Returns the byte count and the hash.
+fn stream_hashed(
+    reader: &mut dyn Read,
+    mut sink: Option<(&mut dyn Write, &Path)>,
+    digest: &str,
+) -> Result<(u64, Sha256)> {
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("read blob {digest}"),
+                    source: e,
+                })
+            }
+        };
+        hasher.update(&buf[..n]);
+        count += n as u64;
+        if let Some((writer, path)) = sink.as_mut() {
+            writer.write_all(&buf[..n]).ctx("write", path)?;
+        }
+    }
+    Ok((count, hasher))
+}
+
+/// Store one blob read from `reader`, checking it is exactly `expected`
+/// (size and sha256). Reads at most `expected.size + 1` bytes. The blob is
+/// streamed to a temp file in `blobs/sha256/`, fsynced and renamed into
+/// place, so a reader never sees a partial blob. A blob already present with
+/// the right size is kept (the stream is still checked, but not written).
+/// A mismatch is [`Error::InvalidArchive`] naming the digest; nothing is left
+/// behind.
+pub fn add_blob(images_dir: &Path, expected: &Descriptor, reader: &mut dyn Read) -> Result<()> {
+    let final_path = blob_path(images_dir, &expected.digest)?;
+    ensure_layout(images_dir)?;
+    let mut limited = reader.take(expected.size.saturating_add(1));
+    let check = |count: u64, hasher: Sha256| -> Result<()> {
+        if count != expected.size {
+            let got = if count > expected.size {
+                format!("more than {}", expected.size)
+            } else {
+                count.to_string()
+            };
+            return Err(Error::InvalidArchive(format!(
+                "blob {} has the wrong size: expected {} bytes, got {got}",
+                expected.digest, expected.size
+            )));
+        }
+        let actual = sha256_digest_of(hasher);
+        if actual != expected.digest {
+            return Err(Error::InvalidArchive(format!(
+                "blob {} has the wrong content: its digest is {actual}",
+                expected.digest
+            )));
+        }
+        Ok(())
+    };
+
+    if fs::metadata(&final_path).is_ok_and(|m| m.len() == expected.size) {
+        let (count, hasher) = stream_hashed(&mut limited, None, &expected.digest)?;
+        return check(count, hasher);
+    }
+
+    let dir = blobs_dir(images_dir);
+    let mut temp = TempFile {
+        path: dir.join(temp_name(&expected.digest["sha256:".len()..])),
+        keep: false,
+    };
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp.path)
+        .ctx("create", &temp.path)?;
+    let mut writer = io::BufWriter::with_capacity(1 << 20, file);
+    let (count, hasher) = stream_hashed(
+        &mut limited,
+        Some((&mut writer, &temp.path)),
+        &expected.digest,
+    )?;
+    check(count, hasher)?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| Error::io("write", &temp.path, e.into_error()))?;
+    file.sync_all().ctx("fsync", &temp.path)?;
+    fs::rename(&temp.path, &final_path).ctx("rename into place", &final_path)?;
+    temp.keep = true;
+    sync_dir(&dir)
+}
+
+/// Name an image: point the `index.json` entry annotated with `reference` at
+/// `manifest` (adding it, or replacing the entry that had that name), creating
+/// the layout if needed. The manifest (or image index) blob must already be
+/// in the store with the descriptor's size. Other entries and unknown fields
+/// are kept; the file is replaced atomically under a lock.
+pub fn add_ref(images_dir: &Path, reference: &str, manifest: &Descriptor) -> Result<()> {
+    if !is_valid_ref_name(reference) {
+        return Err(Error::InvalidArgument(format!(
+            "{reference:?} is not a valid OCI image ref name \
+             (components of letters and digits joined by one of -._:@+ or --, separated by /)"
+        )));
+    }
+    ensure_layout(images_dir)?;
+    check_indexable(images_dir, manifest)?;
+    upsert_index_entry(images_dir, Some(reference), manifest)
+}
+
+/// The blob `manifest` names exists, has its size and digest, and is of a
+/// media type an index entry can name.
+fn check_indexable(images_dir: &Path, manifest: &Descriptor) -> Result<()> {
+    let kind = kind_of(&manifest.media_type);
+    if kind == Kind::Other {
+        return Err(Error::InvalidArgument(format!(
+            "cannot name a blob of media type {:?}: an index entry must be an image manifest \
+             or image index",
+            manifest.media_type
+        )));
+    }
+    let Some(bytes) = read_json_blob(images_dir, &manifest.digest, Some(manifest.size))? else {
+        return Err(Error::InvalidArgument(format!(
+            "manifest blob {} is not in image layout {}; add it first",
+            manifest.digest,
+            images_dir.display()
+        )));
+    };
+    match kind {
+        Kind::Manifest => parse_manifest(&manifest.digest, &bytes).map(drop),
+        _ => parse_index(&manifest.digest, &bytes).map(drop),
+    }
+}
+
+/// Add or replace one `index.json` entry. Named: replaces every entry with
+/// that name (at the first one's position). Unnamed: added unless an unnamed
+/// entry with that digest exists. Writes nothing when nothing changes.
+pub(super) fn upsert_index_entry(
+    images_dir: &Path,
+    reference: Option<&str>,
+    manifest: &Descriptor,
+) -> Result<()> {
+    let _lock = LayoutLock::acquire(images_dir)?;
+    let index_path = images_dir.join(INDEX_FILE);
+    let bytes = read_small_file(&index_path)?
+        .ok_or_else(|| malformed_layout(images_dir, "index.json is missing"))?;
+    let mut index: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| malformed_layout(images_dir, format!("index.json: {e}")))?;
+    let entries = index
+        .get_mut("manifests")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or_else(|| malformed_layout(images_dir, "index.json has no manifests array"))?;
+
+    let name_of = |entry: &serde_json::Value| {
+        entry
+            .get("annotations")
+            .and_then(|a| a.get(REF_NAME_ANNOTATION))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let same_target = |entry: &serde_json::Value| {
+        entry.get("digest").and_then(serde_json::Value::as_str) == Some(&manifest.digest)
+            && entry.get("mediaType").and_then(serde_json::Value::as_str)
+                == Some(&manifest.media_type)
+            && entry.get("size").and_then(serde_json::Value::as_u64) == Some(manifest.size)
+    };
+    let matching: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| name_of(e).as_deref() == reference)
+        .map(|(i, _)| i)
+        .collect();
+    let unchanged = match reference {
+        Some(_) => matching.len() == 1 && same_target(&entries[matching[0]]),
+        None => matching.iter().any(|&i| same_target(&entries[i])),
+    };
+    if unchanged {
+        return Ok(());
+    }
+
+    let mut entry = serde_json::json!({
+        "mediaType": manifest.media_type,
+        "digest": manifest.digest,
+        "size": manifest.size,
+    });
+    if let Some(name) = reference {
+        entry["annotations"] = serde_json::json!({ REF_NAME_ANNOTATION: name });
+        let position = matching.first().copied().unwrap_or(entries.len());
+        for &i in matching.iter().rev() {
+            entries.remove(i);
+        }
+        entries.insert(position.min(entries.len()), entry);
+    } else {
+        entries.push(entry);
+    }
+    let bytes = serde_json::to_vec(&index)
+        .map_err(|e| Error::Internal(format!("serializing index.json: {e}")))?;
+    write_atomically(images_dir, INDEX_FILE, &bytes)
+}
