@@ -72,6 +72,13 @@ test-go: lib
 test-python: lib
 	MICROSNAP_LIB=$(abspath $(LIB)) python3 -m pytest -q bindings/python/tests
 
+# ---- benchmark (not part of `make test`: machines are shared and noisy) ----
+# Builds its fixtures once into target/bench-cache, runs each operation and
+# its peer tool alternately, and writes docs/BENCHMARKS.md.
+bench:
+	$(CARGO) build --release --lib
+	$(CARGO) run --release --example bench
+
 # ---- packaging ----
 # INSTALL_PROFILE=debug installs the test build (what test-install uses, to
 # avoid a second full compile in CI).

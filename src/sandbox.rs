@@ -10,9 +10,10 @@ use crate::disk;
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
 use crate::image;
+use crate::integrity::{self, Algorithm};
 use crate::manifest::{DiskFormat, ImagePin};
 use crate::progress::Monitor;
-use crate::publish::{try_lock_exclusive, Staging};
+use crate::publish::{self, try_lock_exclusive, try_lock_shared, Staging};
 use crate::sandbox_table::{self, SandboxRow, SandboxStatus};
 use crate::snapshot;
 use crate::sparse;
@@ -90,7 +91,23 @@ pub enum SandboxSource {
 pub struct RunningSandbox {
     home: Home,
     name: String,
-    _lock: File,
+    _lock: SandboxLock,
+}
+
+/// A held sandbox lock, released when dropped. It unlocks explicitly
+/// rather than just closing: a flock belongs to the open file description,
+/// which a process forked meanwhile by another thread (any host that spawns
+/// processes) shares until it execs, so a plain close could leave a stopped
+/// sandbox locked, reading as running, for a moment.
+#[derive(Debug)]
+pub struct SandboxLock(File);
+
+impl Drop for SandboxLock {
+    fn drop(&mut self) {
+        // Nothing useful to do on failure: the close that follows is the
+        // fallback, and the lock goes with the last descriptor anyway.
+        let _ = publish::unlock(&self.0);
+    }
 }
 
 impl RunningSandbox {
@@ -151,12 +168,21 @@ pub fn create(
         }
         SandboxSource::Snapshot { name_or_path } => {
             let art = snapshot::resolve(home, name_or_path)?;
-            // Never boot from a corrupted snapshot: recorded integrity is
-            // checked before the copy.
-            snapshot::verify_artifact(&art, monitor)?;
             let m = &art.manifest;
             let file = upper_file_name(m.format, &m.fstype);
-            sparse::copy_sparse(&art.upper_path(), &staging.path().join(&file), monitor)?;
+            let (src, dst) = (art.upper_path(), staging.path().join(&file));
+            // Never boot from a corrupted snapshot: recorded integrity is
+            // checked, in the same pass as the copy when the algorithm allows.
+            let recorded = m.upper.integrity.as_ref();
+            match recorded.map(|i| (i, Algorithm::from_name(&i.algorithm))) {
+                Some((rec, Some(algorithm))) => {
+                    integrity::copy_and_check(&src, &dst, algorithm, &rec.digest, monitor)?;
+                }
+                _ => {
+                    snapshot::verify_artifact(&art, monitor)?;
+                    sparse::copy_sparse(&src, &dst, monitor)?;
+                }
+            }
             new_row(
                 name,
                 &m.image,
@@ -256,8 +282,18 @@ fn new_row(
     }
 }
 
-/// Open the lock file and take the lock, or `SandboxRunning` if someone holds it.
-fn acquire(dir: &Path, name: &str) -> Result<File> {
+/// How a lock file is held: exclusively by a running sandbox (and by
+/// removal), shared by readers of its upper such as snapshot copies, which
+/// may overlap one another but not a run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LockMode {
+    Exclusive,
+    Shared,
+}
+
+/// Open the lock file and take the lock, or `SandboxRunning` if a
+/// conflicting holder has it.
+fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<SandboxLock> {
     let path = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
         .read(true)
@@ -266,8 +302,12 @@ fn acquire(dir: &Path, name: &str) -> Result<File> {
         .truncate(false)
         .open(&path)
         .ctx("open lock", &path)?;
-    if try_lock_exclusive(&f).ctx("lock", &path)? {
-        Ok(f)
+    let locked = match mode {
+        LockMode::Exclusive => try_lock_exclusive(&f),
+        LockMode::Shared => try_lock_shared(&f),
+    };
+    if locked.ctx("lock", &path)? {
+        Ok(SandboxLock(f))
     } else {
         Err(Error::SandboxRunning(name.to_string()))
     }
@@ -276,7 +316,7 @@ fn acquire(dir: &Path, name: &str) -> Result<File> {
 /// Start a stopped, crashed or never-started sandbox.
 pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
     let row = get_row(home, name)?;
-    let lock = acquire(&home.sandboxes_dir().join(&row.name), name)?;
+    let lock = acquire(&home.sandboxes_dir().join(&row.name), name, LockMode::Exclusive)?;
     set_status(home.db(), name, SandboxStatus::Running)?;
     Ok(RunningSandbox {
         home: home.clone(),
@@ -287,18 +327,24 @@ pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
 
 /// Hold a sandbox still (its lock) while something reads its upper, e.g. a
 /// snapshot copy, so it cannot be started meanwhile. Fails with
-/// `SandboxRunning` if it is running.
-pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, File)> {
+/// `SandboxRunning` if it is running. The hold is shared: several readers
+/// (two snapshots of one sandbox) may hold it at once, and a held sandbox
+/// does not read as running.
+pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, SandboxLock)> {
     let row = get_row(home, name)?;
-    let lock = acquire(&home.sandboxes_dir().join(&row.name), name)?;
+    let lock = acquire(&home.sandboxes_dir().join(&row.name), name, LockMode::Shared)?;
     Ok((to_sandbox(home, row, false), lock))
 }
 
 /// Mark a sandbox stopped without a live handle: the way to clear a crashed
 /// record. A running sandbox (lock held) must be stopped through its handle.
 pub fn stop(home: &Home, name: &str) -> Result<Sandbox> {
-    let (_, _lock) = hold(home, name)?;
-    set_status(home.db(), name, SandboxStatus::Stopped)?;
+    {
+        let (_, _lock) = hold(home, name)?;
+        set_status(home.db(), name, SandboxStatus::Stopped)?;
+    }
+    // Read back only after releasing the lock: while we hold it, `get`
+    // would see a holder and report the sandbox as running.
     get(home, name)
 }
 
@@ -327,8 +373,10 @@ pub fn list(home: &Home) -> Result<Vec<Sandbox>> {
 
 /// Remove a sandbox that is not running: its record and its directory.
 pub fn remove(home: &Home, name: &str) -> Result<()> {
-    let (sb, lock) = hold(home, name)?;
-    let dir = home.sandboxes_dir().join(&sb.name);
+    // Exclusive: never pull the directory from under a snapshot copy.
+    let row = get_row(home, name)?;
+    let dir = home.sandboxes_dir().join(&row.name);
+    let lock = acquire(&dir, name, LockMode::Exclusive)?;
     let trash = Staging::new(home, &home.sandboxes_dir(), "remove")?;
     trash.take(&dir)?;
     drop(lock);
@@ -351,7 +399,7 @@ pub fn remove_orphans(home: &Home) -> Result<usize> {
         if name.starts_with('.') || home.db().read(|c| sandbox_table::get(c, &name))?.is_some() {
             continue;
         }
-        let Ok(lock) = acquire(&entry.path(), &name) else {
+        let Ok(lock) = acquire(&entry.path(), &name, LockMode::Exclusive) else {
             continue;
         };
         // Re-check under the lock: a create may have recorded it meanwhile.
@@ -368,8 +416,15 @@ pub fn remove_orphans(home: &Home) -> Result<usize> {
 fn is_locked(dir: &Path) -> bool {
     match File::open(dir.join(LOCK_FILE)) {
         // Taking the lock for an instant is the only reliable liveness test;
-        // dropping the file releases it again.
-        Ok(f) => !try_lock_exclusive(&f).unwrap_or(true),
+        // dropping the file releases it again. Shared, so that readers
+        // holding it shared (snapshot copies) do not count as running.
+        Ok(f) => match try_lock_shared(&f) {
+            Ok(true) => {
+                drop(SandboxLock(f));
+                false
+            }
+            Ok(false) | Err(_) => true,
+        },
         Err(_) => false,
     }
 }

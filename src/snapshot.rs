@@ -442,19 +442,22 @@ pub fn create(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "upper.ext4".into());
     let staged_upper = staging.path().join(&upper_file);
-    sparse::copy_sparse(&sb.upper_path, &staged_upper, monitor)?;
+    // With integrity, the digest is computed in the same pass as the copy.
+    let integrity = if opts.record_integrity {
+        let (_, digest) =
+            integrity::copy_and_compute(&sb.upper_path, &staged_upper, algorithm, monitor)?;
+        Some(UpperIntegrity {
+            algorithm: algorithm.name().to_string(),
+            digest,
+        })
+    } else {
+        sparse::copy_sparse(&sb.upper_path, &staged_upper, monitor)?;
+        None
+    };
     crate::fault::point("snapshot.create.after_copy")?;
     let size_bytes = std::fs::metadata(&staged_upper)
         .ctx("stat", &staged_upper)?
         .len();
-    let integrity = if opts.record_integrity {
-        Some(UpperIntegrity {
-            algorithm: algorithm.name().to_string(),
-            digest: integrity::compute(&staged_upper, algorithm, monitor)?,
-        })
-    } else {
-        None
-    };
     let manifest = Manifest {
         schema: 1,
         format: sb.format,

@@ -153,30 +153,122 @@ pub fn copy_sparse(src: &Path, dst: &Path, monitor: &Monitor) -> Result<u64> {
         )));
     }
     monitor.check()?;
-    let dst_file = match OpenOptions::new().write(true).create_new(true).open(dst) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(Error::AlreadyExists(dst.display().to_string()))
-        }
-        Err(e) => return Err(Error::io("create", dst, e)),
-    };
+    let dst_file = CopyDestination::create(dst)?;
     let copy = SparseCopy {
         src: &src_file,
         src_path: src,
-        dst: &dst_file,
+        dst: dst_file.file(),
         dst_path: dst,
         monitor,
     };
-    match copy.run(src_meta.len(), CopyMethod::Reflink) {
-        Ok(copied) => Ok(copied),
-        Err(e) => {
-            drop(dst_file);
-            // Best effort: the copy already failed, and its error is the one
-            // worth reporting.
-            let _ = fs::remove_file(dst);
-            Err(e)
+    let copied = copy.run(CopyMethod::Reflink)?;
+    dst_file.finish(src_meta.len())?;
+    Ok(copied)
+}
+
+/// Copy the data of `src` into `dst` the way [`copy_sparse`] does (reflink,
+/// else `copy_file_range` over data extents, else read/write; writeback
+/// started as it goes) but leave the length and the fsync to
+/// [`CopyDestination::finish`], so a caller can do more work, such as
+/// hashing, while the disk writes. Returns the data bytes copied.
+pub fn copy_data(
+    src: &File,
+    src_path: &Path,
+    dst: &CopyDestination,
+    monitor: &Monitor,
+) -> Result<u64> {
+    let copy = SparseCopy {
+        src,
+        src_path,
+        dst: dst.file(),
+        dst_path: dst.path(),
+        monitor,
+    };
+    copy.run(CopyMethod::Reflink)
+}
+
+/// The new file a copy writes: created exclusively, and removed again when
+/// dropped before [`CopyDestination::finish`], so a failed or cancelled copy
+/// leaves nothing behind.
+pub struct CopyDestination {
+    file: File,
+    path: PathBuf,
+    finished: bool,
+}
+
+impl CopyDestination {
+    /// Create `path`; `Error::AlreadyExists` if something is there.
+    pub fn create(path: &Path) -> Result<CopyDestination> {
+        let file = match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(path.display().to_string()))
+            }
+            Err(e) => return Err(Error::io("create", path, e)),
+        };
+        Ok(CopyDestination {
+            file,
+            path: path.to_path_buf(),
+            finished: false,
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Make the destination share all of `src`'s blocks (`FICLONE`): an
+    /// O(metadata) copy on btrfs/xfs. `Ok(false)` where the filesystem cannot.
+    pub fn reflink_from(&self, src: &File) -> Result<bool> {
+        match ficlone(src, &self.file) {
+            Ok(()) => Ok(true),
+            Err(e) if reflink_unsupported(&e) => Ok(false),
+            Err(e) => Err(Error::io("reflink to", &self.path, e)),
         }
     }
+
+    /// Set the final length (a trailing hole stays a hole), fsync, and keep
+    /// the file.
+    pub fn finish(mut self, len: u64) -> Result<()> {
+        self.file.set_len(len).ctx("set length of", &self.path)?;
+        self.file.sync_all().ctx("fsync", &self.path)?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for CopyDestination {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: the copy already failed, and its error is the one
+            // worth reporting.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Start writing back `len` dirty bytes at `offset` of `file` now, without
+/// waiting. A copy calls this after each step so the disk writes while the
+/// next step copies; the final fsync then only waits for the tail, instead
+/// of the whole file's writeback starting at fsync time. Only a hint: an
+/// error (an old kernel, a filesystem without it) changes nothing about
+/// correctness, since fsync follows.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: sync_file_range only reads its integer arguments; the
+    // descriptor is borrowed from a live File for the duration of the call.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
 }
 
 /// How data gets from source to destination; each step falls back to the next.
@@ -197,7 +289,7 @@ struct SparseCopy<'a, 'm> {
 
 impl SparseCopy<'_, '_> {
     /// Copy everything, starting with `method`.
-    fn run(&self, len: u64, mut method: CopyMethod) -> Result<u64> {
+    fn run(&self, mut method: CopyMethod) -> Result<u64> {
         let extents = data_extents(self.src).ctx("find data extents of", self.src_path)?;
         let total: u64 = extents.iter().map(|e| e.len).sum();
         self.monitor.phase("copy", total)?;
@@ -205,7 +297,7 @@ impl SparseCopy<'_, '_> {
             match ficlone(self.src, self.dst) {
                 Ok(()) => {
                     self.monitor.advance(total)?;
-                    return self.finish(len, total);
+                    return Ok(total);
                 }
                 Err(e) if reflink_unsupported(&e) => method = CopyMethod::CopyFileRange,
                 Err(e) => return Err(Error::io("reflink to", self.dst_path, e)),
@@ -229,11 +321,12 @@ impl SparseCopy<'_, '_> {
                     },
                     _ => self.read_write(offset, want, &mut buffer)?,
                 };
+                start_writeback(self.dst, offset, done);
                 offset += done;
                 self.monitor.advance(done)?;
             }
         }
-        self.finish(len, total)
+        Ok(total)
     }
 
     /// Copy up to `len` bytes at `offset` with `copy_file_range`, looping on
@@ -269,12 +362,6 @@ impl SparseCopy<'_, '_> {
                 .ctx("write", self.dst_path)?;
             copied += step as u64;
         }
-        Ok(copied)
-    }
-
-    fn finish(&self, len: u64, copied: u64) -> Result<u64> {
-        self.dst.set_len(len).ctx("set length of", self.dst_path)?;
-        self.dst.sync_all().ctx("fsync", self.dst_path)?;
         Ok(copied)
     }
 }
@@ -451,8 +538,11 @@ mod tests {
             dst_path: &dst,
             monitor: &monitor,
         };
-        let len = src_file.metadata().unwrap().len();
-        let copied = copy.run(len, CopyMethod::ReadWrite).unwrap();
+        let copied = copy.run(CopyMethod::ReadWrite).unwrap();
+        // What copy_sparse's CopyDestination::finish does after run().
+        dst_file
+            .set_len(src_file.metadata().unwrap().len())
+            .unwrap();
         let expected: u64 = data_extents(&src_file).unwrap().iter().map(|e| e.len).sum();
         assert_eq!(copied, expected);
         assert_eq!(fs::read(&src).unwrap(), fs::read(&dst).unwrap());

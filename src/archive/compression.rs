@@ -23,6 +23,16 @@ pub const DEFAULT_LEVEL: i32 = 3;
 /// thread is the bottleneck and each worker adds its buffers to memory.
 const MAX_DEFAULT_THREADS: u32 = 4;
 
+/// Bytes of input per zstd worker job. zstd's own choice at level 3 is
+/// 4 x the 2 MiB window = 8 MiB, and its multithreaded encoder holds about
+/// (2 x workers + 3) input sections plus one output buffer per job in
+/// flight: ~70 MiB at 2 workers, which is what made export's peak RSS
+/// ~100 MiB. 2 MiB jobs keep it near 20 MiB. Jobs overlap by the
+/// default amount, so the archive grows by well under 1% (measured in
+/// docs/BENCHMARKS.md) and speed does not change: there are still many more
+/// jobs than workers.
+const JOB_SIZE: u32 = 2 << 20;
+
 /// Default worker count: the available cores, at most 4.
 pub fn default_threads() -> u32 {
     std::thread::available_parallelism()
@@ -48,6 +58,7 @@ pub fn encoder<W: Write>(
     enc.include_checksum(true)?;
     if threads > 0 {
         enc.multithread(threads)?;
+        enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))?;
     }
     Ok(enc)
 }

@@ -207,10 +207,7 @@ pub extern "C" fn msnap_sandbox_mark_stopped(
     call(out, || {
         let home = context(ctx)?;
         let a: NameArgs = json_arg(args)?;
-        // sandbox::stop reads the record back while it still holds the
-        // lock, so its result says "running"; read it again once released.
-        sandbox::stop(&home, &a.name)?;
-        to_value(SandboxJson::from(&sandbox::get(&home, &a.name)?))
+        to_value(SandboxJson::from(&sandbox::stop(&home, &a.name)?))
     })
 }
 
