@@ -233,6 +233,8 @@ pub fn create(
         let _ = std::fs::remove_dir_all(&dest);
         return Err(e);
     }
+    // Recorded: release the lock, or the new sandbox would read as running.
+    drop(creating);
     get(home, name)
 }
 
