@@ -620,13 +620,19 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
             .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
         let trash = Staging::new(home, parent, "remove")?;
         let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
-        trash.take(&dir).map_err(|e| removed_meanwhile(e, reference))?;
-        crate::fault::point("snapshot.remove.before_index")?;
-        home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;
+        // Moved away inside the write transaction that drops the row, so a
+        // concurrent remove that sees the row but not the directory waits
+        // for us and then finds no row (below) instead of also succeeding.
+        home.db().write(|tx| {
+            trash.take(&dir).map_err(|e| removed_meanwhile(e, reference))?;
+            crate::fault::point("snapshot.remove.before_index")?;
+            index::remove_by_path(tx, &key).map(|_| ())
+        })?;
         crate::fault::point("snapshot.remove.before_cleanup")?;
         drop(trash);
-    } else {
-        home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;
+    } else if !home.db().write(|tx| index::remove_by_path(tx, &key))? {
+        // Only a stale row was left, and someone else dropped it first.
+        return Err(Error::SnapshotNotFound(reference.to_string()));
     }
     Ok(())
 }
