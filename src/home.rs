@@ -55,7 +55,13 @@ impl Home {
         let home = Home {
             inner: Arc::new(Inner { root, db }),
         };
-        publish::clean_stale(&home.tmp_dir())?;
+        if publish::clean_stale(&home.tmp_dir())? > 0 {
+            // A process died mid-operation, perhaps between changing an
+            // artifact and indexing it: bring the index and the sandbox
+            // directories back to the truth.
+            crate::snapshot::reindex(&home, None)?;
+            crate::sandbox::remove_orphans(&home)?;
+        }
         Ok(home)
     }
 

@@ -7,6 +7,9 @@ pub mod db;
 pub mod ffi;
 pub mod disk;
 pub mod error;
+pub mod fault;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod home;
 pub mod image;
 pub mod index;

@@ -98,8 +98,15 @@ impl Staging {
     /// Atomically rename the staged directory to `dest`, which must not exist.
     pub fn publish(mut self, dest: &Path) -> Result<()> {
         sync_dir(&self.dir)?;
+        crate::fault::point("publish.before_rename")?;
         rename_noreplace(&self.dir, dest)?;
-        sync_parent(dest)?;
+        let synced = crate::fault::point("publish.after_rename").and_then(|()| sync_parent(dest));
+        if let Err(e) = synced {
+            // Not durably published: take it back, so a failed publish
+            // leaves nothing behind (Drop removes it from staging).
+            let _ = renameat2(dest, &self.dir, libc::RENAME_NOREPLACE);
+            return Err(e);
+        }
         self.release();
         Ok(())
     }
@@ -110,9 +117,17 @@ impl Staging {
     /// neither; a swapped-out leftover is stale staging, cleaned on next open.
     pub fn replace(mut self, dest: &Path) -> Result<()> {
         sync_dir(&self.dir)?;
+        crate::fault::point("publish.before_exchange")?;
         match rename_exchange(&self.dir, dest) {
             Ok(()) => {
-                sync_parent(dest)?;
+                let synced =
+                    crate::fault::point("publish.after_exchange").and_then(|()| sync_parent(dest));
+                if let Err(e) = synced {
+                    // Swap the old content back rather than let Drop delete
+                    // it under a call that reports failure.
+                    let _ = rename_exchange(&self.dir, dest);
+                    return Err(e);
+                }
                 // self.dir now holds the old content; Drop removes it.
                 Ok(())
             }
@@ -132,6 +147,7 @@ impl Staging {
     pub fn take(&self, victim: &Path) -> Result<()> {
         let into = self.dir.join("victim");
         fs::rename(victim, &into).ctx("move away", victim)?;
+        crate::fault::point("publish.take.after_move")?;
         sync_parent(victim)
     }
 
@@ -151,11 +167,13 @@ impl Drop for Staging {
 }
 
 /// Remove staging entries in `area` whose owners are gone. Live ones (their
-/// lock is held, by this process or another) are left alone.
-pub fn clean_stale(area: &Path) -> Result<()> {
+/// lock is held, by this process or another) are left alone. Returns how
+/// many were removed: non-zero means some process died mid-operation.
+pub fn clean_stale(area: &Path) -> Result<usize> {
+    let mut removed = 0;
     let entries = match fs::read_dir(area) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io("read", area, e)),
     };
     for entry in entries {
@@ -172,11 +190,15 @@ pub fn clean_stale(area: &Path) -> Result<()> {
                 if try_lock_exclusive(&lock).ctx("lock", &lock_path)? {
                     remove_tree(&dir)?;
                     let _ = fs::remove_file(&lock_path);
+                    removed += 1;
                 }
             }
             // Dirs are only created after their lock is held and are removed
             // before it, so a dir without a lock file is a crashed cleanup.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => remove_tree(&dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                remove_tree(&dir)?;
+                removed += 1;
+            }
             Err(e) => return Err(Error::io("open", &lock_path, e)),
         }
     }
@@ -193,12 +215,13 @@ pub fn clean_stale(area: &Path) -> Result<()> {
                 if let Ok(lock) = File::open(entry.path()) {
                     if try_lock_exclusive(&lock).unwrap_or(false) {
                         let _ = fs::remove_file(entry.path());
+                        removed += 1;
                     }
                 }
             }
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// True for names that listing and indexing must never treat as artifacts.

@@ -216,15 +216,25 @@ pub fn create(
             new_row(name, &pin, &file, format, fstype, meta.len(), None)
         }
     };
+    crate::fault::point("sandbox.create.after_copy")?;
     monitor.check()?;
-    File::create(staging.path().join(LOCK_FILE)).ctx("create lock", staging.path())?;
+    // Hold the new sandbox's lock until its record exists, so a directory
+    // without a record is recognisably orphaned (see `remove_orphans`).
+    let creating =
+        File::create(staging.path().join(LOCK_FILE)).ctx("create lock", staging.path())?;
+    try_lock_exclusive(&creating).ctx("lock", staging.path())?;
+    // Held until recorded: a crash in between leaves it stale, so the next open cleans up.
+    let _recording = Staging::in_area(&home.tmp_dir(), "recording")?;
     staging.publish(&dest)?;
+    crate::fault::point("sandbox.create.before_insert")?;
     if let Err(e) = home.db().write(|tx| sandbox_table::insert(tx, &row)) {
         // publish refused an existing directory, so the name was ours: this
         // is a database failure. Leave no directory without a record.
         let _ = std::fs::remove_dir_all(&dest);
         return Err(e);
     }
+    // Recorded: release the lock, or the new sandbox would read as running.
+    drop(creating);
     get(home, name)
 }
 
@@ -375,6 +385,34 @@ pub fn remove(home: &Home, name: &str) -> Result<()> {
     home.db().write(|tx| sandbox_table::delete(tx, name).map(|_| ()))?;
     drop(trash);
     Ok(())
+}
+
+/// Remove sandbox directories that have no record and whose lock nobody
+/// holds: left by a create that died between publishing the directory and
+/// inserting its record (a live create holds the lock). Returns how many.
+pub fn remove_orphans(home: &Home) -> Result<usize> {
+    let dir = home.sandboxes_dir();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&dir).ctx("read", &dir)? {
+        let entry = entry.ctx("read", &dir)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if name.starts_with('.') || home.db().read(|c| sandbox_table::get(c, &name))?.is_some() {
+            continue;
+        }
+        let Ok(lock) = acquire(&entry.path(), &name, LockMode::Exclusive) else {
+            continue;
+        };
+        // Re-check under the lock: a create may have recorded it meanwhile.
+        if home.db().read(|c| sandbox_table::get(c, &name))?.is_none() {
+            let trash = Staging::new(home, &dir, "remove")?;
+            trash.take(&entry.path())?;
+            removed += 1;
+        }
+        drop(lock);
+    }
+    Ok(removed)
 }
 
 fn is_locked(dir: &Path) -> bool {

@@ -166,10 +166,22 @@ pub fn open_dir(dir: &Path) -> Result<Artifact> {
             dir.display()
         )));
     }
-    let (manifest, digest) = Manifest::read_dir(&dir)?;
+    // A concurrent remove may move the directory away at any point below:
+    // that reads as not found, not as a malformed artifact.
+    let gone = || Error::SnapshotNotFound(format!("{} (removed concurrently)", dir.display()));
+    let (manifest, digest) = Manifest::read_dir(&dir).map_err(|e| {
+        if dir.join(MANIFEST_FILE).exists() {
+            e
+        } else {
+            gone()
+        }
+    })?;
     let upper = dir.join(&manifest.upper.file);
     let meta = match std::fs::symlink_metadata(&upper) {
         Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.join(MANIFEST_FILE).exists() => {
+            return Err(gone())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::InvalidManifest(format!(
                 "missing upper file {}",
@@ -270,7 +282,13 @@ fn row_for(art: &Artifact) -> IndexRow {
 /// Upsert an artifact's index row.
 pub fn index_artifact(home: &Home, art: &Artifact) -> Result<()> {
     let row = row_for(art);
-    home.db().write(|tx| index::upsert(tx, &row))
+    // Re-checked under the write lock: a remove unindexes after moving the
+    // directory away, so a reader that opened the artifact just before must
+    // not put the row back (nor a stale digest over a force-replace's).
+    home.db().write(|tx| match Manifest::read_dir(&art.path) {
+        Ok((_, digest)) if digest == art.digest => index::upsert(tx, &row),
+        _ => Ok(()),
+    })
 }
 
 fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
@@ -436,6 +454,7 @@ pub fn create(
         sparse::copy_sparse(&sb.upper_path, &staged_upper, monitor)?;
         None
     };
+    crate::fault::point("snapshot.create.after_copy")?;
     let size_bytes = std::fs::metadata(&staged_upper)
         .ctx("stat", &staged_upper)?
         .len();
@@ -455,7 +474,10 @@ pub fn create(
         source_sandbox: Some(sb.name.clone()),
     };
     manifest.write_to(staging.path())?;
+    crate::fault::point("snapshot.create.after_manifest")?;
     monitor.check()?;
+    // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
+    let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
     if opts.force {
         refuse_non_artifact(&dest)?;
         staging.replace(&dest)?;
@@ -467,6 +489,7 @@ pub fn create(
         path: dest,
         manifest,
     };
+    crate::fault::point("snapshot.create.before_index")?;
     index_artifact(home, &art)?;
     Ok(art)
 }
@@ -511,7 +534,8 @@ pub fn verify_artifact(art: &Artifact, monitor: &Monitor) -> Result<VerifyReport
                     rec.algorithm
                 ))
             })?;
-            let actual = integrity::compute(&fresh.upper_path(), algorithm, monitor)?;
+            let actual = integrity::compute(&fresh.upper_path(), algorithm, monitor)
+                .map_err(|e| removed_meanwhile(e, &fresh.path.display().to_string()))?;
             if actual != rec.digest {
                 return Err(Error::IntegrityMismatch {
                     path: fresh.upper_path().display().to_string(),
@@ -595,11 +619,20 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
             .parent()
             .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
         let trash = Staging::new(home, parent, "remove")?;
-        trash.take(&dir)?;
-        home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;
+        let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
+        // Moved away inside the write transaction that drops the row, so a
+        // concurrent remove that sees the row but not the directory waits
+        // for us and then finds no row (below) instead of also succeeding.
+        home.db().write(|tx| {
+            trash.take(&dir).map_err(|e| removed_meanwhile(e, reference))?;
+            crate::fault::point("snapshot.remove.before_index")?;
+            index::remove_by_path(tx, &key).map(|_| ())
+        })?;
+        crate::fault::point("snapshot.remove.before_cleanup")?;
         drop(trash);
-    } else {
-        home.db().write(|tx| index::remove_by_path(tx, &key).map(|_| ()))?;
+    } else if !home.db().write(|tx| index::remove_by_path(tx, &key))? {
+        // Only a stale row was left, and someone else dropped it first.
+        return Err(Error::SnapshotNotFound(reference.to_string()));
     }
     Ok(())
 }
@@ -618,19 +651,37 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     let found: std::collections::HashSet<String> =
         rows.iter().map(|r| r.artifact_path.clone()).collect();
     let dir_key = dir.to_string_lossy().into_owned();
+    crate::fault::point("snapshot.reindex.before_write")?;
     home.db().write(|tx| {
         for row in &rows {
-            index::upsert(tx, row)?;
+            // Skip what a concurrent remove took away since the listing.
+            if Path::new(&row.artifact_path).join(MANIFEST_FILE).is_file() {
+                index::upsert(tx, row)?;
+            }
         }
+        crate::fault::point("snapshot.reindex.in_transaction")?;
         for path in index::all_paths(tx)? {
             let p = Path::new(&path);
             let in_dir = p.parent().map(|x| x.to_string_lossy() == dir_key.as_str()) == Some(true);
             let gone = !p.join(MANIFEST_FILE).is_file();
-            if (in_dir && !found.contains(&path)) || gone {
+            // Not in the listing but valid now: published since; keep it.
+            let unlisted = in_dir && !found.contains(&path) && open_dir(p).is_err();
+            if unlisted || gone {
                 index::remove_by_path(tx, &path)?;
             }
         }
         Ok(())
     })?;
     u32::try_from(rows.len()).map_err(|_| Error::Internal("too many artifacts".into()))
+}
+
+/// An artifact that vanished under us (a concurrent remove won the race) is
+/// `snapshot_not_found`, not an I/O failure.
+fn removed_meanwhile(e: Error, reference: &str) -> Error {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Error::SnapshotNotFound(format!("{reference} (removed concurrently)"))
+        }
+        _ => e,
+    }
 }

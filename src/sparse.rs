@@ -308,6 +308,7 @@ impl SparseCopy<'_, '_> {
             let mut offset = extent.offset;
             while offset < extent.end() {
                 self.monitor.check()?;
+                crate::fault::point("sparse.copy_chunk")?;
                 let want = (extent.end() - offset).min(COPY_CHUNK);
                 let done = match method {
                     CopyMethod::CopyFileRange => match self.copy_range(offset, want) {

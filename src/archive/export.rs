@@ -136,7 +136,7 @@ struct UpperPlan {
 impl UpperPlan {
     fn of(art: &Artifact, dense: bool) -> Result<UpperPlan> {
         let path = art.path.join(&art.manifest.upper.file);
-        let file = File::open(&path).ctx("open upper", &path)?;
+        let file = File::open(&path).map_err(|e| removed_or_io("open upper", &path, e))?;
         let size = file.metadata().ctx("stat", &path)?.len();
         let runs: Vec<SparseRun> = sparse::data_extents(&file)
             .ctx("find data extents of", &path)?
@@ -195,7 +195,8 @@ fn write_artifact<W: Write>(
         source: e,
     };
     let manifest_path = art.path.join(MANIFEST_FILE);
-    let manifest_bytes = fs::read(&manifest_path).ctx("read", &manifest_path)?;
+    let manifest_bytes =
+        fs::read(&manifest_path).map_err(|e| removed_or_io("read", &manifest_path, e))?;
     let meta = fs::metadata(&manifest_path).ctx("stat", &manifest_path)?;
     tar.append(
         format!("{prefix}/{MANIFEST_FILE}").as_bytes(),
@@ -205,7 +206,7 @@ fn write_artifact<W: Write>(
     .map_err(out_err)?;
 
     let upper_name = format!("{prefix}/{}", art.manifest.upper.file);
-    let file = File::open(&plan.path).ctx("open upper", &plan.path)?;
+    let file = File::open(&plan.path).map_err(|e| removed_or_io("open upper", &plan.path, e))?;
     let meta = FileMeta::of(&file.metadata().ctx("stat", &plan.path)?);
     let mut buf = vec![0u8; CHUNK];
     if plan.dense {
@@ -375,5 +376,15 @@ impl Drop for TempOutput {
             // Best effort: the error that got us here is the one to report.
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+/// A snapshot removed while we export it is `snapshot_not_found` (an
+/// expected race with a concurrent remove), not an I/O failure.
+fn removed_or_io(what: &str, path: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::SnapshotNotFound(format!("{} (removed during export)", path.display()))
+    } else {
+        Error::io(what, path, e)
     }
 }

@@ -107,10 +107,12 @@ fn import_into(
     };
     while let Some(entry) = reader.next_entry()? {
         unpack.progress.tick(monitor)?;
+        crate::fault::point("import.entry")?;
         unpack.entry(&entry, &mut reader, monitor)?;
     }
     unpack.progress.tick(monitor)?;
     let checked = unpack.check_all(monitor)?;
+    crate::fault::point("import.after_check")?;
     install(home, dest, checked, monitor)
 }
 
@@ -367,9 +369,12 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
         }
     }
     let images = checked.images.install(home)?;
+    // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
+    let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
     let mut published: Vec<PathBuf> = Vec::new();
     for (r, target) in to_publish {
         monitor.check()?;
+        crate::fault::point("import.before_publish")?;
         if let Err(e) = r.staging.publish(&target) {
             for done in &published {
                 // Undo: these were renamed in by this import a moment ago.
@@ -380,10 +385,18 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
         published.push(target);
     }
     let mut imported = Vec::new();
-    for target in &targets {
-        let art = snapshot::open_dir(target)?;
-        snapshot::index_artifact(home, &art)?;
-        imported.push(art);
+    let indexed = (|| -> Result<()> {
+        for target in &targets {
+            crate::fault::point("import.before_index")?;
+            let art = snapshot::open_dir(target)?;
+            snapshot::index_artifact(home, &art)?;
+            imported.push(art);
+        }
+        Ok(())
+    })();
+    if let Err(e) = indexed {
+        unpublish(home, dest, &published);
+        return Err(e);
     }
     let head_index = imported
         .iter()
@@ -395,6 +408,21 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
         imported,
         images,
     })
+}
+
+/// Take back what this import published because a later step failed: each
+/// artifact moves away atomically (then is deleted) and loses its row, so a
+/// failed import leaves the destination and the index as they were.
+fn unpublish(home: &Home, dest: &Path, published: &[PathBuf]) {
+    for done in published {
+        if let Ok(trash) = Staging::new(home, dest, "remove") {
+            let _ = trash.take(done);
+        }
+        let key = done.to_string_lossy().into_owned();
+        let _ = home
+            .db()
+            .write(|tx| crate::index::remove_by_path(tx, &key).map(drop));
+    }
 }
 
 /// An existing directory of the same name is fine only if it is the same
