@@ -8,7 +8,7 @@ C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
 .PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python \
-        install clean demo bench
+        install clean demo bench stress fuzz
 
 all: lib cli
 
@@ -78,6 +78,16 @@ test-python: lib
 bench:
 	$(CARGO) build --release --lib
 	$(CARGO) run --release --example bench
+
+# ---- reliability (long runs; `make test` runs the short versions) ----
+FUZZ_SECONDS ?= 300
+# 200 SIGKILLs per operation and 60 s concurrency mixes.
+stress:
+	MICROSNAP_STRESS=1 $(CARGO) test --test reliability_crash --test reliability_concurrency -- --nocapture
+
+# Each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fuzz).
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 # ---- packaging ----
 # INSTALL_PROFILE=debug installs the test build (what test-install uses, to
