@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod progress;
 pub mod publish;
 pub mod sandbox;
+pub mod sandbox_lock;
 pub mod sandbox_table;
 pub mod snapshot;
 pub mod sparse;

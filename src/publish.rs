@@ -249,25 +249,6 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     try_flock(file, libc::LOCK_EX)
 }
 
-/// Non-blocking shared flock: Ok(false) when someone holds it exclusively.
-pub fn try_lock_shared(file: &File) -> io::Result<bool> {
-    try_flock(file, libc::LOCK_SH)
-}
-
-/// Release a flock held through `file`. Closing the file is not enough when
-/// a process forked by another thread still shares its open file
-/// description (until that child execs): the lock would outlive the close.
-pub fn unlock(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a valid, open descriptor owned by `file`.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 fn try_flock(file: &File, operation: libc::c_int) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a valid, open descriptor owned by `file`.

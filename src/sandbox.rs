@@ -2,8 +2,8 @@
 //! runtime boots. microsnap never runs a VM; it owns the upper image, the
 //! record, and the lock that says "running".
 //!
-//! Running means a live [`RunningSandbox`] holds an exclusive `flock` on
-//! `sandboxes/<name>/lock`. The kernel releases that lock when its holder dies,
+//! Running means a live [`RunningSandbox`] holds the exclusive lock on
+//! `sandboxes/<name>/lock` (see `sandbox_lock`). The kernel releases that lock when its holder dies,
 //! so a record that says running while nobody holds the lock is *crashed*.
 use crate::db::Db;
 use crate::disk;
@@ -13,12 +13,13 @@ use crate::image;
 use crate::integrity::{self, Algorithm};
 use crate::manifest::{DiskFormat, ImagePin};
 use crate::progress::Monitor;
-use crate::publish::{self, try_lock_exclusive, try_lock_shared, Staging};
+use crate::publish::Staging;
+use crate::sandbox_lock::{self, LockMode, SandboxLock};
 use crate::sandbox_table::{self, SandboxRow, SandboxStatus};
 use crate::snapshot;
 use crate::sparse;
 use crate::timefmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Default size of a fresh upper: 4 GiB, sparse, so it costs nothing until written.
@@ -92,22 +93,6 @@ pub struct RunningSandbox {
     home: Home,
     name: String,
     _lock: SandboxLock,
-}
-
-/// A held sandbox lock, released when dropped. It unlocks explicitly
-/// rather than just closing: a flock belongs to the open file description,
-/// which a process forked meanwhile by another thread (any host that spawns
-/// processes) shares until it execs, so a plain close could leave a stopped
-/// sandbox locked, reading as running, for a moment.
-#[derive(Debug)]
-pub struct SandboxLock(File);
-
-impl Drop for SandboxLock {
-    fn drop(&mut self) {
-        // Nothing useful to do on failure: the close that follows is the
-        // fallback, and the lock goes with the last descriptor anyway.
-        let _ = publish::unlock(&self.0);
-    }
 }
 
 impl RunningSandbox {
@@ -220,9 +205,10 @@ pub fn create(
     monitor.check()?;
     // Hold the new sandbox's lock until its record exists, so a directory
     // without a record is recognisably orphaned (see `remove_orphans`).
-    let creating =
-        File::create(staging.path().join(LOCK_FILE)).ctx("create lock", staging.path())?;
-    try_lock_exclusive(&creating).ctx("lock", staging.path())?;
+    let lock_path = staging.path().join(LOCK_FILE);
+    let creating = sandbox_lock::try_lock(&lock_path, LockMode::Exclusive)
+        .ctx("lock", &lock_path)?
+        .ok_or_else(|| Error::Internal(format!("new lock {} is held", lock_path.display())))?;
     // Held until recorded: a crash in between leaves it stale, so the next open cleans up.
     let _recording = Staging::in_area(&home.tmp_dir(), "recording")?;
     staging.publish(&dest)?;
@@ -284,35 +270,13 @@ fn new_row(
     }
 }
 
-/// How a lock file is held: exclusively by a running sandbox (and by
-/// removal), shared by readers of its upper such as snapshot copies, which
-/// may overlap one another but not a run.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum LockMode {
-    Exclusive,
-    Shared,
-}
-
 /// Open the lock file and take the lock, or `SandboxRunning` if a
 /// conflicting holder has it.
 fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<SandboxLock> {
     let path = dir.join(LOCK_FILE);
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .ctx("open lock", &path)?;
-    let locked = match mode {
-        LockMode::Exclusive => try_lock_exclusive(&f),
-        LockMode::Shared => try_lock_shared(&f),
-    };
-    if locked.ctx("lock", &path)? {
-        Ok(SandboxLock(f))
-    } else {
-        Err(Error::SandboxRunning(name.to_string()))
-    }
+    sandbox_lock::try_lock(&path, mode)
+        .ctx("lock", &path)?
+        .ok_or_else(|| Error::SandboxRunning(name.to_string()))
 }
 
 /// Start a stopped, crashed or never-started sandbox.
@@ -416,19 +380,7 @@ pub fn remove_orphans(home: &Home) -> Result<usize> {
 }
 
 fn is_locked(dir: &Path) -> bool {
-    match File::open(dir.join(LOCK_FILE)) {
-        // Taking the lock for an instant is the only reliable liveness test;
-        // dropping the file releases it again. Shared, so that readers
-        // holding it shared (snapshot copies) do not count as running.
-        Ok(f) => match try_lock_shared(&f) {
-            Ok(true) => {
-                drop(SandboxLock(f));
-                false
-            }
-            Ok(false) | Err(_) => true,
-        },
-        Err(_) => false,
-    }
+    sandbox_lock::is_held_exclusively(&dir.join(LOCK_FILE))
 }
 
 fn to_sandbox(home: &Home, row: SandboxRow, locked: bool) -> Sandbox {
