@@ -30,6 +30,11 @@ pub fn call(out: *mut *mut c_char, f: impl FnOnce() -> Result<Value, Error>) -> 
     status
 }
 
+/// Encode a result object for the out-string.
+pub fn to_value<T: serde::Serialize>(v: T) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(format!("encode result: {e}")))
+}
+
 /// Like [`call`] for functions without an out-string.
 pub fn call_status(f: impl FnOnce() -> Result<(), Error>) -> i32 {
     call(std::ptr::null_mut(), || f().map(|()| Value::Null))

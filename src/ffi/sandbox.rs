@@ -1,6 +1,6 @@
 //! Sandbox exports: create, start, stop, info, free, get, list, remove, and
 //! the local image layout (list, import).
-use super::boundary::{call, call_status, json_arg};
+use super::boundary::{call, call_status, json_arg, to_value};
 use super::json::*;
 use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn, msnap_sandbox, token};
@@ -16,10 +16,6 @@ use std::sync::Mutex;
 pub(crate) type SandboxSlot = Mutex<Option<RunningSandbox>>;
 pub(crate) static SANDBOXES: super::handles::Registry<SandboxSlot> =
     super::handles::Registry::new(0x53, "sandbox");
-
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value, Error> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(format!("encode result: {e}")))
-}
 
 fn hand_out(out_sandbox: *mut *mut msnap_sandbox, running: RunningSandbox) {
     let t = SANDBOXES.insert(Mutex::new(Some(running)));

@@ -1,5 +1,5 @@
 //! Snapshot exports: create, open, get, list, list_dir, remove, reindex, verify.
-use super::boundary::{call, error_json, json_arg};
+use super::boundary::{call, error_json, json_arg, to_value};
 use super::json::*;
 use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
@@ -8,10 +8,6 @@ use crate::integrity::Algorithm;
 use crate::snapshot::{self, CreateOptions};
 use serde_json::{json, Value};
 use std::ffi::{c_char, c_void};
-
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value, Error> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(format!("encode result: {e}")))
-}
 
 /// Create a snapshot of a stopped, crashed or never-started sandbox.
 /// `args`: `{"source_sandbox", "name"|"path", "labels"?, "force"?,
