@@ -256,7 +256,7 @@ pub fn resolve_digest(home: &Home, digest: &str) -> Result<Artifact> {
 
 fn row_for(art: &Artifact) -> IndexRow {
     let m = &art.manifest;
-    let now = timefmt::parse_rfc3339(&timefmt::now_rfc3339()).unwrap_or(0);
+    let now = timefmt::now_unix_nanos();
     IndexRow {
         artifact_path: art.path.to_string_lossy().into_owned(),
         digest: art.digest.clone(),

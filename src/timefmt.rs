@@ -15,7 +15,20 @@ const MAX_LEAP_NANOS: u32 = 1_999_999_999;
 
 /// The current UTC time, formatted as chrono's `Utc::now().to_rfc3339()`.
 pub fn now_rfc3339() -> String {
-    let (secs, nanos) = match SystemTime::now().duration_since(UNIX_EPOCH) {
+    let (secs, nanos) = now_parts();
+    format_rfc3339(secs, nanos)
+}
+
+/// The current time as Unix nanoseconds (saturating outside 1677..2262).
+pub fn now_unix_nanos() -> i64 {
+    let (secs, nanos) = now_parts();
+    secs.saturating_mul(NANOS_PER_SEC)
+        .saturating_add(i64::from(nanos))
+}
+
+/// Seconds and non-negative nanoseconds since the Unix epoch.
+fn now_parts() -> (i64, u32) {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(since) => (
             i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
             since.subsec_nanos(),
@@ -29,8 +42,7 @@ pub fn now_rfc3339() -> String {
                 n => (-secs - 1, 1_000_000_000 - n),
             }
         }
-    };
-    format_rfc3339(secs, nanos)
+    }
 }
 
 /// Format a UTC instant as `YYYY-MM-DDTHH:MM:SS[.fraction]+00:00`.
