@@ -23,6 +23,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+mod stream;
+pub use stream::{DigestThread, StreamDigest};
+
 /// An upper-file integrity algorithm, named as in `manifest.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
