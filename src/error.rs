@@ -86,7 +86,9 @@ pub enum Error {
     AlreadyExists(String),
     #[error("sandbox is running: {0}")]
     SandboxRunning(String),
-    #[error("snapshot {digest} has {children} indexed child snapshot(s); remove them first or force")]
+    #[error(
+        "snapshot {digest} has {children} indexed child snapshot(s); remove them first or force"
+    )]
     HasChildren { digest: String, children: u64 },
     #[error("integrity mismatch for {path}: expected {expected}, found {actual}")]
     IntegrityMismatch {

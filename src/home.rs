@@ -26,7 +26,9 @@ struct Inner {
 
 impl std::fmt::Debug for Home {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Home").field("root", &self.inner.root).finish()
+        f.debug_struct("Home")
+            .field("root", &self.inner.root)
+            .finish()
     }
 }
 
@@ -145,9 +147,23 @@ mod tests {
         for ok in ["baseline", "after-pip-install", "a_b.c", "x1", "é"] {
             validate_bare_name("snapshot", ok).unwrap();
         }
-        for bad in ["", "a/b", ".x", "~x", "..", ".", "sha256:abc", "a\nb", "a\\b"] {
+        for bad in [
+            "",
+            "a/b",
+            ".x",
+            "~x",
+            "..",
+            ".",
+            "sha256:abc",
+            "a\nb",
+            "a\\b",
+        ] {
             let e = validate_bare_name("snapshot", bad).unwrap_err();
-            assert_eq!(e.code(), crate::error::ErrorCode::InvalidArgument, "{bad:?}");
+            assert_eq!(
+                e.code(),
+                crate::error::ErrorCode::InvalidArgument,
+                "{bad:?}"
+            );
         }
     }
 

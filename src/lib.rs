@@ -4,10 +4,10 @@
 //! knows about C. See `docs/engine.md` for the module map.
 pub mod archive;
 pub mod db;
-pub mod ffi;
 pub mod disk;
 pub mod error;
 pub mod fault;
+pub mod ffi;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod home;

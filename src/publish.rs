@@ -274,7 +274,13 @@ fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     let (f, t) = (c_path(from)?, c_path(to)?);
     // SAFETY: both pointers are valid NUL-terminated strings for the call.
     let rc = unsafe {
-        libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags)
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
     };
     if rc == 0 {
         Ok(())
@@ -291,7 +297,9 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             Err(Error::AlreadyExists(to.display().to_string()))
         }
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) =>
+        {
             // Filesystem without RENAME_NOREPLACE: best effort check-then-rename.
             if fs::symlink_metadata(to).is_ok() {
                 return Err(Error::AlreadyExists(to.display().to_string()));
@@ -308,9 +316,7 @@ fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
 
 /// fsync a directory so a rename or a new entry in it survives a power loss.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("sync", dir)
+    File::open(dir).and_then(|d| d.sync_all()).ctx("sync", dir)
 }
 
 fn sync_parent(path: &Path) -> Result<()> {

@@ -282,7 +282,11 @@ fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<SandboxLock> {
 /// Start a stopped, crashed or never-started sandbox.
 pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
     let row = get_row(home, name)?;
-    let lock = acquire(&home.sandboxes_dir().join(&row.name), name, LockMode::Exclusive)?;
+    let lock = acquire(
+        &home.sandboxes_dir().join(&row.name),
+        name,
+        LockMode::Exclusive,
+    )?;
     set_status(home.db(), name, SandboxStatus::Running)?;
     Ok(RunningSandbox {
         home: home.clone(),
@@ -298,7 +302,11 @@ pub fn start(home: &Home, name: &str) -> Result<RunningSandbox> {
 /// does not read as running.
 pub fn hold(home: &Home, name: &str) -> Result<(Sandbox, SandboxLock)> {
     let row = get_row(home, name)?;
-    let lock = acquire(&home.sandboxes_dir().join(&row.name), name, LockMode::Shared)?;
+    let lock = acquire(
+        &home.sandboxes_dir().join(&row.name),
+        name,
+        LockMode::Shared,
+    )?;
     Ok((to_sandbox(home, row, false), lock))
 }
 
@@ -346,7 +354,8 @@ pub fn remove(home: &Home, name: &str) -> Result<()> {
     let trash = Staging::new(home, &home.sandboxes_dir(), "remove")?;
     trash.take(&dir)?;
     drop(lock);
-    home.db().write(|tx| sandbox_table::delete(tx, name).map(|_| ()))?;
+    home.db()
+        .write(|tx| sandbox_table::delete(tx, name).map(|_| ()))?;
     drop(trash);
     Ok(())
 }

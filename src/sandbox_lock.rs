@@ -105,11 +105,15 @@ mod tests {
         let p = t.path().join("lock");
         assert!(!is_held_exclusively(&p));
         let a = try_lock(&p, LockMode::Shared).unwrap().expect("shared");
-        let b = try_lock(&p, LockMode::Shared).unwrap().expect("second shared");
+        let b = try_lock(&p, LockMode::Shared)
+            .unwrap()
+            .expect("second shared");
         assert!(!is_held_exclusively(&p), "readers are not running");
         assert!(try_lock(&p, LockMode::Exclusive).unwrap().is_none());
         drop((a, b));
-        let x = try_lock(&p, LockMode::Exclusive).unwrap().expect("exclusive");
+        let x = try_lock(&p, LockMode::Exclusive)
+            .unwrap()
+            .expect("exclusive");
         assert!(is_held_exclusively(&p));
         assert!(try_lock(&p, LockMode::Shared).unwrap().is_none());
         // Probing many times never makes the holder's peers fail.
@@ -119,6 +123,8 @@ mod tests {
         drop(x);
         assert!(!is_held_exclusively(&p));
         // A probe in progress does not block a start either.
-        let _y = try_lock(&p, LockMode::Exclusive).unwrap().expect("after release");
+        let _y = try_lock(&p, LockMode::Exclusive)
+            .unwrap()
+            .expect("after release");
     }
 }

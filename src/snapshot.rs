@@ -519,6 +519,18 @@ fn refuse_non_artifact(dest: &Path) -> Result<()> {
 /// Recompute recorded integrity. `not_recorded` when none was recorded;
 /// `IntegrityMismatch` naming both digests when the content changed.
 pub fn verify_artifact(art: &Artifact, monitor: &Monitor) -> Result<VerifyReport> {
+    verify_artifact_with(art, |upper, algorithm| {
+        integrity::compute(upper, algorithm, monitor)
+    })
+}
+
+/// [`verify_artifact`], with the upper's actual digest from `digest_of`
+/// (upper path, recorded algorithm): for a caller that already hashed the
+/// upper's bytes on their way in or out, so it need not read them again.
+pub fn verify_artifact_with(
+    art: &Artifact,
+    digest_of: impl FnOnce(&Path, Algorithm) -> Result<String>,
+) -> Result<VerifyReport> {
     // Re-check metadata: the file may have changed since it was opened.
     let fresh = open_dir(&art.path)?;
     let upper = match &fresh.manifest.upper.integrity {
@@ -534,7 +546,7 @@ pub fn verify_artifact(art: &Artifact, monitor: &Monitor) -> Result<VerifyReport
                     rec.algorithm
                 ))
             })?;
-            let actual = integrity::compute(&fresh.upper_path(), algorithm, monitor)
+            let actual = digest_of(&fresh.upper_path(), algorithm)
                 .map_err(|e| removed_meanwhile(e, &fresh.path.display().to_string()))?;
             if actual != rec.digest {
                 return Err(Error::IntegrityMismatch {
@@ -624,7 +636,9 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         // concurrent remove that sees the row but not the directory waits
         // for us and then finds no row (below) instead of also succeeding.
         home.db().write(|tx| {
-            trash.take(&dir).map_err(|e| removed_meanwhile(e, reference))?;
+            trash
+                .take(&dir)
+                .map_err(|e| removed_meanwhile(e, reference))?;
             crate::fault::point("snapshot.remove.before_index")?;
             index::remove_by_path(tx, &key).map(|_| ())
         })?;

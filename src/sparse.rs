@@ -439,14 +439,18 @@ fn copy_file_range(src: &File, dst: &File, offset: u64, len: u64) -> io::Result<
 pub struct SparseWriter {
     file: File,
     path: PathBuf,
+    /// Bytes written since writeback was last started.
+    unflushed: u64,
 }
+
+/// A [`SparseWriter`] starts writeback after this many bytes, so the disk
+/// writes while the caller produces more and `finish`'s fsync waits for the
+/// tail only (as copies do, see [`start_writeback`]).
+const WRITER_WRITEBACK_STEP: u64 = 32 * 1024 * 1024;
 
 impl SparseWriter {
     pub fn new(file: File) -> Self {
-        SparseWriter {
-            file,
-            path: PathBuf::from("<sparse output>"),
-        }
+        SparseWriter::with_path(file, "<sparse output>")
     }
 
     /// Like [`SparseWriter::new`], naming `path` in error messages.
@@ -454,6 +458,7 @@ impl SparseWriter {
         SparseWriter {
             file,
             path: path.into(),
+            unflushed: 0,
         }
     }
 
@@ -492,10 +497,17 @@ impl SparseWriter {
         Ok(())
     }
 
-    fn write_run(&self, offset: u64, data: &[u8], start: usize, stop: usize) -> Result<()> {
+    fn write_run(&mut self, offset: u64, data: &[u8], start: usize, stop: usize) -> Result<()> {
         self.file
             .write_all_at(&data[start..stop], offset + start as u64)
-            .ctx("write", &self.path)
+            .ctx("write", &self.path)?;
+        self.unflushed += (stop - start) as u64;
+        if self.unflushed >= WRITER_WRITEBACK_STEP {
+            // Length 0: from offset 0 to the end, whatever is dirty and not yet queued.
+            start_writeback(&self.file, 0, 0);
+            self.unflushed = 0;
+        }
+        Ok(())
     }
 
     /// Set the final length (trailing zeros become a hole), fsync, and hand

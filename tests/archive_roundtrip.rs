@@ -423,7 +423,11 @@ fn with_image_ships_the_oci_blobs_and_import_adds_them() {
             .args(["inspect", &format!("oci:{reference}")])
             .output()
             .unwrap();
-        assert!(o.status.success(), "skopeo: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["Digest"], image_digest.as_str());
     } else {
@@ -436,7 +440,11 @@ fn with_image_ships_the_oci_blobs_and_import_adds_them() {
             .arg(&bundle)
             .output()
             .unwrap();
-        assert!(o.status.success(), "umoci: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "umoci: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(bundle.join("rootfs").is_dir());
     } else {
         eprintln!("SKIP umoci check: umoci not installed");
@@ -449,4 +457,147 @@ fn which(tool: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Byte ranges of the entries of a plain tar written by our exporter (no
+/// long names or sparse extension blocks), then the end-of-archive blocks.
+fn tar_entries(tar: &[u8]) -> (Vec<std::ops::Range<usize>>, usize) {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while tar[at..at + 512].iter().any(|&b| b != 0) {
+        let header = &tar[at..at + 512];
+        assert!(
+            header[156] != b'S' || header[482] == 0,
+            "sparse extension blocks"
+        );
+        let size = std::str::from_utf8(&header[124..135]).unwrap();
+        let size = usize::from_str_radix(size.trim_matches(|c| c == '\0' || c == ' '), 8).unwrap();
+        let end = at + 512 + size.div_ceil(512) * 512;
+        entries.push(at..end);
+        at = end;
+    }
+    (entries, at)
+}
+
+/// The same archive with its upper entry before its manifest (as hand-made
+/// archives may be): the importer cannot hash the upper on the way in then,
+/// since nothing says what to expect yet, and checks it afterwards.
+fn upper_first(tar: &[u8]) -> Vec<u8> {
+    let (entries, end) = tar_entries(tar);
+    assert_eq!(entries.len(), 2, "a manifest and an upper");
+    let mut out = tar[entries[1].clone()].to_vec();
+    out.extend_from_slice(&tar[entries[0].clone()]);
+    out.extend_from_slice(&tar[end..]);
+    out
+}
+
+#[test]
+fn every_integrity_algorithm_is_checked_on_export_and_on_import_in_either_entry_order() {
+    use microsnap::integrity::Algorithm;
+    for algorithm in Algorithm::ALL {
+        let (t, src) = new_home();
+        let spec = SnapSpec {
+            integrity: Some(algorithm),
+            ..SnapSpec::default()
+        };
+        let digest = make_artifact(&src.snapshots_dir(), "snap", &spec);
+        let out = t.path().join("a.tar");
+        let plain = ExportOptions {
+            plain_tar: true,
+            ..Default::default()
+        };
+        archive::export(&src, "snap", &out, &plain, &Monitor::none()).unwrap();
+        let good = fs::read(&out).unwrap();
+        let data = pattern(1, 64);
+        let at = good
+            .windows(data.len())
+            .position(|w| w == data.as_slice())
+            .expect("upper data in the tar");
+        let mut bad = good.clone();
+        bad[at + 100] ^= 1;
+        let cases = [
+            ("manifest first", upper_first(&upper_first(&good)), true),
+            ("upper first", upper_first(&good), true),
+            ("tampered, manifest first", bad.clone(), false),
+            ("tampered, upper first", upper_first(&bad), false),
+        ];
+        for (case, bytes, intact) in cases {
+            let (t2, dst) = new_home();
+            let archive_path = t2.path().join("in.tar");
+            fs::write(&archive_path, &bytes).unwrap();
+            let result = archive::import(&dst, &archive_path, None, &Monitor::none());
+            if intact {
+                let report = result.unwrap_or_else(|e| panic!("{algorithm} {case}: {e}"));
+                assert_eq!(report.head.digest, digest, "{algorithm} {case}");
+            } else {
+                let err = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{algorithm} {case} imported"));
+                assert_eq!(
+                    err.code(),
+                    ErrorCode::IntegrityMismatch,
+                    "{algorithm} {case}: {err}"
+                );
+                assert!(
+                    dir_names(&dst.snapshots_dir()).is_empty(),
+                    "{algorithm} {case}"
+                );
+                assert!(index_rows(&dst).is_empty(), "{algorithm} {case}");
+            }
+        }
+
+        // A changed upper is caught on the way out: no archive appears.
+        let upper = src.snapshots_dir().join("snap/upper.ext4");
+        let f = fs::OpenOptions::new().write(true).open(&upper).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"tampered", (6 << 20) + 10).unwrap();
+        for plain_tar in [false, true] {
+            let out = t.path().join(format!("tampered-{plain_tar}"));
+            let opts = ExportOptions {
+                plain_tar,
+                ..Default::default()
+            };
+            let err = archive::export(&src, "snap", &out, &opts, &Monitor::none()).unwrap_err();
+            assert_eq!(
+                err.code(),
+                ErrorCode::IntegrityMismatch,
+                "{algorithm}: {err}"
+            );
+            assert!(!out.exists(), "{algorithm}");
+            assert_eq!(
+                dir_names(t.path())
+                    .iter()
+                    .filter(|n| n.contains("partial"))
+                    .count(),
+                0
+            );
+        }
+    }
+}
+
+#[test]
+fn every_compression_level_round_trips() {
+    // Level 19's window (8 MiB) is larger than a worker job (4 MiB), and
+    // the upper spans several jobs.
+    let (t, src) = new_home();
+    let spec = SnapSpec {
+        size: 64 << 20,
+        data: vec![(4096, pattern(5, 9 << 20)), (40 << 20, pattern(6, 3 << 20))],
+        ..SnapSpec::default()
+    };
+    let digest = make_artifact(&src.snapshots_dir(), "snap", &spec);
+    for level in [1, 3, 19] {
+        let out = t.path().join(format!("l{level}.tar.zst"));
+        let opts = ExportOptions {
+            level: Some(level),
+            ..Default::default()
+        };
+        archive::export(&src, "snap", &out, &opts, &Monitor::none()).unwrap();
+        let (_t2, dst) = new_home();
+        let report = archive::import(&dst, &out, None, &Monitor::none()).unwrap();
+        assert_eq!(report.head.digest, digest, "level {level}");
+        assert!(same_bytes(
+            &src.snapshots_dir().join("snap/upper.ext4"),
+            &report.head.path.join("upper.ext4")
+        ));
+    }
 }

@@ -57,7 +57,11 @@ impl Normalizer {
             let is_digest = cand.len() == 71 && cand[7..].bytes().all(|b| b.is_ascii_hexdigit());
             if is_digest && !self.stable.contains(&cand) {
                 let n = self.digests.len() + 1;
-                let name = self.digests.entry(cand.clone()).or_insert(format!("<digest-{n}>")).clone();
+                let name = self
+                    .digests
+                    .entry(cand.clone())
+                    .or_insert(format!("<digest-{n}>"))
+                    .clone();
                 s.replace_range(start..end, &name);
                 i = start + name.len();
             } else {
@@ -114,7 +118,12 @@ fn every_call_matches_its_golden_json() {
     let home = home.canonicalize().unwrap();
     let mut r = Recorder {
         norm: Normalizer {
-            home: tmp.path().canonicalize().unwrap().to_string_lossy().into_owned(),
+            home: tmp
+                .path()
+                .canonicalize()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
             digests: HashMap::new(),
             stable: vec![image_digest],
         },
@@ -129,11 +138,22 @@ fn every_call_matches_its_golden_json() {
 
     let mut sb: *mut msnap_sandbox = ptr::null_mut();
     let a = c(r#"{"name":"baseline","image":"alpine:3.20","size_bytes":16777216}"#);
-    let s = msnap_sandbox_create(&mut sb, &mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_sandbox_create(
+        &mut sb,
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     let created = r.record("sandbox_create", s, out);
     let upper = created["upper_path"].as_str().unwrap().to_string();
     std::fs::write(&upper, b"").ok(); // keep size: rewrite below
-    let f = std::fs::OpenOptions::new().write(true).open(&upper).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&upper)
+        .unwrap();
     f.set_len(16 << 20).unwrap();
     std::os::unix::fs::FileExt::write_at(&f, b"golden data", 4096).unwrap();
     drop(f);
@@ -150,25 +170,56 @@ fn every_call_matches_its_golden_json() {
     let s = msnap_image_list(&mut out, ctx, ptr::null());
     r.record("image_list", s, out);
 
-    let a = c(r#"{"source_sandbox":"baseline","name":"base","labels":{"stage":"post-deps"},"record_integrity":true}"#);
-    let s = msnap_snapshot_create(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let a = c(
+        r#"{"source_sandbox":"baseline","name":"base","labels":{"stage":"post-deps"},"record_integrity":true}"#,
+    );
+    let s = msnap_snapshot_create(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("snapshot_create", s, out);
     let a = c(r#"{"ref":"base"}"#);
     let s = msnap_snapshot_open(&mut out, ctx, a.as_ptr());
     r.record("snapshot_open", s, out);
     let s = msnap_snapshot_get(&mut out, ctx, a.as_ptr());
     r.record("snapshot_get", s, out);
-    let s = msnap_snapshot_verify(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_snapshot_verify(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("snapshot_verify", s, out);
 
     let a = c(r#"{"name":"fork","snapshot":"base"}"#);
-    let s = msnap_sandbox_create(&mut sb, &mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_sandbox_create(
+        &mut sb,
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("sandbox_create_from_snapshot", s, out);
     let s = msnap_sandbox_stop(&mut out, sb);
     r.record("sandbox_stop_fork", s, out);
     assert_eq!(msnap_sandbox_free(sb), MSNAP_OK);
     let a = c(r#"{"source_sandbox":"fork","name":"child"}"#);
-    let s = msnap_snapshot_create(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_snapshot_create(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("snapshot_create_child", s, out);
     let s = msnap_snapshot_list(&mut out, ctx, ptr::null());
     r.record("snapshot_list", s, out);
@@ -177,7 +228,10 @@ fn every_call_matches_its_golden_json() {
     let bad = home.join("snapshots/broken");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("manifest.json"), b"{\"schema\":2}").unwrap();
-    let a = c(&format!(r#"{{"dir":"{}"}}"#, home.join("snapshots").display()));
+    let a = c(&format!(
+        r#"{{"dir":"{}"}}"#,
+        home.join("snapshots").display()
+    ));
     let s = msnap_snapshot_list_dir(&mut out, ctx, a.as_ptr());
     r.record("snapshot_list_dir", s, out);
     let s = msnap_snapshot_reindex(&mut out, ctx, ptr::null());
@@ -189,18 +243,46 @@ fn every_call_matches_its_golden_json() {
     // (after the import below, another copy of "base" exists, and removing
     // one copy no longer orphans its child)
     let archive_path = tmp.path().join("base.tar.zst");
-    let a = c(&format!(r#"{{"ref":"child","out":"{}","with_parents":true}}"#, archive_path.display()));
-    let s = msnap_snapshot_export(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let a = c(&format!(
+        r#"{{"ref":"child","out":"{}","with_parents":true}}"#,
+        archive_path.display()
+    ));
+    let s = msnap_snapshot_export(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     let exported = r.record("snapshot_export", s, out);
     assert_eq!(exported["snapshots"].as_array().map(|v| v.len()), Some(2));
     let dest = home.join("elsewhere");
-    let a = c(&format!(r#"{{"archive":"{}","dest":"{}"}}"#, archive_path.display(), dest.display()));
-    let s = msnap_snapshot_import(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let a = c(&format!(
+        r#"{{"archive":"{}","dest":"{}"}}"#,
+        archive_path.display(),
+        dest.display()
+    ));
+    let s = msnap_snapshot_import(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("snapshot_import", s, out);
     let not_archive = tmp.path().join("not-an-archive");
     std::fs::write(&not_archive, b"hello").unwrap();
     let a = c(&format!(r#"{{"archive":"{}"}}"#, not_archive.display()));
-    let s = msnap_snapshot_import(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_snapshot_import(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("error_invalid_archive", s, out);
 
     // Error objects.
@@ -211,11 +293,21 @@ fn every_call_matches_its_golden_json() {
     let s = msnap_snapshot_get(&mut out, ctx, a.as_ptr());
     r.record("error_unknown_field", s, out);
     let base_upper = home.join("snapshots/base/upper.ext4");
-    let f = std::fs::OpenOptions::new().write(true).open(&base_upper).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&base_upper)
+        .unwrap();
     std::os::unix::fs::FileExt::write_at(&f, b"X", 4096).unwrap();
     drop(f);
     let a = c(r#"{"ref":"base"}"#);
-    let s = msnap_snapshot_verify(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_snapshot_verify(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("error_integrity_mismatch", s, out);
 
     let a = c(r#"{"ref":"child"}"#);
@@ -242,5 +334,9 @@ fn every_call_matches_its_golden_json() {
             mismatches.push(format!("{name}: golden\n{want}\ngot\n{text}"));
         }
     }
-    assert!(mismatches.is_empty(), "golden mismatch (UPDATE_GOLDEN=1 to accept):\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "golden mismatch (UPDATE_GOLDEN=1 to accept):\n{}",
+        mismatches.join("\n")
+    );
 }

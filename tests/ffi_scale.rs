@@ -38,7 +38,10 @@ fn list_of_100k_snapshots() {
     let mut ctx: *mut msnap_context = ptr::null_mut();
     let mut out: *mut c_char = ptr::null_mut();
     let args = CString::new(format!(r#"{{"home":"{}"}}"#, tmp.path().display())).unwrap();
-    assert_eq!(msnap_context_open(&mut ctx, &mut out, args.as_ptr()), MSNAP_OK);
+    assert_eq!(
+        msnap_context_open(&mut ctx, &mut out, args.as_ptr()),
+        MSNAP_OK
+    );
     unsafe { msnap_string_free(out) };
     assert_eq!(msnap_snapshot_list(&mut out, ctx, ptr::null()), MSNAP_OK);
     let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();

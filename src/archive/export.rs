@@ -7,7 +7,8 @@ use super::tar_writer::{FileMeta, TarWriter};
 use super::{ExportOptions, ExportReport};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use crate::manifest::{digest_prefix, MANIFEST_FILE};
+use crate::integrity::{Algorithm, DigestThread};
+use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::snapshot::{self, Artifact};
 use crate::sparse;
@@ -42,11 +43,6 @@ pub fn export(
     } else {
         vec![head]
     };
-    // Like v0.6.3: never ship a snapshot whose recorded integrity fails.
-    for art in &chain {
-        monitor.check()?;
-        snapshot::verify_artifact(art, monitor)?;
-    }
     let images = if opts.with_image {
         let pins: Vec<_> = chain.iter().map(|a| &a.manifest.image).collect();
         image_subset::plan(home, &pins)?
@@ -65,6 +61,7 @@ pub fn export(
     let counted = CountingWriter {
         inner: BufWriter::with_capacity(CHUNK, temp.file()?),
         count: 0,
+        unflushed: 0,
     };
     let write_err = |e: io::Error| Error::io("write", temp.path(), e);
     let counted = if opts.plain_tar {
@@ -84,6 +81,7 @@ pub fn export(
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
+
     drop(file);
     monitor.check()?;
     temp.commit(out)?;
@@ -197,6 +195,16 @@ fn write_artifact<W: Write>(
     let manifest_path = art.path.join(MANIFEST_FILE);
     let manifest_bytes =
         fs::read(&manifest_path).map_err(|e| removed_or_io("read", &manifest_path, e))?;
+    // The integrity checked below must be the one shipped: these bytes.
+    let shipped = Manifest::parse(&manifest_bytes)?;
+    if shipped.digest() != art.digest {
+        return Err(Error::InvalidManifest(format!(
+            "{} changed during export (it was {}, now {})",
+            manifest_path.display(),
+            art.digest,
+            shipped.digest()
+        )));
+    }
     let meta = fs::metadata(&manifest_path).ctx("stat", &manifest_path)?;
     tar.append(
         format!("{prefix}/{MANIFEST_FILE}").as_bytes(),
@@ -208,7 +216,28 @@ fn write_artifact<W: Write>(
     let upper_name = format!("{prefix}/{}", art.manifest.upper.file);
     let file = File::open(&plan.path).map_err(|e| removed_or_io("open upper", &plan.path, e))?;
     let meta = FileMeta::of(&file.metadata().ctx("stat", &plan.path)?);
-    let mut buf = vec![0u8; CHUNK];
+    // Like v0.6.3, never ship a snapshot whose recorded integrity fails; but
+    // check the bytes on their way into the archive (hashed on another core
+    // while zstd compresses) instead of reading the upper twice. A mismatch
+    // fails the export before its temporary file is renamed into place.
+    let mut check = match &shipped.upper.integrity {
+        Some(rec) => {
+            let algorithm = Algorithm::from_name(&rec.algorithm).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "unsupported upper integrity algorithm: {}",
+                    rec.algorithm
+                ))
+            })?;
+            Some((DigestThread::spawn(algorithm, plan.size, CHUNK)?, rec))
+        }
+        None => None,
+    };
+    let mut upper = UpperReader {
+        file: &file,
+        path: &plan.path,
+        digest: check.as_mut().map(|(thread, _)| thread),
+        own_buf: Vec::new(),
+    };
     if plan.dense {
         // Holes are written as zeros without reading them.
         tar.begin_regular(upper_name.as_bytes(), &meta, plan.size)
@@ -217,7 +246,7 @@ fn write_artifact<W: Write>(
         let mut pos = 0;
         for run in &plan.runs {
             write_zeros(tar, &zeros, run.offset - pos, monitor)?;
-            copy_run(tar, &file, &plan.path, run, &mut buf, monitor)?;
+            upper.copy_run(tar, run, monitor)?;
             pos = run.offset + run.len;
         }
         write_zeros(tar, &zeros, plan.size - pos, monitor)?;
@@ -226,7 +255,17 @@ fn write_artifact<W: Write>(
         tar.begin_sparse(upper_name.as_bytes(), &meta, &map)
             .map_err(out_err)?;
         for run in &plan.runs {
-            copy_run(tar, &file, &plan.path, run, &mut buf, monitor)?;
+            upper.copy_run(tar, run, monitor)?;
+        }
+    }
+    if let Some((thread, rec)) = check {
+        let actual = thread.finish()?;
+        if actual != rec.digest {
+            return Err(Error::IntegrityMismatch {
+                path: plan.path.display().to_string(),
+                expected: rec.digest.clone(),
+                actual,
+            });
         }
     }
     Ok(())
@@ -251,52 +290,83 @@ fn write_zeros<W: Write>(
     Ok(())
 }
 
-fn copy_run<W: Write>(
-    tar: &mut TarWriter<W>,
-    file: &File,
-    path: &Path,
-    run: &SparseRun,
-    buf: &mut [u8],
-    monitor: &Monitor,
-) -> Result<()> {
-    let mut done = 0u64;
-    while done < run.len {
-        monitor.check()?;
-        let want = buf
-            .len()
-            .min(usize::try_from(run.len - done).unwrap_or(usize::MAX));
-        let n = file
-            .read_at(&mut buf[..want], run.offset + done)
-            .ctx("read upper", path)?;
-        if n == 0 {
-            return Err(Error::Io {
-                context: format!("read upper {}", path.display()),
-                source: io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the upper shrank during export",
-                ),
-            });
+/// Reads an upper's data runs into the archive, handing each chunk to the
+/// integrity check's hashing thread (if any) once it is written.
+struct UpperReader<'a> {
+    file: &'a File,
+    path: &'a Path,
+    digest: Option<&'a mut DigestThread>,
+    /// The read buffer when no hashing thread supplies them.
+    own_buf: Vec<u8>,
+}
+
+impl UpperReader<'_> {
+    fn copy_run<W: Write>(
+        &mut self,
+        tar: &mut TarWriter<W>,
+        run: &SparseRun,
+        monitor: &Monitor,
+    ) -> Result<()> {
+        let mut done = 0u64;
+        while done < run.len {
+            monitor.check()?;
+            let mut buf = match self.digest.as_deref() {
+                Some(thread) => thread.buffer(),
+                None if self.own_buf.is_empty() => vec![0u8; CHUNK],
+                None => std::mem::take(&mut self.own_buf),
+            };
+            let want = buf
+                .len()
+                .min(usize::try_from(run.len - done).unwrap_or(usize::MAX));
+            let n = self
+                .file
+                .read_at(&mut buf[..want], run.offset + done)
+                .ctx("read upper", self.path)?;
+            if n == 0 {
+                return Err(Error::Io {
+                    context: format!("read upper {}", self.path.display()),
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upper shrank during export",
+                    ),
+                });
+            }
+            tar.write_data(&buf[..n]).map_err(|e| Error::Io {
+                context: "write archive".into(),
+                source: e,
+            })?;
+            match self.digest.as_deref_mut() {
+                Some(thread) => thread.feed(run.offset + done, buf, n)?,
+                None => self.own_buf = buf,
+            }
+            done += n as u64;
+            monitor.advance(n as u64)?;
         }
-        tar.write_data(&buf[..n]).map_err(|e| Error::Io {
-            context: "write archive".into(),
-            source: e,
-        })?;
-        done += n as u64;
-        monitor.advance(n as u64)?;
+        Ok(())
     }
-    Ok(())
 }
 
-/// Counts bytes reaching the archive file.
-struct CountingWriter<W> {
-    inner: W,
+/// Counts bytes reaching the archive file, and starts their writeback as
+/// they accumulate so the final fsync waits for the tail only.
+struct CountingWriter {
+    inner: BufWriter<File>,
     count: u64,
+    unflushed: u64,
 }
 
-impl<W: Write> Write for CountingWriter<W> {
+/// Start writeback of the archive after this many bytes.
+const WRITEBACK_STEP: u64 = 16 * 1024 * 1024;
+
+impl Write for CountingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count += n as u64;
+        self.unflushed += n as u64;
+        if self.unflushed >= WRITEBACK_STEP {
+            // Length 0: all of the file that is dirty and not yet queued.
+            sparse::start_writeback(self.inner.get_ref(), 0, 0);
+            self.unflushed = 0;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -23,7 +23,7 @@ use super::tar_reader::{Entry, SourceReader, TarReader};
 use super::ImportReport;
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use crate::integrity::{self, Algorithm};
+use crate::integrity::{self, Algorithm, DigestThread};
 use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
@@ -152,6 +152,15 @@ struct StagedDir {
     manifest: Option<ReceivedManifest>,
     /// Data files received (name, logical size, archive entry name).
     files: Vec<(String, u64, String)>,
+    /// The upper's digest, computed as it was unpacked (when the manifest
+    /// came first and records integrity), so the check needs no re-read.
+    streamed: Option<StreamedDigest>,
+}
+
+struct StreamedDigest {
+    file: String,
+    algorithm: Algorithm,
+    digest: String,
 }
 
 struct ReceivedManifest {
@@ -207,6 +216,7 @@ impl Unpack<'_> {
             staging,
             manifest: None,
             files: Vec::new(),
+            streamed: None,
         });
         Ok(self.dirs.len() - 1)
     }
@@ -260,8 +270,31 @@ impl Unpack<'_> {
                 "{name} declares {logical} bytes, beyond the {MAX_REAL_SIZE} byte limit"
             )));
         }
+        let algorithm = self.dirs[i]
+            .manifest
+            .as_ref()
+            .and_then(|m| m.manifest.upper.integrity.as_ref())
+            .and_then(|rec| Algorithm::from_name(&rec.algorithm));
+        let mut digest = match algorithm {
+            Some(a) => Some(DigestThread::spawn(a, logical, CHUNK)?),
+            None => None,
+        };
         let path = self.dirs[i].staging.path().join(file);
-        restore_sparse(&path, entry, reader, monitor, &mut self.progress)?;
+        restore_sparse(
+            &path,
+            entry,
+            reader,
+            digest.as_mut(),
+            monitor,
+            &mut self.progress,
+        )?;
+        if let (Some(algorithm), Some(thread)) = (algorithm, digest) {
+            self.dirs[i].streamed = Some(StreamedDigest {
+                file: file.to_string(),
+                algorithm,
+                digest: thread.finish()?,
+            });
+        }
         self.dirs[i].files.push((file.to_string(), logical, name));
         Ok(())
     }
@@ -306,7 +339,12 @@ impl Unpack<'_> {
             }
             monitor.check()?;
             let art = snapshot::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
-            snapshot::verify_artifact(&art, monitor).map_err(|e| in_entry(&upper_entry, e))?;
+            let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
+            snapshot::verify_artifact_with(&art, |path, algorithm| match streamed {
+                Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
+                _ => integrity::compute(path, algorithm, monitor),
+            })
+            .map_err(|e| in_entry(&upper_entry, e))?;
             ready.push(Ready {
                 name: dir.name,
                 staging: dir.staging,
@@ -491,11 +529,13 @@ fn check_upper(manifest: &Manifest, file: &str, logical: u64, entry: &str) -> Re
 
 /// Write an entry's data to a new file at `path`, turning zero blocks into
 /// holes whatever the entry type, so an imported upper is as sparse as its
-/// data allows.
+/// data allows. With `digest`, each written chunk then goes to the hashing
+/// thread, which hashes it while the next one is decompressed.
 fn restore_sparse<R: Read>(
     path: &Path,
     entry: &Entry,
     reader: &mut TarReader<R>,
+    mut digest: Option<&mut DigestThread>,
     monitor: &Monitor,
     progress: &mut ArchiveProgress,
 ) -> Result<()> {
@@ -506,10 +546,14 @@ fn restore_sparse<R: Read>(
         .open(path)
         .ctx("create", path)?;
     let mut writer = SparseWriter::with_path(file, path);
-    let mut buf = vec![0u8; CHUNK];
+    let mut own_buf = vec![0u8; if digest.is_some() { 0 } else { CHUNK }];
     let mut copy_run = |offset: u64, len: u64, writer: &mut SparseWriter| -> Result<()> {
         let mut done = 0u64;
         while done < len {
+            let mut buf = match digest.as_deref() {
+                Some(thread) => thread.buffer(),
+                None => std::mem::take(&mut own_buf),
+            };
             let want = buf
                 .len()
                 .min(usize::try_from(len - done).unwrap_or(usize::MAX));
@@ -521,6 +565,10 @@ fn restore_sparse<R: Read>(
                 )));
             }
             writer.write_at(offset + done, &buf[..n])?;
+            match digest.as_deref_mut() {
+                Some(thread) => thread.feed(offset + done, buf, n)?,
+                None => own_buf = buf,
+            }
             done += n as u64;
             progress.tick(monitor)?;
         }

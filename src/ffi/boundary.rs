@@ -87,9 +87,12 @@ pub fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
 
 /// Parse a JSON arguments object. NULL means `{}` (all defaults).
 pub fn json_arg<T: DeserializeOwned>(p: *const c_char) -> Result<T, Error> {
-    let text = if p.is_null() { "{}" } else { str_arg(p, "arguments")? };
-    serde_json::from_str(text)
-        .map_err(|e| Error::InvalidArgument(format!("arguments: {e}")))
+    let text = if p.is_null() {
+        "{}"
+    } else {
+        str_arg(p, "arguments")?
+    };
+    serde_json::from_str(text).map_err(|e| Error::InvalidArgument(format!("arguments: {e}")))
 }
 
 /// Every code with its number, for tests and docs.
@@ -110,7 +113,9 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_internal_error() {
         let mut out: *mut c_char = std::ptr::null_mut();
-        let status = call(&mut out, || -> Result<Value, Error> { panic!("boom {}", 42) });
+        let status = call(&mut out, || -> Result<Value, Error> {
+            panic!("boom {}", 42)
+        });
         assert_eq!(status, ErrorCode::Internal as i32);
         let v = take(out);
         assert_eq!(v["code"], "internal");
@@ -141,12 +146,18 @@ mod tests {
         struct A {
             name: String,
         }
-        assert_eq!(str_arg(std::ptr::null(), "x").unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert_eq!(
+            str_arg(std::ptr::null(), "x").unwrap_err().code(),
+            ErrorCode::InvalidArgument
+        );
         let bad = b"\xff\0";
         assert!(str_arg(bad.as_ptr().cast(), "x").is_err());
         let unknown = CString::new(r#"{"name":"a","nmae":"b"}"#).unwrap();
         let e = json_arg::<A>(unknown.as_ptr()).unwrap_err();
         assert!(e.to_string().contains("nmae"), "{e}");
-        assert!(json_arg::<A>(std::ptr::null()).is_err(), "missing required field");
+        assert!(
+            json_arg::<A>(std::ptr::null()).is_err(),
+            "missing required field"
+        );
     }
 }

@@ -67,7 +67,10 @@ impl<T> Registry<T> {
         let generation = ((token >> INDEX_BITS) & GEN_MASK) as u32;
         let index = (token & 0xffff_ffff) as usize;
         if token == 0 {
-            return Err(Error::InvalidArgument(format!("{} handle is NULL", self.what)));
+            return Err(Error::InvalidArgument(format!(
+                "{} handle is NULL",
+                self.what
+            )));
         }
         if tag != self.tag || index == 0 {
             return Err(Error::InvalidArgument(format!(

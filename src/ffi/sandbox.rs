@@ -187,7 +187,10 @@ pub extern "C" fn msnap_sandbox_list(
     call(out, || {
         let home = context(ctx)?;
         let _: EmptyArgs = json_arg(args)?;
-        let list: Vec<SandboxJson> = sandbox::list(&home)?.iter().map(SandboxJson::from).collect();
+        let list: Vec<SandboxJson> = sandbox::list(&home)?
+            .iter()
+            .map(SandboxJson::from)
+            .collect();
         Ok(json!({ "sandboxes": list }))
     })
 }

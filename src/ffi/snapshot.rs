@@ -85,7 +85,10 @@ pub extern "C" fn msnap_snapshot_list(
     call(out, || {
         let home = context(ctx)?;
         let _: EmptyArgs = json_arg(args)?;
-        let list: Vec<HandleJson> = snapshot::list(&home)?.iter().map(HandleJson::from).collect();
+        let list: Vec<HandleJson> = snapshot::list(&home)?
+            .iter()
+            .map(HandleJson::from)
+            .collect();
         Ok(json!({ "snapshots": list }))
     })
 }
@@ -103,7 +106,8 @@ pub extern "C" fn msnap_snapshot_list_dir(
         context(ctx)?;
         let a: DirArgs = json_arg(args)?;
         let listing = snapshot::list_dir(&a.dir)?;
-        let artifacts: Vec<ArtifactJson> = listing.artifacts.iter().map(ArtifactJson::from).collect();
+        let artifacts: Vec<ArtifactJson> =
+            listing.artifacts.iter().map(ArtifactJson::from).collect();
         let skipped: Vec<Value> = listing
             .skipped
             .iter()
@@ -165,6 +169,10 @@ pub extern "C" fn msnap_snapshot_verify(
         let home = context(ctx)?;
         let a: RefArgs = json_arg(args)?;
         let m = monitor(cancel, progress, payload)?;
-        to_value(VerifyJson::from(&snapshot::verify(&home, &a.reference, &m)?))
+        to_value(VerifyJson::from(&snapshot::verify(
+            &home,
+            &a.reference,
+            &m,
+        )?))
     })
 }
