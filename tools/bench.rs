@@ -129,6 +129,27 @@ fn timed<T>(f: impl FnOnce() -> Res<T>) -> Res<(Duration, T)> {
     Ok((start.elapsed(), v))
 }
 
+/// CPU time (user + system) used so far by this process's threads
+/// (`libc::RUSAGE_SELF`) or by its finished children (`RUSAGE_CHILDREN`).
+/// The archive rows print it: when both sides keep both cores busy, CPU
+/// time is what the ratio is made of, and it is less noisy than wall time
+/// on a shared machine.
+fn cpu_time(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage fills the one struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut usage) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Mean CPU seconds per run of ours and the peer, as a note.
+fn cpu_note(ours: Duration, peer: Duration, reps: usize) -> String {
+    let per = |d: Duration| d.as_secs_f64() / reps.max(1) as f64;
+    format!("CPU per run {:.2} s vs {:.2} s", per(ours), per(peer))
+}
+
 /// Run a shell pipeline, timed; fails loudly if it fails.
 fn sh(cmd: &str) -> Res<Duration> {
     let start = Instant::now();
@@ -540,11 +561,13 @@ impl Bench {
             )
         };
         let home = &self.home;
+        let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
             self.reps,
             |_| {
                 rm(&ours_out);
-                Ok(timed(|| {
+                let cpu = cpu_time(libc::RUSAGE_SELF);
+                let d = timed(|| {
                     Ok(archive::export(
                         home,
                         &path_ref,
@@ -553,11 +576,16 @@ impl Bench {
                         &Monitor::none(),
                     )?)
                 })?
-                .0)
+                .0;
+                ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
+                Ok(d)
             },
             |_| {
                 rm(&peer_out);
-                sh(&peer_cmd)
+                let cpu = cpu_time(libc::RUSAGE_CHILDREN);
+                let d = sh(&peer_cmd)?;
+                peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
+                Ok(d)
             },
         )?;
         let (a, b) = (
@@ -565,10 +593,11 @@ impl Bench {
             fs::metadata(&peer_out)?.len(),
         );
         let note = format!(
-            "archive {} MiB vs {} MiB = {:.3}×",
-            a / MIB,
-            b / MIB,
-            a as f64 / b as f64
+            "archive {} vs {} bytes = {:.4}×; {}",
+            a,
+            b,
+            a as f64 / b as f64,
+            cpu_note(ours_cpu, peer_cpu, self.reps)
         );
         if dense {
             self.push(
@@ -612,10 +641,12 @@ impl Bench {
         let peer_dir = self.work.join("import-peer");
         let mut ours_alloc = 0;
         let mut peer_alloc = 0;
+        let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
             self.reps,
             |_| {
                 rm(&ours_dir);
+                let cpu = cpu_time(libc::RUSAGE_SELF);
                 let (d, report) = timed(|| {
                     Ok(archive::import(
                         &imp_home,
@@ -624,6 +655,7 @@ impl Bench {
                         &Monitor::none(),
                     )?)
                 })?;
+                ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 ours_alloc = allocated(&report.head.upper_path());
                 rm(&ours_dir);
                 Ok(d)
@@ -631,11 +663,13 @@ impl Bench {
             |_| {
                 rm(&peer_dir);
                 fs::create_dir_all(&peer_dir)?;
+                let cpu = cpu_time(libc::RUSAGE_CHILDREN);
                 let d = sh(&format!(
                     "zstd -dc {} | tar --sparse -xf - -C {}",
                     q(peer_archive),
                     q(&peer_dir)
                 ))?;
+                peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
                 peer_alloc = fs::read_dir(&peer_dir)?
                     .filter_map(|e| e.ok())
                     .map(|e| allocated(&e.path()))
@@ -647,11 +681,12 @@ impl Bench {
         let src_alloc = allocated(source);
         let ratio = ours_alloc as f64 / src_alloc as f64;
         let note = format!(
-            "allocated {} MiB = {:.3}× source ({}); GNU tar's {} MiB",
+            "allocated {} MiB = {:.3}× source ({}); GNU tar's {} MiB; {}",
             ours_alloc / MIB,
             ratio,
             if ratio <= 1.05 { "met" } else { "**missed**" },
-            peer_alloc / MIB
+            peer_alloc / MIB,
+            cpu_note(ours_cpu, peer_cpu, self.reps)
         );
         if dense {
             self.push(
