@@ -242,6 +242,7 @@ fn write_artifact<W: Write>(
         // Holes are written as zeros without reading them.
         tar.begin_regular(upper_name.as_bytes(), &meta, plan.size)
             .map_err(out_err)?;
+        end_block_before_data(tar)?;
         let zeros = vec![0u8; CHUNK];
         let mut pos = 0;
         for run in &plan.runs {
@@ -254,6 +255,7 @@ fn write_artifact<W: Write>(
         let map = SparseMap::for_data(plan.size, plan.runs.iter().copied());
         tar.begin_sparse(upper_name.as_bytes(), &meta, &map)
             .map_err(out_err)?;
+        end_block_before_data(tar)?;
         for run in &plan.runs {
             upper.copy_run(tar, run, monitor)?;
         }
@@ -269,6 +271,17 @@ fn write_artifact<W: Write>(
         }
     }
     Ok(())
+}
+
+/// End the compressed block before an upper's data: when that data does not
+/// compress (random or already compressed), zstd stores its blocks raw, and
+/// the manifest and tar headers in the same block would be stored raw with
+/// it (~1 KiB per snapshot; measured on F2). One flush per upper.
+fn end_block_before_data<W: Write>(tar: &mut TarWriter<W>) -> Result<()> {
+    tar.flush().map_err(|e| Error::Io {
+        context: "write archive".into(),
+        source: e,
+    })
 }
 
 fn write_zeros<W: Write>(

@@ -102,6 +102,12 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// Push what was written so far through the output (for zstd: end the
+    /// current block).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     /// End the archive (two zero blocks, like microsandbox; no record padding).
     pub fn finish(mut self) -> io::Result<W> {
         self.check_complete()?;
