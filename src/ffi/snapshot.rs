@@ -85,8 +85,7 @@ pub extern "C" fn msnap_snapshot_list(
     call(out, || {
         let home = context(ctx)?;
         let _: EmptyArgs = json_arg(args)?;
-        let list: Vec<HandleJson> = snapshot::list(&home)?.iter().map(HandleJson::from).collect();
-        Ok(json!({ "snapshots": list }))
+        Ok(SnapshotListJson { snapshots: snapshot::list(&home)? })
     })
 }
 
