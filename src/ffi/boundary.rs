@@ -14,10 +14,22 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// `serde_json::Value` first would build a map per object, which for a long
 /// listing costs several times the engine call itself.
 pub fn call<T: Serialize>(out: *mut *mut c_char, f: impl FnOnce() -> Result<T, Error>) -> i32 {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let value = f()?;
-        serde_json::to_vec(&value).map_err(|e| Error::Internal(format!("encode result: {e}")))
-    }));
+    call_text(out, || {
+        let mut text = Vec::new();
+        encode_into(&mut text, &f()?)?;
+        Ok(text)
+    })
+}
+
+/// Append the JSON text of `value` to `text`.
+pub fn encode_into<T: Serialize + ?Sized>(text: &mut Vec<u8>, value: &T) -> Result<(), Error> {
+    serde_json::to_writer(text, value).map_err(|e| Error::Internal(format!("encode result: {e}")))
+}
+
+/// [`call`] for an export that writes its result's JSON text itself (a
+/// listing encoded while it is read).
+pub fn call_text(out: *mut *mut c_char, f: impl FnOnce() -> Result<Vec<u8>, Error>) -> i32 {
+    let outcome = catch_unwind(AssertUnwindSafe(f));
     let (status, body) = match outcome {
         Ok(Ok(text)) => (0, text),
         Ok(Err(e)) => (e.code() as i32, error_json(&e).to_string().into_bytes()),

@@ -178,6 +178,8 @@ impl From<&Artifact> for ArtifactJson {
 
 /// The snapshot handle object. It borrows the engine's handle: a listing of
 /// thousands is serialized without copying each of their strings first.
+/// `snapshot_list` writes `{"snapshots": [handle...]}` around it as it reads
+/// the index (ffi/snapshot.rs).
 #[derive(Serialize, Debug, PartialEq)]
 pub struct HandleJson<'a> {
     pub digest: &'a str,
@@ -213,18 +215,6 @@ impl<'a> From<&'a SnapshotHandle> for HandleJson<'a> {
             child_count: h.child_count,
         }
     }
-}
-
-/// `snapshot_list`'s result: `{"snapshots": [handle...]}`, newest first.
-/// It owns the engine's handles and serializes each through [`HandleJson`].
-#[derive(Serialize, Debug, PartialEq)]
-pub struct SnapshotListJson {
-    #[serde(serialize_with = "handles")]
-    pub snapshots: Vec<SnapshotHandle>,
-}
-
-fn handles<S: serde::Serializer>(list: &[SnapshotHandle], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(list.iter().map(HandleJson::from))
 }
 
 #[derive(Serialize, Debug, PartialEq)]
