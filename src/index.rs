@@ -115,9 +115,23 @@ pub fn find_by_name(conn: &Connection, name: &str) -> Result<Vec<IndexRow>> {
 /// One statement, no per-row queries: pair it with [`child_counts`] rather
 /// than calling [`child_count`] per row.
 pub fn list(conn: &Connection) -> Result<Vec<IndexRow>> {
+    let mut rows = Vec::new();
+    for_each(conn, |row| {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// [`list`], handing each row to `f` as it is read; an error from `f` stops
+/// the walk and is returned.
+pub fn for_each(conn: &Connection, mut f: impl FnMut(IndexRow) -> Result<()>) -> Result<()> {
     let mut stmt = conn.prepare_cached(&list_sql())?;
-    let rows = stmt.query_map([], row_from_sql)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        f(row_from_sql(row)?)?;
+    }
+    Ok(())
 }
 
 /// How many distinct snapshots name `digest` as their parent. A child stored

@@ -339,15 +339,25 @@ pub fn get(home: &Home, reference: &str) -> Result<SnapshotHandle> {
 
 /// Indexed snapshots, newest first.
 pub fn list(home: &Home) -> Result<Vec<SnapshotHandle>> {
+    let mut handles = Vec::new();
+    list_each(home, |h| {
+        handles.push(h);
+        Ok(())
+    })?;
+    Ok(handles)
+}
+
+/// [`list`], one handle at a time: `f` gets each as the index is read, so a
+/// caller that only encodes them (the C ABI's listing) never holds them all.
+/// An error from `f` stops the listing and is returned. `f` runs inside the
+/// index's read transaction: it must not use the home's database.
+pub fn list_each(home: &Home, mut f: impl FnMut(SnapshotHandle) -> Result<()>) -> Result<()> {
     home.db().read(|c| {
         let counts = index::child_counts(c)?;
-        Ok(index::list(c)?
-            .into_iter()
-            .map(|row| {
-                let n = counts.get(&row.digest).copied().unwrap_or(0);
-                SnapshotHandle::from_row(row, n)
-            })
-            .collect())
+        index::for_each(c, |row| {
+            let n = counts.get(&row.digest).copied().unwrap_or(0);
+            f(SnapshotHandle::from_row(row, n))
+        })
     })
 }
 

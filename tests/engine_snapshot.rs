@@ -389,6 +389,23 @@ fn list_is_newest_first_and_list_dir_skips_malformed_entries() {
         .windows(2)
         .all(|w| w[0].created_at_unix_nanos > w[1].created_at_unix_nanos));
 
+    // list_each hands out the same handles in the same order, and an error
+    // from the callback stops the walk and comes back as is.
+    let mut each = Vec::new();
+    snapshot::list_each(&t.home, |h| {
+        each.push(h);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(each, listed);
+    let mut seen = 0;
+    let stopped = snapshot::list_each(&t.home, |_| {
+        seen += 1;
+        Err(Error::Internal("stop here".into()))
+    });
+    assert!(matches!(stopped, Err(Error::Internal(m)) if m == "stop here"));
+    assert_eq!(seen, 1);
+
     // Broken neighbours in the same directory, plus hidden and stray entries.
     let dir = t.home.snapshots_dir();
     fs::create_dir(dir.join("garbage")).unwrap();

@@ -15,14 +15,18 @@ import (
 // (0 for none), and returns the status and the library's out-string.
 type cancellableCall func(cancel *C.msnap_cancel, monitor C.uintptr_t, out **C.char) C.int32_t
 
+// The run functions hand a successful call's out-string to decode in place
+// (see useString): decode must not keep the slice or anything pointing
+// into it. A failed call's out-string becomes the returned *Error.
+
 // runCancellable runs a long native call under ctx, go-sqlite3 style: a
 // plain call when ctx can never be done; otherwise a goroutine triggers the
 // library's cancel token when ctx is done, and we wait for the call itself
 // to return, so nothing it started outlives it. A success that raced the
 // cancel is kept: the work is done and its result is returned.
-func runCancellable(ctx context.Context, call cancellableCall) ([]byte, error) {
+func runCancellable(ctx context.Context, call cancellableCall, decode func(body []byte) error) error {
 	if ctx.Err() != nil {
-		return nil, cancelledBefore(ctx)
+		return cancelledBefore(ctx)
 	}
 	var monitor *opMonitor
 	var handle C.uintptr_t
@@ -40,7 +44,7 @@ func runCancellable(ctx context.Context, call cancellableCall) ([]byte, error) {
 	} else {
 		var token *C.msnap_cancel
 		if rc := C.msnap_cancel_new(&token); rc != C.MSNAP_OK {
-			return nil, decodeError(ctx, Code(rc), nil)
+			return decodeError(ctx, Code(rc), nil)
 		}
 		stop := make(chan struct{})
 		stopped := make(chan struct{})
@@ -57,27 +61,29 @@ func runCancellable(ctx context.Context, call cancellableCall) ([]byte, error) {
 		<-stopped // the trigger never runs on a freed token
 		C.msnap_cancel_free(token)
 	}
-	body := takeString(out)
-	if monitor != nil {
-		monitor.repanic()
-	}
-	if status != C.MSNAP_OK {
-		return nil, decodeError(ctx, Code(status), body)
-	}
-	return body, nil
+	return useString(out, func(body []byte) error {
+		if monitor != nil {
+			monitor.repanic()
+		}
+		if status != C.MSNAP_OK {
+			return decodeError(ctx, Code(status), body)
+		}
+		return decode(body)
+	})
 }
 
 // runQuick runs a short native call that takes no cancel token: a done
 // ctx stops it from starting.
-func runQuick(ctx context.Context, call func(out **C.char) C.int32_t) ([]byte, error) {
+func runQuick(ctx context.Context, call func(out **C.char) C.int32_t, decode func(body []byte) error) error {
 	if ctx.Err() != nil {
-		return nil, cancelledBefore(ctx)
+		return cancelledBefore(ctx)
 	}
 	var out *C.char
 	status := call(&out)
-	body := takeString(out)
-	if status != C.MSNAP_OK {
-		return nil, decodeError(ctx, Code(status), body)
-	}
-	return body, nil
+	return useString(out, func(body []byte) error {
+		if status != C.MSNAP_OK {
+			return decodeError(ctx, Code(status), body)
+		}
+		return decode(body)
+	})
 }

@@ -2,7 +2,6 @@ package microsnap
 
 import (
 	"context"
-	"maps"
 	"time"
 )
 
@@ -14,21 +13,42 @@ type SnapshotHandle struct {
 	h    handleJSON
 }
 
-// handleJSON is the library's snapshot handle object (docs/abi.md).
+// handleJSON is the library's snapshot handle object (docs/abi.md), as
+// handle_json.go decodes it. It is shaped for listings of thousands: the
+// nullable members are values with a presence flag rather than pointers,
+// and labels are the pairs the library sent rather than a map (a map each
+// would be most of a listing's memory); the accessors build the pointers
+// and the map, which they copy anyway.
 type handleJSON struct {
-	Digest              string            `json:"digest"`
-	Name                *string           `json:"name"`
-	ParentDigest        *string           `json:"parent_digest"`
-	ImageRef            string            `json:"image_ref"`
-	ImageManifestDigest string            `json:"image_manifest_digest"`
-	Format              string            `json:"format"`
-	Fstype              string            `json:"fstype"`
-	SizeBytes           *uint64           `json:"size_bytes"`
-	Path                string            `json:"path"`
-	CreatedAt           string            `json:"created_at"`
-	CreatedAtUnixNanos  int64             `json:"created_at_unix_nanos"`
-	Labels              map[string]string `json:"labels"`
-	ChildCount          uint64            `json:"child_count"`
+	Digest              string
+	Name                optional[string]
+	ParentDigest        optional[string]
+	ImageRef            string
+	ImageManifestDigest string
+	Format              string
+	Fstype              string
+	SizeBytes           optional[uint64]
+	Path                string
+	CreatedAtUnixNanos  int64    // created_at, the same time as text, is checked but not kept
+	Labels              []string // key, value, key, value, ...; keys unique
+	ChildCount          uint64
+}
+
+// optional is a JSON member that may be null.
+type optional[T any] struct {
+	value T
+	set   bool
+}
+
+func some[T any](v T) optional[T] { return optional[T]{v, true} }
+
+// ptr returns a pointer to a copy of the value, or nil for null.
+func (o optional[T]) ptr() *T {
+	if !o.set {
+		return nil
+	}
+	v := o.value
+	return &v
 }
 
 func newHandle(home *Home, h handleJSON) *SnapshotHandle {
@@ -40,11 +60,11 @@ func (h *SnapshotHandle) Digest() string { return h.h.Digest }
 
 // Name returns the bare-name alias if the snapshot was indexed with one,
 // otherwise nil. It returns a defensive copy.
-func (h *SnapshotHandle) Name() *string { return copyString(h.h.Name) }
+func (h *SnapshotHandle) Name() *string { return h.h.Name.ptr() }
 
 // ParentDigest returns the parent's digest, or nil. It returns a defensive
 // copy.
-func (h *SnapshotHandle) ParentDigest() *string { return copyString(h.h.ParentDigest) }
+func (h *SnapshotHandle) ParentDigest() *string { return h.h.ParentDigest.ptr() }
 
 // ImageRef returns the pinned image reference.
 func (h *SnapshotHandle) ImageRef() string { return h.h.ImageRef }
@@ -61,13 +81,7 @@ func (h *SnapshotHandle) Fstype() string { return h.h.Fstype }
 
 // SizeBytes returns the apparent upper size at index time, or nil if
 // unknown. It returns a defensive copy.
-func (h *SnapshotHandle) SizeBytes() *uint64 {
-	if h.h.SizeBytes == nil {
-		return nil
-	}
-	v := *h.h.SizeBytes
-	return &v
-}
+func (h *SnapshotHandle) SizeBytes() *uint64 { return h.h.SizeBytes.ptr() }
 
 // Path returns the artifact directory on disk.
 func (h *SnapshotHandle) Path() string { return h.h.Path }
@@ -79,10 +93,11 @@ func (h *SnapshotHandle) CreatedAt() time.Time { return time.Unix(0, h.h.Created
 // Labels returns the user labels recorded in the index (never nil). It
 // returns a defensive copy.
 func (h *SnapshotHandle) Labels() map[string]string {
-	if h.h.Labels == nil {
-		return map[string]string{}
+	labels := make(map[string]string, len(h.h.Labels)/2)
+	for i := 0; i+1 < len(h.h.Labels); i += 2 {
+		labels[h.h.Labels[i]] = h.h.Labels[i+1]
 	}
-	return maps.Clone(h.h.Labels)
+	return labels
 }
 
 // ChildCount returns how many indexed snapshots name this one as parent.

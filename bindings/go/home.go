@@ -75,18 +75,23 @@ func openHome(args any) (*Home, error) {
 	}
 	defer freeArgs(cargs)
 	var native *C.msnap_context
-	body, err := runQuick(context.Background(), func(out **C.char) C.int32_t {
-		return C.msnap_context_open(&native, out, cargs)
-	})
-	if err != nil {
-		return nil, err
-	}
 	var opened struct {
 		Home string `json:"home"`
 	}
-	if err := json.Unmarshal(body, &opened); err != nil {
+	var unreadable error
+	err = runQuick(context.Background(), func(out **C.char) C.int32_t {
+		return C.msnap_context_open(&native, out, cargs)
+	}, func(body []byte) error {
+		if err := json.Unmarshal(body, &opened); err != nil {
+			unreadable = badResult("context_open", err)
+		}
+		return unreadable
+	})
+	if unreadable != nil {
 		C.msnap_context_close(native)
-		return nil, badResult("context_open", err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	h := &Home{native: native, path: opened.Home}
 	h.Snapshot = snapshotFactory{home: h}
@@ -140,14 +145,13 @@ func (h *Home) quick(ctx context.Context, what string, args any, result any,
 		return err
 	}
 	defer freeArgs(cargs)
-	body, err := runQuick(ctx, func(out **C.char) C.int32_t {
+	err = runQuick(ctx, func(out **C.char) C.int32_t {
 		return call(out, native, cargs)
+	}, func(body []byte) error {
+		return decodeResult(what, body, result)
 	})
 	runtime.KeepAlive(h)
-	if err != nil {
-		return err
-	}
-	return decodeResult(what, body, result)
+	return err
 }
 
 // long runs a cancellable call on this home (see runCancellable).
@@ -162,21 +166,32 @@ func (h *Home) long(ctx context.Context, what string, args any, result any,
 		return err
 	}
 	defer freeArgs(cargs)
-	body, err := runCancellable(ctx, func(cancel *C.msnap_cancel, monitor C.uintptr_t, out **C.char) C.int32_t {
+	err = runCancellable(ctx, func(cancel *C.msnap_cancel, monitor C.uintptr_t, out **C.char) C.int32_t {
 		return call(out, native, cargs, cancel, monitor)
+	}, func(body []byte) error {
+		return decodeResult(what, body, result)
 	})
 	runtime.KeepAlive(h)
-	if err != nil {
-		return err
-	}
-	return decodeResult(what, body, result)
+	return err
+}
+
+// rawDecoder is a result that reads the library's JSON text itself instead
+// of through encoding/json (see handle_json.go).
+type rawDecoder interface {
+	decodeRaw(body []byte) error
 }
 
 func decodeResult(what string, body []byte, result any) error {
 	if result == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, result); err != nil {
+	var err error
+	if d, ok := result.(rawDecoder); ok {
+		err = d.decodeRaw(body)
+	} else {
+		err = json.Unmarshal(body, result)
+	}
+	if err != nil {
 		return badResult(what, err)
 	}
 	return nil

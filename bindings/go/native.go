@@ -2,6 +2,7 @@ package microsnap
 
 /*
 #include <stdlib.h>
+#include <string.h>
 #include "msnap_go.h"
 */
 import "C"
@@ -23,13 +24,27 @@ func cArgs(v any) (*C.char, error) {
 
 func freeArgs(p *C.char) { C.free(unsafe.Pointer(p)) }
 
+// useString runs use on a library-owned string where it lies, then frees it
+// with msnap_string_free, the only allowed way; a NULL string is an empty
+// body. use must not keep the slice or anything pointing into it (copying
+// decoders such as encoding/json and handle_json.go do not): it saves
+// copying results that can be megabytes.
+func useString(p *C.char, use func(body []byte) error) error {
+	if p == nil {
+		return use(nil)
+	}
+	defer C.msnap_string_free(p)
+	return use(unsafe.Slice((*byte)(unsafe.Pointer(p)), C.strlen(p)))
+}
+
 // takeString copies a library-owned string into Go memory and frees it with
-// msnap_string_free, the only allowed way.
+// msnap_string_free, the only allowed way. It copies once (C.GoString and
+// a []byte conversion would copy twice): a listing can be megabytes.
 func takeString(p *C.char) []byte {
 	if p == nil {
 		return nil
 	}
-	b := []byte(C.GoString(p))
+	b := C.GoBytes(unsafe.Pointer(p), C.int(C.strlen(p)))
 	C.msnap_string_free(p)
 	return b
 }

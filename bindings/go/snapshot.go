@@ -130,21 +130,18 @@ func (f snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r struct {
-		Snapshots []handleJSON `json:"snapshots"`
-	}
-	err = h.quick(ctx, "snapshot_list", struct{}{}, &r,
+	list := handleList{home: h}
+	err = h.quick(ctx, "snapshot_list", struct{}{}, &list,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_snapshot_list(out, native, args)
 		})
 	if err != nil {
 		return nil, err
 	}
-	handles := make([]*SnapshotHandle, len(r.Snapshots))
-	for i, hj := range r.Snapshots {
-		handles[i] = newHandle(h, hj)
+	if list.handles == nil {
+		list.handles = []*SnapshotHandle{} // an empty index lists as [], not nil
 	}
-	return handles, nil
+	return list.handles, nil
 }
 
 // ListDir walks dir and parses each subdirectory's manifest without

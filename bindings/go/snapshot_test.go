@@ -3,6 +3,7 @@ package microsnap_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,6 +252,18 @@ func TestSnapshotOpenGetList(t *testing.T) {
 			got = append(got, l.Path())
 		}
 		t.Errorf("List() = %v, want second then first (newest first)", got)
+	}
+	// List and Get read the same handle object through different decoders
+	// (handle_json.go's listing fast path, encoding/json for Get).
+	got := must(h.Snapshot.Get(ctx, "first"))(t)
+	listed := list[1]
+	if listed.Digest() != got.Digest() || *listed.Name() != *got.Name() || listed.ParentDigest() != nil ||
+		listed.ImageRef() != got.ImageRef() || listed.ImageManifestDigest() != got.ImageManifestDigest() ||
+		listed.Format() != got.Format() || listed.Fstype() != got.Fstype() ||
+		*listed.SizeBytes() != *got.SizeBytes() || listed.Path() != got.Path() ||
+		!listed.CreatedAt().Equal(got.CreatedAt()) || listed.ChildCount() != got.ChildCount() ||
+		!maps.Equal(listed.Labels(), got.Labels()) || listed.Labels()["n"] != "1" {
+		t.Errorf("listed handle %+v differs from Get's %+v", listed, got)
 	}
 
 	if _, err := h.Snapshot.Open(ctx, "missing"); !errors.Is(err, m.ErrSnapshotNotFound) {

@@ -1,5 +1,5 @@
 //! Archive exports: snapshot export and import.
-use super::boundary::{call, json_arg};
+use super::boundary::{call, json_arg, to_value};
 use super::json::*;
 use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
@@ -7,7 +7,7 @@ use crate::archive::{self, ExportOptions};
 use crate::error::Error;
 use crate::home::Home;
 use crate::snapshot::{self, Artifact};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::ffi::{c_char, c_void};
 
 /// Bundle a snapshot (and optionally its parents and base image) into a
@@ -45,9 +45,9 @@ pub extern "C" fn msnap_snapshot_export(
     })
 }
 
-fn handle_json(home: &Home, art: &Artifact) -> Result<HandleJson, Error> {
+fn handle_json(home: &Home, art: &Artifact) -> Result<Value, Error> {
     let h = snapshot::get(home, &art.path.to_string_lossy())?;
-    Ok(HandleJson::from(&h))
+    to_value(HandleJson::from(&h))
 }
 
 /// Unpack a snapshot archive into the home's snapshots directory or an

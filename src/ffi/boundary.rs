@@ -3,16 +3,36 @@
 //! error object, and hands results to C as library-owned JSON strings.
 use crate::error::{Error, ErrorCode};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Run `f`, write its JSON result (or error object) to `*out`, return the status.
-pub fn call(out: *mut *mut c_char, f: impl FnOnce() -> Result<Value, Error>) -> i32 {
+///
+/// The result is serialized straight to text: going through a
+/// `serde_json::Value` first would build a map per object, which for a long
+/// listing costs several times the engine call itself.
+pub fn call<T: Serialize>(out: *mut *mut c_char, f: impl FnOnce() -> Result<T, Error>) -> i32 {
+    call_text(out, || {
+        let mut text = Vec::new();
+        encode_into(&mut text, &f()?)?;
+        Ok(text)
+    })
+}
+
+/// Append the JSON text of `value` to `text`.
+pub fn encode_into<T: Serialize + ?Sized>(text: &mut Vec<u8>, value: &T) -> Result<(), Error> {
+    serde_json::to_writer(text, value).map_err(|e| Error::Internal(format!("encode result: {e}")))
+}
+
+/// [`call`] for an export that writes its result's JSON text itself (a
+/// listing encoded while it is read).
+pub fn call_text(out: *mut *mut c_char, f: impl FnOnce() -> Result<Vec<u8>, Error>) -> i32 {
     let outcome = catch_unwind(AssertUnwindSafe(f));
     let (status, body) = match outcome {
-        Ok(Ok(value)) => (0, value),
-        Ok(Err(e)) => (e.code() as i32, error_json(&e)),
+        Ok(Ok(text)) => (0, text),
+        Ok(Err(e)) => (e.code() as i32, error_json(&e).to_string().into_bytes()),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -20,12 +40,12 @@ pub fn call(out: *mut *mut c_char, f: impl FnOnce() -> Result<Value, Error>) -> 
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             let e = Error::Internal(format!("panic: {what}"));
-            (e.code() as i32, error_json(&e))
+            (e.code() as i32, error_json(&e).to_string().into_bytes())
         }
     };
     if !out.is_null() {
         // SAFETY: the caller passes either NULL or a valid `char **`.
-        unsafe { *out = into_c_string(body.to_string()) };
+        unsafe { *out = into_c_string(body) };
     }
     status
 }
@@ -40,7 +60,7 @@ pub fn call_status(f: impl FnOnce() -> Result<(), Error>) -> i32 {
     call(std::ptr::null_mut(), || f().map(|()| Value::Null))
 }
 
-pub fn into_c_string(s: String) -> *mut c_char {
+pub fn into_c_string(s: impl Into<Vec<u8>>) -> *mut c_char {
     // serde_json escapes NUL as \u0000, so JSON text never contains one;
     // should it ever, the byte is dropped rather than the message.
     let s = CString::new(s).unwrap_or_else(|e| {
@@ -123,9 +143,35 @@ mod tests {
     }
 
     #[test]
+    fn a_result_that_cannot_be_encoded_is_an_internal_error() {
+        use std::os::unix::ffi::OsStrExt;
+        // A path that is not UTF-8 has no JSON form.
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/h/\xff"));
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let status = call(&mut out, || Ok::<_, Error>(path));
+        assert_eq!(status, ErrorCode::Internal as i32);
+        let v = take(out);
+        assert!(v["message"].as_str().unwrap().contains("encode result: path"), "{v}");
+    }
+
+    #[test]
+    fn results_are_serialized_in_declaration_order() {
+        #[derive(serde::Serialize)]
+        struct R {
+            zeta: u8,
+            alpha: u8,
+        }
+        let mut out: *mut c_char = std::ptr::null_mut();
+        assert_eq!(call(&mut out, || Ok(R { zeta: 1, alpha: 2 })), 0);
+        // SAFETY: `call` always stores a CString::into_raw pointer.
+        let s = unsafe { CString::from_raw(out) };
+        assert_eq!(s.to_str().unwrap(), r#"{"zeta":1,"alpha":2}"#);
+    }
+
+    #[test]
     fn errors_carry_code_message_and_details() {
         let mut out: *mut c_char = std::ptr::null_mut();
-        let status = call(&mut out, || {
+        let status = call(&mut out, || -> Result<Value, Error> {
             Err(Error::HasChildren {
                 digest: "sha256:ab".into(),
                 children: 2,

@@ -5,7 +5,7 @@ use crate::sandbox::Sandbox;
 use crate::snapshot::{Artifact, SnapshotHandle, VerifyReport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 // ---- arguments ----
 
@@ -176,38 +176,42 @@ impl From<&Artifact> for ArtifactJson {
     }
 }
 
+/// The snapshot handle object. It borrows the engine's handle: a listing of
+/// thousands is serialized without copying each of their strings first.
+/// `snapshot_list` writes `{"snapshots": [handle...]}` around it as it reads
+/// the index (ffi/snapshot.rs).
 #[derive(Serialize, Debug, PartialEq)]
-pub struct HandleJson {
-    pub digest: String,
-    pub name: Option<String>,
-    pub parent_digest: Option<String>,
-    pub image_ref: String,
-    pub image_manifest_digest: String,
-    pub format: String,
-    pub fstype: String,
+pub struct HandleJson<'a> {
+    pub digest: &'a str,
+    pub name: Option<&'a str>,
+    pub parent_digest: Option<&'a str>,
+    pub image_ref: &'a str,
+    pub image_manifest_digest: &'a str,
+    pub format: &'a str,
+    pub fstype: &'a str,
     pub size_bytes: Option<u64>,
-    pub path: PathBuf,
-    pub created_at: String,
+    pub path: &'a Path,
+    pub created_at: &'a str,
     pub created_at_unix_nanos: i64,
-    pub labels: BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
     pub child_count: u64,
 }
 
-impl From<&SnapshotHandle> for HandleJson {
-    fn from(h: &SnapshotHandle) -> Self {
+impl<'a> From<&'a SnapshotHandle> for HandleJson<'a> {
+    fn from(h: &'a SnapshotHandle) -> Self {
         HandleJson {
-            digest: h.digest.clone(),
-            name: h.name.clone(),
-            parent_digest: h.parent_digest.clone(),
-            image_ref: h.image_ref.clone(),
-            image_manifest_digest: h.image_manifest_digest.clone(),
-            format: h.format.clone(),
-            fstype: h.fstype.clone(),
+            digest: &h.digest,
+            name: h.name.as_deref(),
+            parent_digest: h.parent_digest.as_deref(),
+            image_ref: &h.image_ref,
+            image_manifest_digest: &h.image_manifest_digest,
+            format: &h.format,
+            fstype: &h.fstype,
             size_bytes: h.size_bytes,
-            path: h.path.clone(),
-            created_at: h.created_at.clone(),
+            path: &h.path,
+            created_at: &h.created_at,
             created_at_unix_nanos: h.created_at_unix_nanos,
-            labels: h.labels.clone(),
+            labels: &h.labels,
             child_count: h.child_count,
         }
     }
