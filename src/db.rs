@@ -207,11 +207,49 @@ where
     }
 }
 
+/// Switch the file to WAL and return the journal mode it is in now.
+///
+/// WAL is a property of the file, so once one connection has switched it
+/// there is nothing to do: the mode is read first, which takes no write
+/// lock. The switch itself needs the file to itself, and SQLite does not
+/// run the busy handler for every lock it takes on the way (nor for a
+/// connection that read the file in rollback mode and must now open the
+/// WAL another one just created): simultaneous first opens of a new home
+/// failed now and then with "database is locked". So a busy switch is
+/// retried, with backoff, within the same [`BUSY_TIMEOUT`].
+fn switch_to_wal(conn: &Connection, path: &Path) -> Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let attempt = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(mode)
+                } else {
+                    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+                }
+            });
+        match attempt {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other.map_err(|e| sqlite_error("enable WAL on", path, e)),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// Per-connection settings (journal mode, durability, foreign keys).
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(|e| sqlite_error("enable WAL on", path, e))?;
+    let mode = switch_to_wal(conn, path)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Unsupported(format!(
             "{}: SQLite could not enable WAL journal mode (it stayed in {mode:?}); \

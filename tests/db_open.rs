@@ -392,3 +392,32 @@ fn opening_an_up_to_date_database_does_not_need_the_write_lock() {
     let db = opened.unwrap();
     assert!(db.read(index::all_paths).unwrap().is_empty());
 }
+
+/// Many first opens of one new file at once: SQLite does not run the busy
+/// handler for every lock the switch to WAL needs (it needs the file to
+/// itself, and a connection that read the file in rollback mode must then
+/// open the WAL another connection just created), so such opens failed now
+/// and then with "database is locked" (seen as a flaky two-process test).
+/// Every one must wait and succeed.
+#[test]
+fn simultaneous_first_opens_all_succeed() {
+    for round in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Arc::new(dir.path().join("microsnap.db"));
+        let barrier = Arc::new(Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (Arc::clone(&path), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    Db::open(&path).map(drop)
+                })
+            })
+            .collect();
+        for t in threads {
+            if let Err(e) = t.join().unwrap() {
+                panic!("round {round}: {e}");
+            }
+        }
+    }
+}
