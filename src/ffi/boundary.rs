@@ -151,7 +151,13 @@ mod tests {
         let status = call(&mut out, || Ok::<_, Error>(path));
         assert_eq!(status, ErrorCode::Internal as i32);
         let v = take(out);
-        assert!(v["message"].as_str().unwrap().contains("encode result: path"), "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("encode result: path"),
+            "{v}"
+        );
     }
 
     #[test]

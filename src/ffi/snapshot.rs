@@ -115,7 +115,8 @@ pub extern "C" fn msnap_snapshot_list_dir(
         context(ctx)?;
         let a: DirArgs = json_arg(args)?;
         let listing = snapshot::list_dir(&a.dir)?;
-        let artifacts: Vec<ArtifactJson> = listing.artifacts.iter().map(ArtifactJson::from).collect();
+        let artifacts: Vec<ArtifactJson> =
+            listing.artifacts.iter().map(ArtifactJson::from).collect();
         let skipped: Vec<Value> = listing
             .skipped
             .iter()
@@ -177,6 +178,10 @@ pub extern "C" fn msnap_snapshot_verify(
         let home = context(ctx)?;
         let a: RefArgs = json_arg(args)?;
         let m = monitor(cancel, progress, payload)?;
-        to_value(VerifyJson::from(&snapshot::verify(&home, &a.reference, &m)?))
+        to_value(VerifyJson::from(&snapshot::verify(
+            &home,
+            &a.reference,
+            &m,
+        )?))
     })
 }

@@ -201,7 +201,7 @@ const QUEUE: usize = 4;
 /// (taken from [`DigestThread::buffer`], so they are reused), writes them
 /// where they go, then hands them over with [`DigestThread::feed`].
 pub struct DigestThread {
-    feed: Option<SyncSender<(u64, Vec<u8>)>>,
+    feed: Option<SyncSender<(u64, Vec<u8>, usize)>>,
     returned: Receiver<Vec<u8>>,
     worker: Option<JoinHandle<Result<String>>>,
     buffer_size: usize,
@@ -210,14 +210,14 @@ pub struct DigestThread {
 impl DigestThread {
     /// Start hashing a file of `size` bytes; buffers hold `buffer_size` bytes.
     pub fn spawn(algorithm: Algorithm, size: u64, buffer_size: usize) -> Result<DigestThread> {
-        let (feed, work) = mpsc::sync_channel::<(u64, Vec<u8>)>(QUEUE);
+        let (feed, work) = mpsc::sync_channel::<(u64, Vec<u8>, usize)>(QUEUE);
         let (give_back, returned) = mpsc::channel();
         let worker = std::thread::Builder::new()
             .name("microsnap-digest".into())
             .spawn(move || {
                 let mut digest = StreamDigest::new(algorithm, size);
-                for (offset, buffer) in work {
-                    digest.update_at(offset, &buffer)?;
+                for (offset, buffer, len) in work {
+                    digest.update_at(offset, &buffer[..len])?;
                     // The caller may be gone (it failed); then the buffer just drops.
                     let _ = give_back.send(buffer);
                 }
@@ -236,20 +236,23 @@ impl DigestThread {
     /// or a new one while all are in flight.
     pub fn buffer(&self) -> Vec<u8> {
         match self.returned.try_recv() {
-            Ok(mut buffer) => {
-                // Fed buffers were cut to their data; a full one has no new bytes to fill.
-                buffer.resize(self.buffer_size, 0);
-                buffer
-            }
+            Ok(buffer) => buffer,
             Err(_) => vec![0u8; self.buffer_size],
         }
     }
 
     /// Hash `len` bytes of `buffer`, the data at `offset`. Blocks while the
     /// queue is full, which keeps the caller from running ahead of the hashing.
-    pub fn feed(&mut self, offset: u64, mut buffer: Vec<u8>, len: usize) -> Result<()> {
-        buffer.truncate(len);
-        let sent = self.feed.as_ref().map(|f| f.send((offset, buffer)));
+    pub fn feed(&mut self, offset: u64, buffer: Vec<u8>, len: usize) -> Result<()> {
+        if len > buffer.len() {
+            return Err(Error::Internal(format!(
+                "fed {len} bytes from a buffer of {}",
+                buffer.len()
+            )));
+        }
+        // The length travels beside the buffer, which keeps its full size
+        // for reuse (cutting it would mean zero-filling it again).
+        let sent = self.feed.as_ref().map(|f| f.send((offset, buffer, len)));
         match sent {
             Some(Ok(())) => Ok(()),
             // The thread stopped early: its own error says why.
