@@ -550,12 +550,7 @@ pub fn verify_artifact_with(
             digest: String::new(),
         },
         Some(rec) => {
-            let algorithm = Algorithm::from_name(&rec.algorithm).ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "unsupported upper integrity algorithm: {}",
-                    rec.algorithm
-                ))
-            })?;
+            let algorithm = Algorithm::recorded(&rec.algorithm)?;
             let actual = digest_of(&fresh.upper_path(), algorithm)
                 .map_err(|e| removed_meanwhile(e, &fresh.path.display().to_string()))?;
             if actual != rec.digest {

@@ -222,12 +222,7 @@ fn write_artifact<W: Write>(
     // fails the export before its temporary file is renamed into place.
     let mut check = match &shipped.upper.integrity {
         Some(rec) => {
-            let algorithm = Algorithm::from_name(&rec.algorithm).ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "unsupported upper integrity algorithm: {}",
-                    rec.algorithm
-                ))
-            })?;
+            let algorithm = Algorithm::recorded(&rec.algorithm)?;
             Some((DigestThread::spawn(algorithm, plan.size, CHUNK)?, rec))
         }
         None => None,

@@ -56,6 +56,14 @@ impl Algorithm {
     pub fn from_name(name: &str) -> Option<Algorithm> {
         Algorithm::ALL.into_iter().find(|a| a.name() == name)
     }
+
+    /// The algorithm a manifest records, or `Unsupported` naming it: an
+    /// artifact from a newer writer cannot be checked, only refused.
+    pub fn recorded(name: &str) -> Result<Algorithm> {
+        Algorithm::from_name(name).ok_or_else(|| {
+            Error::Unsupported(format!("unsupported upper integrity algorithm: {name}"))
+        })
+    }
 }
 
 impl fmt::Display for Algorithm {
