@@ -7,7 +7,7 @@ use super::tar_writer::{FileMeta, TarWriter};
 use super::{ExportOptions, ExportReport};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use crate::integrity::{Algorithm, DigestThread};
+use crate::integrity::{Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::snapshot::{self, Artifact};
@@ -81,7 +81,6 @@ pub fn export(
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
-
     drop(file);
     monitor.check()?;
     temp.commit(out)?;
@@ -230,8 +229,7 @@ fn write_artifact<W: Write>(
     let mut upper = UpperReader {
         file: &file,
         path: &plan.path,
-        digest: check.as_mut().map(|(thread, _)| thread),
-        own_buf: Vec::new(),
+        buffers: ChunkBuffers::new(check.as_mut().map(|(thread, _)| thread), CHUNK),
     };
     if plan.dense {
         // Holes are written as zeros without reading them.
@@ -303,9 +301,7 @@ fn write_zeros<W: Write>(
 struct UpperReader<'a> {
     file: &'a File,
     path: &'a Path,
-    digest: Option<&'a mut DigestThread>,
-    /// The read buffer when no hashing thread supplies them.
-    own_buf: Vec<u8>,
+    buffers: ChunkBuffers<'a>,
 }
 
 impl UpperReader<'_> {
@@ -318,11 +314,7 @@ impl UpperReader<'_> {
         let mut done = 0u64;
         while done < run.len {
             monitor.check()?;
-            let mut buf = match self.digest.as_deref() {
-                Some(thread) => thread.buffer(),
-                None if self.own_buf.is_empty() => vec![0u8; CHUNK],
-                None => std::mem::take(&mut self.own_buf),
-            };
+            let mut buf = self.buffers.take();
             let want = buf
                 .len()
                 .min(usize::try_from(run.len - done).unwrap_or(usize::MAX));
@@ -343,10 +335,7 @@ impl UpperReader<'_> {
                 context: "write archive".into(),
                 source: e,
             })?;
-            match self.digest.as_deref_mut() {
-                Some(thread) => thread.feed(run.offset + done, buf, n)?,
-                None => self.own_buf = buf,
-            }
+            self.buffers.done(run.offset + done, buf, n)?;
             done += n as u64;
             monitor.advance(n as u64)?;
         }

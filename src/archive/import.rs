@@ -23,7 +23,7 @@ use super::tar_reader::{Entry, SourceReader, TarReader};
 use super::ImportReport;
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use crate::integrity::{self, Algorithm, DigestThread};
+use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
@@ -535,7 +535,7 @@ fn restore_sparse<R: Read>(
     path: &Path,
     entry: &Entry,
     reader: &mut TarReader<R>,
-    mut digest: Option<&mut DigestThread>,
+    digest: Option<&mut DigestThread>,
     monitor: &Monitor,
     progress: &mut ArchiveProgress,
 ) -> Result<()> {
@@ -546,14 +546,11 @@ fn restore_sparse<R: Read>(
         .open(path)
         .ctx("create", path)?;
     let mut writer = SparseWriter::with_path(file, path);
-    let mut own_buf = vec![0u8; if digest.is_some() { 0 } else { CHUNK }];
+    let mut buffers = ChunkBuffers::new(digest, CHUNK);
     let mut copy_run = |offset: u64, len: u64, writer: &mut SparseWriter| -> Result<()> {
         let mut done = 0u64;
         while done < len {
-            let mut buf = match digest.as_deref() {
-                Some(thread) => thread.buffer(),
-                None => std::mem::take(&mut own_buf),
-            };
+            let mut buf = buffers.take();
             let want = buf
                 .len()
                 .min(usize::try_from(len - done).unwrap_or(usize::MAX));
@@ -565,10 +562,7 @@ fn restore_sparse<R: Read>(
                 )));
             }
             writer.write_at(offset + done, &buf[..n])?;
-            match digest.as_deref_mut() {
-                Some(thread) => thread.feed(offset + done, buf, n)?,
-                None => own_buf = buf,
-            }
+            buffers.done(offset + done, buf, n)?;
             done += n as u64;
             progress.tick(monitor)?;
         }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 mod stream;
-pub use stream::{DigestThread, StreamDigest};
+pub use stream::{ChunkBuffers, DigestThread, StreamDigest};
 
 /// An upper-file integrity algorithm, named as in `manifest.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -288,3 +288,45 @@ impl Drop for DigestThread {
         }
     }
 }
+
+/// The buffers of a loop that reads a chunk, writes it where it goes, then
+/// has it hashed: with a [`DigestThread`] the buffers cycle through the
+/// thread; without one, one buffer is reused. Import and export both read
+/// uppers this way.
+pub struct ChunkBuffers<'a> {
+    digest: Option<&'a mut DigestThread>,
+    own: Vec<u8>,
+    size: usize,
+}
+
+impl<'a> ChunkBuffers<'a> {
+    /// Buffers of `size` bytes, fed to `digest` when there is one.
+    pub fn new(digest: Option<&'a mut DigestThread>, size: usize) -> ChunkBuffers<'a> {
+        ChunkBuffers {
+            digest,
+            own: Vec::new(),
+            size,
+        }
+    }
+
+    /// A buffer of `size` bytes to read the next chunk into.
+    pub fn take(&mut self) -> Vec<u8> {
+        match self.digest.as_deref() {
+            Some(thread) => thread.buffer(),
+            None if self.own.is_empty() => vec![0u8; self.size],
+            None => std::mem::take(&mut self.own),
+        }
+    }
+
+    /// The first `len` bytes of `buffer` (the data at `offset`) are written:
+    /// hash them, or keep the buffer for the next chunk.
+    pub fn done(&mut self, offset: u64, buffer: Vec<u8>, len: usize) -> Result<()> {
+        match self.digest.as_deref_mut() {
+            Some(thread) => thread.feed(offset, buffer, len),
+            None => {
+                self.own = buffer;
+                Ok(())
+            }
+        }
+    }
+}
