@@ -209,3 +209,24 @@ fn out_of_order_or_oversized_input_is_an_error_not_a_wrong_digest() {
     let result = early.and_then(|()| thread.finish().map(drop));
     assert!(matches!(result, Err(Error::Internal(_))), "{result:?}");
 }
+
+#[test]
+fn dropping_an_unfinished_digest_thread_does_not_hash_the_rest_of_the_file() {
+    // A failed or cancelled import drops its DigestThread. Finishing a
+    // linear digest of a 1 PiB file would hash zeros for days, so the drop
+    // must stop the thread without finishing; the bound below only tells a
+    // stop from that.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for algorithm in Algorithm::ALL {
+            let mut thread = DigestThread::spawn(algorithm, 1 << 50, 4096).unwrap();
+            let buffer = thread.buffer();
+            thread.feed(0, buffer, 100).unwrap();
+            drop(thread);
+        }
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("drop waited for the digest of the whole file");
+}

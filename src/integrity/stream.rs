@@ -197,11 +197,21 @@ impl MerkleState {
 /// hashing and the one being filled, this bounds memory to a few buffers.
 const QUEUE: usize = 4;
 
+/// What the hashing thread receives: data, or the end of the input.
+enum Message {
+    Data {
+        offset: u64,
+        buffer: Vec<u8>,
+        len: usize,
+    },
+    End,
+}
+
 /// A [`StreamDigest`] computed on its own thread. The caller fills buffers
 /// (taken from [`DigestThread::buffer`], so they are reused), writes them
 /// where they go, then hands them over with [`DigestThread::feed`].
 pub struct DigestThread {
-    feed: Option<SyncSender<(u64, Vec<u8>, usize)>>,
+    feed: Option<SyncSender<Message>>,
     returned: Receiver<Vec<u8>>,
     worker: Option<JoinHandle<Result<String>>>,
     buffer_size: usize,
@@ -210,18 +220,29 @@ pub struct DigestThread {
 impl DigestThread {
     /// Start hashing a file of `size` bytes; buffers hold `buffer_size` bytes.
     pub fn spawn(algorithm: Algorithm, size: u64, buffer_size: usize) -> Result<DigestThread> {
-        let (feed, work) = mpsc::sync_channel::<(u64, Vec<u8>, usize)>(QUEUE);
+        let (feed, work) = mpsc::sync_channel::<Message>(QUEUE);
         let (give_back, returned) = mpsc::channel();
         let worker = std::thread::Builder::new()
             .name("microsnap-digest".into())
             .spawn(move || {
                 let mut digest = StreamDigest::new(algorithm, size);
-                for (offset, buffer, len) in work {
-                    digest.update_at(offset, &buffer[..len])?;
-                    // The caller may be gone (it failed); then the buffer just drops.
-                    let _ = give_back.send(buffer);
+                for message in work {
+                    match message {
+                        Message::Data {
+                            offset,
+                            buffer,
+                            len,
+                        } => {
+                            digest.update_at(offset, &buffer[..len])?;
+                            // The caller may be gone (it failed); then the buffer just drops.
+                            let _ = give_back.send(buffer);
+                        }
+                        // Only now: finishing a linear digest hashes the zeros
+                        // of the file's tail, which a failed caller must not wait for.
+                        Message::End => return Ok(digest.finish()),
+                    }
                 }
-                Ok(digest.finish())
+                Err(Error::Cancelled)
             })
             .map_err(|e| Error::Internal(format!("cannot start a hashing thread: {e}")))?;
         Ok(DigestThread {
@@ -252,7 +273,12 @@ impl DigestThread {
         }
         // The length travels beside the buffer, which keeps its full size
         // for reuse (cutting it would mean zero-filling it again).
-        let sent = self.feed.as_ref().map(|f| f.send((offset, buffer, len)));
+        let message = Message::Data {
+            offset,
+            buffer,
+            len,
+        };
+        let sent = self.feed.as_ref().map(|f| f.send(message));
         match sent {
             Some(Ok(())) => Ok(()),
             // The thread stopped early: its own error says why.
@@ -262,8 +288,12 @@ impl DigestThread {
         }
     }
 
-    /// Wait for the thread and return the digest.
+    /// End the input, wait for the thread and return the digest.
     pub fn finish(mut self) -> Result<String> {
+        if let Some(feed) = &self.feed {
+            // A send error means the thread already stopped; join says why.
+            let _ = feed.send(Message::End);
+        }
         self.join()
     }
 
@@ -281,7 +311,8 @@ impl DigestThread {
 
 impl Drop for DigestThread {
     fn drop(&mut self) {
-        // Closing the queue ends the thread; wait so no work outlives the call.
+        // Closing the queue without `End` stops the thread without finishing
+        // the digest; wait so no work outlives the call.
         drop(self.feed.take());
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
