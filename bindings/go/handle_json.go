@@ -281,37 +281,7 @@ func (s *jsonScanner) end() error {
 // its value; member must consume the value. The key slice is only valid
 // during the call.
 func (s *jsonScanner) object(member func(key []byte) error) error {
-	if err := s.expect('{'); err != nil {
-		return err
-	}
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		if s.peek() != '"' {
-			return s.fail("expected a member name, found %s", s.found())
-		}
-		key, err := s.stringBytes()
-		if err != nil {
-			return err
-		}
-		if err := s.expect(':'); err != nil {
-			return err
-		}
-		if err := member(key); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.fail("expected ',' or '}' in object, found %s", s.found())
-		}
-	}
+	return s.members(nil, func(_ int, key []byte) error { return member(key) })
 }
 
 // members is object for an object whose member names come from names,
