@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use microsnap::db::Db;
 use microsnap::error::ErrorCode;
-use microsnap::index::{self, IndexRow};
+use microsnap::db::index::{self, IndexRow};
 
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::thread;
 
 use microsnap::db::{Db, SCHEMA_VERSION};
 use microsnap::error::{Error, ErrorCode};
-use microsnap::index::{self, IndexRow};
+use microsnap::db::index::{self, IndexRow};
 
 fn row(path: &str, digest: &str) -> IndexRow {
     IndexRow {

@@ -1,7 +1,7 @@
 //! No caller-sized buffers: a listing of 100,000 snapshots comes back whole
 //! through the C ABI (microsandbox's Go FFI fails past its 1 MiB buffers).
 use microsnap::ffi::*;
-use microsnap::index::{self, IndexRow};
+use microsnap::db::index::{self, IndexRow};
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 

@@ -459,7 +459,7 @@ fn unpublish(home: &Home, dest: &Path, published: &[PathBuf]) {
         let key = done.to_string_lossy().into_owned();
         let _ = home
             .db()
-            .write(|tx| crate::index::remove_by_path(tx, &key).map(drop));
+            .write(|tx| crate::db::index::remove_by_path(tx, &key).map(drop));
     }
 }
 

@@ -141,7 +141,7 @@ pub fn hex(b: &[u8]) -> String {
 pub fn index_rows(home: &Home) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = home
         .db()
-        .read(microsnap::index::list)
+        .read(microsnap::db::index::list)
         .unwrap()
         .into_iter()
         .map(|r| (r.artifact_path, r.digest))

@@ -5,6 +5,8 @@
 //! Running means a live [`RunningSandbox`] holds the exclusive lock on
 //! `sandboxes/<name>/lock` (see `sandbox_lock`). The kernel releases that lock when its holder dies,
 //! so a record that says running while nobody holds the lock is *crashed*.
+pub mod lock;
+
 use crate::db::Db;
 use crate::disk;
 use crate::error::{Error, IoContext, Result};
@@ -14,8 +16,8 @@ use crate::integrity::{self, Algorithm};
 use crate::manifest::{DiskFormat, ImagePin};
 use crate::progress::Monitor;
 use crate::publish::Staging;
-use crate::sandbox_lock::{self, LockMode, SandboxLock};
-use crate::sandbox_table::{self, SandboxRow, SandboxStatus};
+use lock::{LockMode, SandboxLock};
+use crate::db::sandbox_table::{self, SandboxRow, SandboxStatus};
 use crate::snapshot;
 use crate::sparse;
 use crate::timefmt;
@@ -206,7 +208,7 @@ pub fn create(
     // Hold the new sandbox's lock until its record exists, so a directory
     // without a record is recognisably orphaned (see `remove_orphans`).
     let lock_path = staging.path().join(LOCK_FILE);
-    let creating = sandbox_lock::try_lock(&lock_path, LockMode::Exclusive)
+    let creating = lock::try_lock(&lock_path, LockMode::Exclusive)
         .ctx("lock", &lock_path)?
         .ok_or_else(|| Error::Internal(format!("new lock {} is held", lock_path.display())))?;
     // Held until recorded: a crash in between leaves it stale, so the next open cleans up.
@@ -274,7 +276,7 @@ fn new_row(
 /// conflicting holder has it.
 fn acquire(dir: &Path, name: &str, mode: LockMode) -> Result<SandboxLock> {
     let path = dir.join(LOCK_FILE);
-    sandbox_lock::try_lock(&path, mode)
+    lock::try_lock(&path, mode)
         .ctx("lock", &path)?
         .ok_or_else(|| Error::SandboxRunning(name.to_string()))
 }
@@ -389,7 +391,7 @@ pub fn remove_orphans(home: &Home) -> Result<usize> {
 }
 
 fn is_locked(dir: &Path) -> bool {
-    sandbox_lock::is_held_exclusively(&dir.join(LOCK_FILE))
+    lock::is_held_exclusively(&dir.join(LOCK_FILE))
 }
 
 fn to_sandbox(home: &Home, row: SandboxRow, locked: bool) -> Sandbox {

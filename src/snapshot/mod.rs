@@ -3,7 +3,7 @@
 //! directory is the source of truth and the index is a cache of it.
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
-use crate::index::{self, IndexRow};
+use crate::db::index::{self, IndexRow};
 use crate::integrity::{self, Algorithm};
 use crate::manifest::{Manifest, Upper, UpperIntegrity, MANIFEST_FILE};
 use crate::progress::Monitor;

@@ -13,6 +13,9 @@
 //!
 //! Do not call `read`/`write` again from inside their closures: the connection
 //! mutex is not re-entrant.
+pub mod index;
+pub mod sandbox_table;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
