@@ -58,7 +58,7 @@ pub fn manifest(data: &[u8]) {
 /// empty; on success the index must equal what Reindex finds.
 pub fn archive_import(scratch: &Path, data: &[u8]) {
     let root = fresh_dir(scratch, "import-home");
-    let home = Home::open(&root).unwrap_or_else(|e| panic!("open scratch home: {e}"));
+    let home = crate::recovery::open_home(&root).unwrap_or_else(|e| panic!("open scratch home: {e}"));
     let archive_path = scratch.join("input.archive");
     fs::write(&archive_path, data).unwrap_or_else(|e| panic!("write input: {e}"));
     let result = archive::import(&home, &archive_path, None, &Monitor::none());
@@ -332,7 +332,7 @@ pub fn write_test_image(images_dir: &Path) -> Result<String> {
 /// Seed the home at `root`: the test image, a sandbox `sb` (8 MiB sparse
 /// upper with a little data), and a snapshot `base` of it with integrity.
 pub fn seed_home(root: &Path) -> Result<()> {
-    let home = Home::open(root)?;
+    let home = crate::recovery::open_home(root)?;
     write_test_image(&home.images_dir())?;
     sandbox::create(
         &home,

@@ -6,7 +6,6 @@
 //! running sandbox or a C context can keep its home alive.
 use crate::db::Db;
 use crate::error::{Error, IoContext, Result};
-use crate::publish;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,8 +32,9 @@ impl std::fmt::Debug for Home {
 }
 
 impl Home {
-    /// Open (creating on first use) the home at `root`. Stale staging left by
-    /// a crashed process is removed.
+    /// Open (creating on first use) the home at `root`. This only opens:
+    /// bringing a home back to the truth after a crash is
+    /// `crate::recovery::recover` (and `crate::open_home` does both).
     pub fn open(root: &Path) -> Result<Home> {
         if root.as_os_str().is_empty() {
             return Err(Error::InvalidArgument("home path is empty".into()));
@@ -54,17 +54,9 @@ impl Home {
             std::fs::create_dir_all(&p).ctx("create", &p)?;
         }
         let db = Db::open(&root.join(DB_FILE))?;
-        let home = Home {
+        Ok(Home {
             inner: Arc::new(Inner { root, db }),
-        };
-        if publish::clean_stale(&home.tmp_dir())? > 0 {
-            // A process died mid-operation, perhaps between changing an
-            // artifact and indexing it: bring the index and the sandbox
-            // directories back to the truth.
-            crate::snapshot::reindex(&home, None)?;
-            crate::sandbox::remove_orphans(&home)?;
-        }
-        Ok(home)
+        })
     }
 
     /// Open the default home: `$MICROSNAP_HOME`, else `~/.microsnap`.
@@ -89,6 +81,20 @@ impl Home {
     }
     pub fn tmp_dir(&self) -> PathBuf {
         self.inner.root.join("tmp")
+    }
+
+    /// Where to stage something that will be renamed into `dest_parent`
+    /// (created if missing): the home's `tmp/` for a destination inside the
+    /// home, else `dest_parent` itself (as a hidden staging entry), so the
+    /// final step is always a rename on one filesystem.
+    pub fn staging_area_for(&self, dest_parent: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dest_parent).ctx("create", dest_parent)?;
+        let parent = dest_parent.canonicalize().ctx("resolve", dest_parent)?;
+        Ok(if parent.starts_with(self.root()) {
+            self.tmp_dir()
+        } else {
+            parent
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! The engine is plain Rust with typed errors; `ffi` is the only module that
 //! knows about C. See `docs/engine.md` for the module map.
 pub mod archive;
+pub mod artifact;
 pub mod db;
 pub mod disk;
 pub mod error;
@@ -16,7 +17,10 @@ pub mod integrity;
 pub mod manifest;
 pub mod progress;
 pub mod publish;
+pub mod recovery;
 pub mod sandbox;
 pub mod snapshot;
 pub mod sparse;
 pub mod timefmt;
+
+pub use recovery::open_home;

@@ -13,7 +13,6 @@
 //! process's leftovers from a live one's without trusting PIDs (which get
 //! reused).
 use crate::error::{Error, IoContext, Result};
-use crate::home::Home;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -36,21 +35,9 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Stage for a destination whose parent directory is `dest_parent`
-    /// (created if missing).
-    pub fn new(home: &Home, dest_parent: &Path, purpose: &str) -> Result<Staging> {
-        fs::create_dir_all(dest_parent).ctx("create", dest_parent)?;
-        let parent = dest_parent.canonicalize().ctx("resolve", dest_parent)?;
-        let area = if parent.starts_with(home.root()) {
-            home.tmp_dir()
-        } else {
-            parent
-        };
-        Staging::in_area(&area, purpose)
-    }
-
-    /// Stage directly inside `area` (which must exist).
-    pub fn in_area(area: &Path, purpose: &str) -> Result<Staging> {
+    /// Stage directly inside `area` (which must exist). `Home::staging_area_for`
+    /// picks the area for a destination: on its filesystem, where no reader looks.
+    pub fn new(area: &Path, purpose: &str) -> Result<Staging> {
         for _ in 0..16 {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let nanos = std::time::SystemTime::now()
@@ -342,7 +329,7 @@ mod tests {
     #[test]
     fn publish_is_atomic_and_refuses_existing() {
         let t = tempfile::tempdir().unwrap();
-        let s = Staging::in_area(t.path(), "t").unwrap();
+        let s = Staging::new(t.path(), "t").unwrap();
         fs::write(s.path().join("f"), b"new").unwrap();
         let dest = t.path().join("dest");
         s.publish(&dest).unwrap();
@@ -352,7 +339,7 @@ mod tests {
         // An existing (even empty) destination is never replaced by publish.
         let empty = t.path().join("empty");
         fs::create_dir(&empty).unwrap();
-        let s = Staging::in_area(t.path(), "t").unwrap();
+        let s = Staging::new(t.path(), "t").unwrap();
         let e = s.publish(&empty).unwrap_err();
         assert_eq!(e.code(), crate::error::ErrorCode::AlreadyExists);
         assert_eq!(listing(t.path()), vec!["dest", "empty"]);
@@ -364,7 +351,7 @@ mod tests {
         let dest = t.path().join("dest");
         fs::create_dir(&dest).unwrap();
         fs::write(dest.join("f"), b"old").unwrap();
-        let s = Staging::in_area(t.path(), "t").unwrap();
+        let s = Staging::new(t.path(), "t").unwrap();
         fs::write(s.path().join("f"), b"new").unwrap();
         s.replace(&dest).unwrap();
         assert_eq!(fs::read(dest.join("f")).unwrap(), b"new");
@@ -374,7 +361,7 @@ mod tests {
     #[test]
     fn drop_removes_unpublished() {
         let t = tempfile::tempdir().unwrap();
-        let s = Staging::in_area(t.path(), "t").unwrap();
+        let s = Staging::new(t.path(), "t").unwrap();
         fs::write(s.path().join("f"), b"x").unwrap();
         drop(s);
         assert!(listing(t.path()).is_empty());
@@ -383,7 +370,7 @@ mod tests {
     #[test]
     fn clean_stale_spares_live_and_removes_dead() {
         let t = tempfile::tempdir().unwrap();
-        let live = Staging::in_area(t.path(), "live").unwrap();
+        let live = Staging::new(t.path(), "live").unwrap();
         // Simulate a dead owner: a staging dir with an unlocked lock file,
         // and one whose lock file is gone.
         let dead = t.path().join(format!("{STAGING_PREFIX}dead-1"));

@@ -72,7 +72,7 @@ fn world() -> World {
     }
     for name in ["already-here", COLLIDING_DIR] {
         let art = microsnap::snapshot::open_dir(&home.snapshots_dir().join(name)).unwrap();
-        microsnap::snapshot::index_artifact(&home, &art).unwrap();
+        microsnap::artifact::index_artifact(&home, &art).unwrap();
     }
     World {
         _tmp: tmp,

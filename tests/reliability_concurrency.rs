@@ -69,7 +69,7 @@ impl Tally {
 /// The shared home: image, four sandboxes (shared by the workers), and archives of
 /// snapshots that are not in the home (to import).
 fn prepare(root: &Path, workers: usize) -> Vec<PathBuf> {
-    let home = Home::open(root).unwrap();
+    let home = microsnap::open_home(root).unwrap();
     fuzz_targets::write_test_image(&home.images_dir()).unwrap();
     for w in 0..workers.min(4) {
         new_sandbox(&home, &format!("w{w}"), w as u64 + 10);
@@ -272,7 +272,7 @@ fn run_mix(
 
 /// The end state: invariants, and per name, creates − removes = present.
 fn check_end(root: &Path, tally: &Tally) {
-    let home = Home::open(root).unwrap();
+    let home = microsnap::open_home(root).unwrap();
     assert!(
         tally.unexpected.is_empty(),
         "unexpected errors ({}): {:#?}",
@@ -303,7 +303,7 @@ fn sixteen_threads_on_one_home() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("home");
     let archives = prepare(&root, 16);
-    let home = Home::open(&root).unwrap();
+    let home = microsnap::open_home(&root).unwrap();
     let abi = Abi::open(&root);
     let deadline = Instant::now() + run_time();
     let t0 = Instant::now();
@@ -342,7 +342,7 @@ fn concurrency_child() {
         return;
     };
     let worker: usize = op.strip_prefix("mix-").unwrap().parse().unwrap();
-    let home = Home::open(&root).unwrap();
+    let home = microsnap::open_home(&root).unwrap();
     let archives: Vec<PathBuf> = (0..ARCHIVES)
         .map(|i| {
             root.parent()

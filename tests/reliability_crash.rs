@@ -34,7 +34,7 @@ fn crash_child() {
     let Some((op, root)) = child_request() else {
         return;
     };
-    let home = Home::open(&root).unwrap();
+    let home = microsnap::open_home(&root).unwrap();
     let m = Monitor::none();
     let result = match op.as_str() {
         "create" => snapshot::create(&home, "sb", &create_opts("fresh", false), &m).map(drop),
@@ -146,7 +146,7 @@ fn crash_consistency_under_sigkill() {
                 }
                 None => stats.completed += 1,
             }
-            let home = Home::open(&root).unwrap();
+            let home = microsnap::open_home(&root).unwrap();
             if let Err(why) = check_home(&home).and_then(|set| check_op(op, &template, &home, &set))
             {
                 panic!(

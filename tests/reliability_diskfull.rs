@@ -62,7 +62,7 @@ fn small_fs(test: &str) -> Option<SmallFs> {
 /// Nothing of a failed operation is left: no staging, no artifact, and the
 /// index equals Reindex.
 fn assert_clean(home: &Home, before: &Set) {
-    let reopened = Home::open(home.root()).unwrap();
+    let reopened = microsnap::open_home(home.root()).unwrap();
     let set = check_home(&reopened).unwrap_or_else(|why| panic!("{why}"));
     assert_eq!(&set, before, "the failed operation changed the snapshots");
     let staging: Vec<String> = names(&home.tmp_dir())
@@ -77,7 +77,7 @@ fn create_on_a_full_filesystem_fails_with_io_and_leaves_nothing() {
     let Some(fs) = small_fs("create_on_a_full_filesystem") else {
         return;
     };
-    let home = Home::open(&fs.mount.join("home")).unwrap();
+    let home = microsnap::open_home(&fs.mount.join("home")).unwrap();
     fuzz_targets::write_test_image(&home.images_dir()).unwrap();
     new_sandbox(&home, "sb", 1); // 2 MiB of data in a 64 MiB sparse upper
                                  // Fill the upper to ~5 MiB of data: a copy cannot fit in what is left.
@@ -118,7 +118,7 @@ fn import_onto_a_full_filesystem_fails_with_io_and_leaves_nothing() {
     };
     // The archive is built on the big disk: 4 sandboxes' worth of data.
     let big = tempfile::tempdir().unwrap();
-    let src = Home::open(&big.path().join("src")).unwrap();
+    let src = microsnap::open_home(&big.path().join("src")).unwrap();
     fuzz_targets::write_test_image(&src.images_dir()).unwrap();
     new_sandbox(&src, "sb", 1);
     let upper = src.sandboxes_dir().join("sb/upper.ext4");
@@ -138,7 +138,7 @@ fn import_onto_a_full_filesystem_fails_with_io_and_leaves_nothing() {
     )
     .unwrap();
 
-    let home = Home::open(&fs.mount.join("home")).unwrap();
+    let home = microsnap::open_home(&fs.mount.join("home")).unwrap();
     let before = indexed(&home);
     let e = archive::import(&home, &archive_path, None, &Monitor::none()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Io, "{e}");
@@ -156,7 +156,7 @@ fn io_fault_child() {
     let Some((op, root)) = child_request() else {
         return;
     };
-    let home = Home::open(&root).unwrap();
+    let home = microsnap::open_home(&root).unwrap();
     let m = Monitor::none();
     let r = match op.as_str() {
         "create" => snapshot::create(
@@ -222,7 +222,7 @@ fn injected_eio_at_every_point_fails_cleanly() {
         for point in points {
             let root = work.path().join(format!("{op}-{point}"));
             template.instantiate(&root);
-            let before = indexed(&Home::open(&root).unwrap());
+            let before = indexed(&microsnap::open_home(&root).unwrap());
             let out = spawn_child("io_fault_child", op, &root, Some(&format!("{point}:1:io")))
                 .wait_with_output()
                 .unwrap();
@@ -235,7 +235,7 @@ fn injected_eio_at_every_point_fails_cleanly() {
                 result.starts_with("io: injected fault at"),
                 "{op} {point}: {result}"
             );
-            assert_clean(&Home::open(&root).unwrap(), &before);
+            assert_clean(&microsnap::open_home(&root).unwrap(), &before);
             injected += 1;
         }
     }

@@ -67,7 +67,7 @@ fn replay_every_corpus_file() {
 fn archive_seeds_reach_the_importer() {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("h");
-    let home = microsnap::home::Home::open(&root).unwrap();
+    let home = microsnap::open_home(&root).unwrap();
     let single = Path::new(CORPUS).join("archive_import/single.tar.zst");
     let report =
         microsnap::archive::import(&home, &single, None, &microsnap::progress::Monitor::none())

@@ -7,7 +7,6 @@ mod reliability_support;
 
 use microsnap::archive::{self, ExportOptions};
 use microsnap::error::ErrorCode;
-use microsnap::home::Home;
 use microsnap::integrity::{self, Algorithm};
 use microsnap::manifest::{digest_prefix, DiskFormat, ImagePin, Manifest, Upper, UpperIntegrity};
 use microsnap::progress::Monitor;
@@ -194,7 +193,7 @@ fn truncating_or_extending_the_upper_is_caught_by_open() {
 #[test]
 fn manifest_edits_on_disk_are_caught_or_change_identity() {
     let dir = tempfile::tempdir().unwrap();
-    let home = Home::open(&dir.path().join("h")).unwrap();
+    let home = microsnap::open_home(&dir.path().join("h")).unwrap();
     for (i, (pointer, new)) in field_edits().into_iter().enumerate() {
         let art = make_artifact(
             &home.snapshots_dir(),
@@ -280,7 +279,7 @@ fn tampered_archives_are_refused_by_import() {
         let archive = dir.path().join("t.tar");
         write_tar(&archive, &prefix, m, u);
         let h = tempfile::tempdir().unwrap();
-        let home = Home::open(h.path()).unwrap();
+        let home = microsnap::open_home(h.path()).unwrap();
         let r = archive::import(&home, &archive, None, &Monitor::none());
         if what == "pristine" {
             assert_eq!(r.unwrap().head.digest, digest);
@@ -310,7 +309,7 @@ fn tampered_archives_are_refused_by_import() {
 #[test]
 fn export_refuses_a_tampered_upper() {
     let dir = tempfile::tempdir().unwrap();
-    let home = Home::open(&dir.path().join("h")).unwrap();
+    let home = microsnap::open_home(&dir.path().join("h")).unwrap();
     let art = make_artifact(&home.snapshots_dir(), "t", Algorithm::MerkleSha256V1);
     let (at, _) = positions()[5];
     write_byte(

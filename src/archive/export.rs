@@ -10,7 +10,7 @@ use crate::home::Home;
 use crate::integrity::{Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
-use crate::snapshot::{self, Artifact};
+use crate::artifact::{self, Artifact};
 use crate::sparse;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -37,7 +37,7 @@ pub fn export(
         None => compression::DEFAULT_LEVEL,
     };
     let threads = opts.threads.unwrap_or_else(compression::default_threads);
-    let head = snapshot::resolve(home, name_or_path)?;
+    let head = artifact::resolve(home, name_or_path)?;
     let chain = if opts.with_parents {
         chain_of(home, head)?
     } else {
@@ -104,7 +104,7 @@ fn chain_of(home: &Home, head: Artifact) -> Result<Vec<Artifact>> {
                 chain[0].digest
             )));
         }
-        match snapshot::resolve_digest(home, &parent) {
+        match artifact::resolve_digest(home, &parent) {
             Ok(art) => chain.push(art),
             Err(Error::SnapshotNotFound(_)) => {
                 return Err(Error::SnapshotNotFound(format!(

@@ -27,7 +27,7 @@ use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
-use crate::snapshot::{self, Artifact};
+use crate::artifact::{self, Artifact};
 use crate::sparse::SparseWriter;
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
@@ -210,7 +210,7 @@ impl Unpack<'_> {
         if let Some(i) = self.dirs.iter().position(|d| d.name == name) {
             return Ok(i);
         }
-        let staging = Staging::new(self.home, self.dest, "import")?;
+        let staging = Staging::new(&self.home.staging_area_for(self.dest)?, "import")?;
         self.dirs.push(StagedDir {
             name: name.to_string(),
             staging,
@@ -338,9 +338,9 @@ impl Unpack<'_> {
                 )));
             }
             monitor.check()?;
-            let art = snapshot::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
+            let art = artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
             let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
-            snapshot::verify_artifact_with(&art, |path, algorithm| match streamed {
+            artifact::verify_artifact_with(&art, |path, algorithm| match streamed {
                 Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
                 _ => integrity::compute(path, algorithm, monitor),
             })
@@ -408,7 +408,7 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
     }
     let images = checked.images.install(home)?;
     // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
-    let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
+    let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;
     let mut published: Vec<PathBuf> = Vec::new();
     for (r, target) in to_publish {
         monitor.check()?;
@@ -426,8 +426,8 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
     let indexed = (|| -> Result<()> {
         for target in &targets {
             crate::fault::point("import.before_index")?;
-            let art = snapshot::open_dir(target)?;
-            snapshot::index_artifact(home, &art)?;
+            let art = artifact::open_dir(target)?;
+            artifact::index_artifact(home, &art)?;
             imported.push(art);
         }
         Ok(())
@@ -440,7 +440,7 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
         .iter()
         .position(|a| a.digest == head_digest)
         .ok_or_else(|| Error::Internal("head vanished during install".into()))?;
-    let head = snapshot::open_dir(&imported[head_index].path)?;
+    let head = artifact::open_dir(&imported[head_index].path)?;
     Ok(ImportReport {
         head,
         imported,
@@ -453,7 +453,10 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
 /// failed import leaves the destination and the index as they were.
 fn unpublish(home: &Home, dest: &Path, published: &[PathBuf]) {
     for done in published {
-        if let Ok(trash) = Staging::new(home, dest, "remove") {
+        let trash = home
+            .staging_area_for(dest)
+            .and_then(|area| Staging::new(&area, "remove"));
+        if let Ok(trash) = trash {
             let _ = trash.take(done);
         }
         let key = done.to_string_lossy().into_owned();
@@ -466,7 +469,7 @@ fn unpublish(home: &Home, dest: &Path, published: &[PathBuf]) {
 /// An existing directory of the same name is fine only if it is the same
 /// snapshot with the same upper content.
 fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()> {
-    let existing = snapshot::open_dir(target).map_err(|e| {
+    let existing = artifact::open_dir(target).map_err(|e| {
         Error::AlreadyExists(format!(
             "{} already exists and is not a readable snapshot ({e}); the archive's {} is {}",
             target.display(),
@@ -485,7 +488,7 @@ fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()
     }
     let same_content = if r.has_integrity {
         // The staged upper verified against the recorded digest; so must this one.
-        snapshot::verify_artifact(&existing, monitor).is_ok()
+        artifact::verify_artifact(&existing, monitor).is_ok()
     } else {
         let a = integrity::compute(
             &existing.path.join(&existing.manifest.upper.file),

@@ -24,7 +24,7 @@ pub mod tar_format;
 pub mod tar_reader;
 pub mod tar_writer;
 
-use crate::snapshot::Artifact;
+use crate::artifact::Artifact;
 use std::path::PathBuf;
 
 pub use export::export;

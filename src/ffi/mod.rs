@@ -131,10 +131,11 @@ pub extern "C" fn msnap_context_open(
             return Err(Error::InvalidArgument("out_ctx is NULL".into()));
         }
         let a: json::ContextOpenArgs = json_arg(args)?;
-        let home = match a.home {
-            Some(p) => Home::open(&p)?,
-            None => Home::open_default()?,
+        let root = match a.home {
+            Some(p) => p,
+            None => crate::home::default_root()?,
         };
+        let home = crate::recovery::open_home(&root)?;
         let root = home.root().to_path_buf();
         let t = CONTEXTS.insert(home);
         // SAFETY: checked non-NULL above; the caller owns the slot.

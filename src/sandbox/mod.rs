@@ -8,6 +8,7 @@
 pub mod lock;
 
 use crate::db::Db;
+use crate::artifact;
 use crate::disk;
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
@@ -18,7 +19,6 @@ use crate::progress::Monitor;
 use crate::publish::Staging;
 use lock::{LockMode, SandboxLock};
 use crate::db::sandbox_table::{self, SandboxRow, SandboxStatus};
-use crate::snapshot;
 use crate::sparse;
 use crate::timefmt;
 use std::fs::File;
@@ -133,7 +133,7 @@ pub fn create(
     if home.db().read(|c| sandbox_table::get(c, name))?.is_some() || dest.exists() {
         return Err(Error::AlreadyExists(format!("sandbox {name}")));
     }
-    let staging = Staging::new(home, &home.sandboxes_dir(), "sandbox")?;
+    let staging = Staging::new(&home.staging_area_for(&home.sandboxes_dir())?, "sandbox")?;
     let row = match source {
         SandboxSource::Image {
             image,
@@ -154,7 +154,7 @@ pub fn create(
             new_row(name, &pin, &file, DiskFormat::Raw, &fstype, size, None)
         }
         SandboxSource::Snapshot { name_or_path } => {
-            let art = snapshot::resolve(home, name_or_path)?;
+            let art = artifact::resolve(home, name_or_path)?;
             let m = &art.manifest;
             let file = upper_file_name(m.format, &m.fstype);
             let (src, dst) = (art.upper_path(), staging.path().join(&file));
@@ -166,7 +166,7 @@ pub fn create(
                     integrity::copy_and_check(&src, &dst, algorithm, &rec.digest, monitor)?;
                 }
                 _ => {
-                    snapshot::verify_artifact(&art, monitor)?;
+                    artifact::verify_artifact(&art, monitor)?;
                     sparse::copy_sparse(&src, &dst, monitor)?;
                 }
             }
@@ -212,7 +212,7 @@ pub fn create(
         .ctx("lock", &lock_path)?
         .ok_or_else(|| Error::Internal(format!("new lock {} is held", lock_path.display())))?;
     // Held until recorded: a crash in between leaves it stale, so the next open cleans up.
-    let _recording = Staging::in_area(&home.tmp_dir(), "recording")?;
+    let _recording = Staging::new(&home.tmp_dir(), "recording")?;
     staging.publish(&dest)?;
     crate::fault::point("sandbox.create.before_insert")?;
     if let Err(e) = home.db().write(|tx| sandbox_table::insert(tx, &row)) {
@@ -353,7 +353,7 @@ pub fn remove(home: &Home, name: &str) -> Result<()> {
     let row = get_row(home, name)?;
     let dir = home.sandboxes_dir().join(&row.name);
     let lock = acquire(&dir, name, LockMode::Exclusive)?;
-    let trash = Staging::new(home, &home.sandboxes_dir(), "remove")?;
+    let trash = Staging::new(&home.staging_area_for(&home.sandboxes_dir())?, "remove")?;
     trash.take(&dir)?;
     drop(lock);
     home.db()
@@ -381,7 +381,7 @@ pub fn remove_orphans(home: &Home) -> Result<usize> {
         };
         // Re-check under the lock: a create may have recorded it meanwhile.
         if home.db().read(|c| sandbox_table::get(c, &name))?.is_none() {
-            let trash = Staging::new(home, &dir, "remove")?;
+            let trash = Staging::new(&home.staging_area_for(&dir)?, "remove")?;
             trash.take(&entry.path())?;
             removed += 1;
         }

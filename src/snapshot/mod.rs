@@ -1,33 +1,26 @@
 //! Snapshot operations: create, open, get, list, list_dir, remove, reindex,
 //! verify. An artifact is a directory (`manifest.json` + the upper file); the
-//! directory is the source of truth and the index is a cache of it.
+//! directory is the source of truth and the index is a cache of it. One
+//! artifact on its own (open, resolve, verify) is `crate::artifact`.
+pub use crate::artifact::{
+    list_dir, open, open_dir, resolve, verify_artifact, Artifact, DirListing, UpperVerifyStatus,
+    VerifyReport,
+};
+
+use crate::artifact::{
+    absolute, index_artifact, locate, removed_meanwhile, resolve_digest, row_for, Locator,
+};
+use crate::db::index::{self, IndexRow};
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
-use crate::db::index::{self, IndexRow};
 use crate::integrity::{self, Algorithm};
 use crate::manifest::{Manifest, Upper, UpperIntegrity, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::{self, Staging};
 use crate::sandbox;
-use crate::{disk, sparse, timefmt};
+use crate::{sparse, timefmt};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// A snapshot artifact on disk whose metadata has been checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Artifact {
-    /// Absolute path of the artifact directory.
-    pub path: PathBuf,
-    /// Canonical manifest digest (`sha256:...`): the snapshot's identity.
-    pub digest: String,
-    pub manifest: Manifest,
-}
-
-impl Artifact {
-    pub fn upper_path(&self) -> PathBuf {
-        self.path.join(&self.manifest.upper.file)
-    }
-}
 
 /// A lightweight view of an indexed snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,216 +72,6 @@ pub struct CreateOptions {
     pub record_integrity: bool,
     /// Algorithm for recorded integrity; `None` = `Algorithm::DEFAULT`.
     pub integrity_algorithm: Option<Algorithm>,
-}
-
-/// Result of `verify`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub digest: String,
-    pub path: PathBuf,
-    pub upper: UpperVerifyStatus,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpperVerifyStatus {
-    /// `verified` or `not_recorded`.
-    pub kind: String,
-    /// Empty when not recorded.
-    pub algorithm: String,
-    /// The recomputed digest; empty when not recorded.
-    pub digest: String,
-}
-
-/// Artifacts of one directory, plus the entries that could not be read.
-#[derive(Debug, Default)]
-pub struct DirListing {
-    pub artifacts: Vec<Artifact>,
-    pub skipped: Vec<(PathBuf, Error)>,
-}
-
-/// What a user-supplied reference means.
-enum Locator {
-    Path(PathBuf),
-    Digest(String),
-    Name(String),
-}
-
-fn locate(s: &str) -> Result<Locator> {
-    if s.is_empty() {
-        return Err(Error::InvalidArgument("empty snapshot reference".into()));
-    }
-    if s.contains('/') || s == "." || s == ".." {
-        return Ok(Locator::Path(absolute(Path::new(s))?));
-    }
-    if s.contains(':') {
-        return Ok(Locator::Digest(s.to_string()));
-    }
-    validate_bare_name("snapshot", s)?;
-    Ok(Locator::Name(s.to_string()))
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    std::path::absolute(p).ctx("resolve", p)
-}
-
-/// Where a bare name or path points, without touching the index.
-fn artifact_dir(home: &Home, path_or_name: &str) -> Result<PathBuf> {
-    match locate(path_or_name)? {
-        Locator::Path(p) => Ok(p),
-        Locator::Name(n) => Ok(home.snapshots_dir().join(n)),
-        Locator::Digest(d) => Err(Error::InvalidArgument(format!(
-            "expected a bare name or a path, got a digest: {d}"
-        ))),
-    }
-}
-
-/// Check an artifact directory's metadata (no hashing): the manifest parses,
-/// the upper is a regular file of the recorded size whose magic agrees with
-/// the recorded format, and a qcow2 upper has no backing file.
-pub fn open_dir(dir: &Path) -> Result<Artifact> {
-    let dir = absolute(dir)?;
-    match std::fs::metadata(&dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(Error::InvalidArgument(format!(
-                "{} is not a directory",
-                dir.display()
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::SnapshotNotFound(dir.display().to_string()))
-        }
-        Err(e) => return Err(Error::io("open", &dir, e)),
-    }
-    if !dir.join(MANIFEST_FILE).exists() {
-        return Err(Error::SnapshotNotFound(format!(
-            "{} (no {MANIFEST_FILE})",
-            dir.display()
-        )));
-    }
-    // A concurrent remove may move the directory away at any point below:
-    // that reads as not found, not as a malformed artifact.
-    let gone = || Error::SnapshotNotFound(format!("{} (removed concurrently)", dir.display()));
-    let (manifest, digest) = Manifest::read_dir(&dir).map_err(|e| {
-        if dir.join(MANIFEST_FILE).exists() {
-            e
-        } else {
-            gone()
-        }
-    })?;
-    let upper = dir.join(&manifest.upper.file);
-    let meta = match std::fs::symlink_metadata(&upper) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.join(MANIFEST_FILE).exists() => {
-            return Err(gone())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::InvalidManifest(format!(
-                "missing upper file {}",
-                upper.display()
-            )))
-        }
-        Err(e) => return Err(Error::io("stat", &upper, e)),
-    };
-    if !meta.file_type().is_file() {
-        return Err(Error::InvalidManifest(format!(
-            "upper {} is not a regular file",
-            upper.display()
-        )));
-    }
-    if meta.len() != manifest.upper.size_bytes {
-        return Err(Error::IntegrityMismatch {
-            path: upper.display().to_string(),
-            expected: format!("size {}", manifest.upper.size_bytes),
-            actual: format!("size {}", meta.len()),
-        });
-    }
-    disk::check_upper(&upper, manifest.format)?;
-    Ok(Artifact {
-        path: dir,
-        digest,
-        manifest,
-    })
-}
-
-/// Open by bare name (under the home's snapshots directory) or path. An
-/// artifact in the snapshots directory that the index lacks is indexed.
-pub fn open(home: &Home, path_or_name: &str) -> Result<Artifact> {
-    let art = open_dir(&artifact_dir(home, path_or_name)?)?;
-    if art.path.parent() == Some(home.snapshots_dir().as_path()) {
-        let key = art.path.to_string_lossy().into_owned();
-        let indexed = home.db().read(|c| index::find_by_path(c, &key))?;
-        if indexed.map(|r| r.digest) != Some(art.digest.clone()) {
-            index_artifact(home, &art)?;
-        }
-    }
-    Ok(art)
-}
-
-/// Resolve a name, digest or path to a checked artifact.
-pub fn resolve(home: &Home, reference: &str) -> Result<Artifact> {
-    match locate(reference)? {
-        Locator::Digest(d) => resolve_digest(home, &d),
-        _ => open(home, reference),
-    }
-}
-
-/// Find an artifact by digest: the index first, then the snapshots directory
-/// (whose artifacts get indexed on the way).
-pub fn resolve_digest(home: &Home, digest: &str) -> Result<Artifact> {
-    let rows = home.db().read(|c| index::find_by_digest(c, digest))?;
-    for row in rows {
-        if let Ok(art) = open_dir(Path::new(&row.artifact_path)) {
-            if art.digest == digest {
-                return Ok(art);
-            }
-        }
-    }
-    let listing = list_dir(&home.snapshots_dir())?;
-    for art in listing.artifacts {
-        if art.digest == digest {
-            index_artifact(home, &art)?;
-            return Ok(art);
-        }
-    }
-    Err(Error::SnapshotNotFound(digest.to_string()))
-}
-
-fn row_for(art: &Artifact) -> IndexRow {
-    let m = &art.manifest;
-    let now = timefmt::now_unix_nanos();
-    IndexRow {
-        artifact_path: art.path.to_string_lossy().into_owned(),
-        digest: art.digest.clone(),
-        name: art
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned()),
-        parent_digest: m.parent.clone(),
-        image_ref: m.image.reference.clone(),
-        image_manifest_digest: m.image.manifest_digest.clone(),
-        format: m.format.as_str().to_string(),
-        fstype: m.fstype.clone(),
-        size_bytes: Some(m.upper.size_bytes),
-        created_at: m.created_at.clone(),
-        // Like microsandbox, an unparsable created_at indexes as "now".
-        created_at_unix_nanos: timefmt::parse_rfc3339(&m.created_at).unwrap_or(now),
-        indexed_at_unix_nanos: now,
-        labels: m.labels.clone(),
-        integrity_algorithm: m.upper.integrity.as_ref().map(|i| i.algorithm.clone()),
-    }
-}
-
-/// Upsert an artifact's index row.
-pub fn index_artifact(home: &Home, art: &Artifact) -> Result<()> {
-    let row = row_for(art);
-    // Re-checked under the write lock: a remove unindexes after moving the
-    // directory away, so a reader that opened the artifact just before must
-    // not put the row back (nor a stale digest over a force-replace's).
-    home.db().write(|tx| match Manifest::read_dir(&art.path) {
-        Ok((_, digest)) if digest == art.digest => index::upsert(tx, &row),
-        _ => Ok(()),
-    })
 }
 
 fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
@@ -361,41 +144,6 @@ pub fn list_each(home: &Home, mut f: impl FnMut(SnapshotHandle) -> Result<()>) -
     })
 }
 
-/// Parse every artifact directly inside `dir` without touching the index.
-/// Unreadable or malformed entries are reported in `skipped`, not fatal.
-pub fn list_dir(dir: &Path) -> Result<DirListing> {
-    let dir = absolute(dir)?;
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::InvalidArgument(format!(
-                "no such directory: {}",
-                dir.display()
-            )))
-        }
-        Err(e) => return Err(Error::io("read", &dir, e)),
-    };
-    let mut paths = Vec::new();
-    for entry in rd {
-        let entry = entry.ctx("read", &dir)?;
-        let name = entry.file_name();
-        let hidden = name.to_string_lossy().starts_with('.');
-        if hidden || !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            continue;
-        }
-        paths.push(entry.path());
-    }
-    paths.sort();
-    let mut out = DirListing::default();
-    for p in paths {
-        match open_dir(&p) {
-            Ok(a) => out.artifacts.push(a),
-            Err(e) => out.skipped.push((p, e)),
-        }
-    }
-    Ok(out)
-}
-
 /// Create a snapshot of a stopped, crashed or never-started sandbox.
 pub fn create(
     home: &Home,
@@ -445,7 +193,7 @@ pub fn create(
     let parent_dir = dest
         .parent()
         .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dest.display())))?;
-    let staging = Staging::new(home, parent_dir, "snapshot")?;
+    let staging = Staging::new(&home.staging_area_for(parent_dir)?, "snapshot")?;
     let upper_file = sb
         .upper_path
         .file_name()
@@ -487,7 +235,7 @@ pub fn create(
     crate::fault::point("snapshot.create.after_manifest")?;
     monitor.check()?;
     // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
-    let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
+    let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;
     if opts.force {
         refuse_non_artifact(&dest)?;
         staging.replace(&dest)?;
@@ -524,54 +272,6 @@ fn refuse_non_artifact(dest: &Path) -> Result<()> {
             dest.display()
         )))
     }
-}
-
-/// Recompute recorded integrity. `not_recorded` when none was recorded;
-/// `IntegrityMismatch` naming both digests when the content changed.
-pub fn verify_artifact(art: &Artifact, monitor: &Monitor) -> Result<VerifyReport> {
-    verify_artifact_with(art, |upper, algorithm| {
-        integrity::compute(upper, algorithm, monitor)
-    })
-}
-
-/// [`verify_artifact`], with the upper's actual digest from `digest_of`
-/// (upper path, recorded algorithm): for a caller that already hashed the
-/// upper's bytes on their way in or out, so it need not read them again.
-pub fn verify_artifact_with(
-    art: &Artifact,
-    digest_of: impl FnOnce(&Path, Algorithm) -> Result<String>,
-) -> Result<VerifyReport> {
-    // Re-check metadata: the file may have changed since it was opened.
-    let fresh = open_dir(&art.path)?;
-    let upper = match &fresh.manifest.upper.integrity {
-        None => UpperVerifyStatus {
-            kind: "not_recorded".into(),
-            algorithm: String::new(),
-            digest: String::new(),
-        },
-        Some(rec) => {
-            let algorithm = Algorithm::recorded(&rec.algorithm)?;
-            let actual = digest_of(&fresh.upper_path(), algorithm)
-                .map_err(|e| removed_meanwhile(e, &fresh.path.display().to_string()))?;
-            if actual != rec.digest {
-                return Err(Error::IntegrityMismatch {
-                    path: fresh.upper_path().display().to_string(),
-                    expected: rec.digest.clone(),
-                    actual,
-                });
-            }
-            UpperVerifyStatus {
-                kind: "verified".into(),
-                algorithm: rec.algorithm.clone(),
-                digest: actual,
-            }
-        }
-    };
-    Ok(VerifyReport {
-        digest: fresh.digest,
-        path: fresh.path,
-        upper,
-    })
 }
 
 /// Verify by name, digest or path.
@@ -635,8 +335,8 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         let parent = dir
             .parent()
             .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
-        let trash = Staging::new(home, parent, "remove")?;
-        let _indexing = Staging::in_area(&home.tmp_dir(), "indexing")?;
+        let trash = Staging::new(&home.staging_area_for(parent)?, "remove")?;
+        let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;
         // Moved away inside the write transaction that drops the row, so a
         // concurrent remove that sees the row but not the directory waits
         // for us and then finds no row (below) instead of also succeeding.
@@ -694,13 +394,3 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     u32::try_from(rows.len()).map_err(|_| Error::Internal("too many artifacts".into()))
 }
 
-/// An artifact that vanished under us (a concurrent remove won the race) is
-/// `snapshot_not_found`, not an I/O failure.
-fn removed_meanwhile(e: Error, reference: &str) -> Error {
-    match &e {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            Error::SnapshotNotFound(format!("{reference} (removed concurrently)"))
-        }
-        _ => e,
-    }
-}

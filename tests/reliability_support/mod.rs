@@ -123,7 +123,7 @@ impl Template {
     pub fn build() -> Template {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("template");
-        let home = Home::open(&root).unwrap();
+        let home = microsnap::open_home(&root).unwrap();
         fuzz_targets::write_test_image(&home.images_dir()).unwrap();
         new_sandbox(&home, "sb", 1);
         let base_digest = snap(&home, "sb", "base", Some(Algorithm::MerkleSha256V1));
@@ -179,7 +179,7 @@ impl Template {
     /// absolute paths, so the copy's index is rebuilt for its own paths.
     pub fn instantiate(&self, dest: &Path) {
         copy_tree(&self.home, dest);
-        let home = Home::open(dest).unwrap();
+        let home = microsnap::open_home(dest).unwrap();
         home.db()
             .write(|tx| Ok(tx.execute("DELETE FROM snapshot_index", [])?))
             .unwrap();
