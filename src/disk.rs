@@ -34,8 +34,14 @@ pub fn detect_format(path: &Path) -> Result<DiskFormat> {
 /// Check that the upper at `path` really is what the manifest says, and that
 /// a qcow2 upper is self-contained (no backing file, no external data file).
 pub fn check_upper(path: &Path, expected: DiskFormat) -> Result<()> {
-    let mut file = File::open(path).ctx("open upper", path)?;
-    let head = read_prefix(&mut file, QCOW2_V3_HEADER_LEN).ctx("read upper", path)?;
+    let file = File::open(path).ctx("open upper", path)?;
+    check_upper_file(&file, path, expected)
+}
+
+/// [`check_upper`] of an open upper (`path` names it in errors). Reads with
+/// `pread`, so the file's offset is left alone.
+pub fn check_upper_file(file: &File, path: &Path, expected: DiskFormat) -> Result<()> {
+    let head = read_prefix_at(file, QCOW2_V3_HEADER_LEN).ctx("read upper", path)?;
     match (expected, format_of_prefix(&head)) {
         (DiskFormat::Raw, DiskFormat::Raw) => Ok(()),
         (DiskFormat::Raw, DiskFormat::Qcow2) => Err(Error::InvalidManifest(format!(
@@ -49,7 +55,7 @@ pub fn check_upper(path: &Path, expected: DiskFormat) -> Result<()> {
         (DiskFormat::Qcow2, DiskFormat::Qcow2) => {
             let header = Qcow2Header::parse(&head, path)?;
             if header.backing_file_offset != 0 {
-                let name = backing_file_name(&mut file, &header)
+                let name = backing_file_name(file, &header)
                     .map(|name| format!(" {name:?}"))
                     .unwrap_or_default();
                 return Err(Error::Unsupported(format!(
@@ -129,14 +135,12 @@ impl Qcow2Header {
 
 /// The backing file's name, for the error message only: `None` if it cannot
 /// be read sensibly.
-fn backing_file_name(file: &mut File, header: &Qcow2Header) -> Option<String> {
-    use std::io::{Seek, SeekFrom};
+fn backing_file_name(file: &File, header: &Qcow2Header) -> Option<String> {
     if header.backing_file_size == 0 || header.backing_file_size > QCOW2_MAX_BACKING_NAME {
         return None;
     }
-    file.seek(SeekFrom::Start(header.backing_file_offset))
+    let name = read_at_most(file, header.backing_file_offset, header.backing_file_size as usize)
         .ok()?;
-    let name = read_prefix(file, header.backing_file_size as usize).ok()?;
     Some(String::from_utf8_lossy(&name).into_owned())
 }
 
@@ -152,6 +156,28 @@ fn format_of_prefix(head: &[u8]) -> DiskFormat {
 fn read_prefix(file: &mut File, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(len);
     file.take(len as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The first `len` bytes (fewer only at end of file), by `pread`.
+fn read_prefix_at(file: &File, len: usize) -> io::Result<Vec<u8>> {
+    read_at_most(file, 0, len)
+}
+
+/// Up to `len` bytes at `offset`, by `pread`; fewer only at end of file.
+fn read_at_most(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
     Ok(buf)
 }
 

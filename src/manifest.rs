@@ -199,10 +199,17 @@ impl Manifest {
             }
             Err(e) => return Err(Error::io("open", &path, e)),
         };
+        let (manifest, digest, _) = Manifest::read_file(&file, &path)?;
+        Ok((manifest, digest))
+    }
+
+    /// Read and parse an open `manifest.json` (`path` names it in errors);
+    /// returns the manifest, its digest and the bytes as read.
+    pub fn read_file(file: &File, path: &Path) -> Result<(Manifest, String, Vec<u8>)> {
         let mut bytes = Vec::new();
         file.take(MAX_MANIFEST_BYTES + 1)
             .read_to_end(&mut bytes)
-            .ctx("read", &path)?;
+            .ctx("read", path)?;
         if bytes.len() as u64 > MAX_MANIFEST_BYTES {
             return Err(invalid(format!(
                 "{} is larger than {MAX_MANIFEST_BYTES} bytes",
@@ -214,7 +221,7 @@ impl Manifest {
             other => other,
         })?;
         let digest = manifest.digest();
-        Ok((manifest, digest))
+        Ok((manifest, digest, bytes))
     }
 
     /// Write the canonical bytes to `<dir>/manifest.json` crash-safely: a temp

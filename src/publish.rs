@@ -102,7 +102,10 @@ impl Staging {
     /// content is swapped out atomically (RENAME_EXCHANGE) and only removed
     /// after the new one is in place, so a crash leaves old or new, never
     /// neither; a swapped-out leftover is stale staging, cleaned on next open.
-    pub fn replace(mut self, dest: &Path) -> Result<()> {
+    /// Returns the staging that now holds the old content (when there was
+    /// any): dropping it deletes that, so a caller inside a transaction can
+    /// delete it after committing.
+    pub fn replace(mut self, dest: &Path) -> Result<Option<Staging>> {
         sync_dir(&self.dir)?;
         crate::fault::point("publish.before_exchange")?;
         match rename_exchange(&self.dir, dest) {
@@ -116,13 +119,13 @@ impl Staging {
                     return Err(e);
                 }
                 // self.dir now holds the old content; Drop removes it.
-                Ok(())
+                Ok(Some(self))
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 rename_noreplace(&self.dir, dest)?;
                 sync_parent(dest)?;
                 self.release();
-                Ok(())
+                Ok(None)
             }
             Err(e) => Err(Error::io("replace", dest, e)),
         }
@@ -353,7 +356,7 @@ mod tests {
         fs::write(dest.join("f"), b"old").unwrap();
         let s = Staging::new(t.path(), "t").unwrap();
         fs::write(s.path().join("f"), b"new").unwrap();
-        s.replace(&dest).unwrap();
+        drop(s.replace(&dest).unwrap());
         assert_eq!(fs::read(dest.join("f")).unwrap(), b"new");
         assert_eq!(listing(t.path()), vec!["dest"]);
     }

@@ -145,6 +145,11 @@ pub fn is_all_zero(buf: &[u8]) -> bool {
 /// `"copy"`; on error or cancellation the partial `dst` is removed.
 pub fn copy_sparse(src: &Path, dst: &Path, monitor: &Monitor) -> Result<u64> {
     let src_file = File::open(src).ctx("open", src)?;
+    copy_sparse_from(&src_file, src, dst, monitor)
+}
+
+/// [`copy_sparse`] from an open source file (`src` names it in errors).
+pub fn copy_sparse_from(src_file: &File, src: &Path, dst: &Path, monitor: &Monitor) -> Result<u64> {
     let src_meta = src_file.metadata().ctx("stat", src)?;
     if !src_meta.is_file() {
         return Err(Error::InvalidArgument(format!(
@@ -155,7 +160,7 @@ pub fn copy_sparse(src: &Path, dst: &Path, monitor: &Monitor) -> Result<u64> {
     monitor.check()?;
     let dst_file = CopyDestination::create(dst)?;
     let copy = SparseCopy {
-        src: &src_file,
+        src: src_file,
         src_path: src,
         dst: dst_file.file(),
         dst_path: dst,

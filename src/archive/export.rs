@@ -8,7 +8,7 @@ use super::{ExportOptions, ExportReport};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{Algorithm, ChunkBuffers, DigestThread};
-use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
+use crate::manifest::{digest_prefix, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::artifact::{self, Artifact};
 use crate::sparse;
@@ -132,10 +132,10 @@ struct UpperPlan {
 
 impl UpperPlan {
     fn of(art: &Artifact, dense: bool) -> Result<UpperPlan> {
-        let path = art.path.join(&art.manifest.upper.file);
-        let file = File::open(&path).map_err(|e| removed_or_io("open upper", &path, e))?;
+        let path = art.upper_path();
+        let file = art.upper();
         let size = file.metadata().ctx("stat", &path)?.len();
-        let runs: Vec<SparseRun> = sparse::data_extents(&file)
+        let runs: Vec<SparseRun> = sparse::data_extents(file)
             .ctx("find data extents of", &path)?
             .into_iter()
             .map(|e| SparseRun {
@@ -191,29 +191,22 @@ fn write_artifact<W: Write>(
         context: "write archive".into(),
         source: e,
     };
+    // The manifest bytes and the upper as the artifact was opened: one
+    // snapshot, whatever is renamed over its path meanwhile.
     let manifest_path = art.path.join(MANIFEST_FILE);
-    let manifest_bytes =
-        fs::read(&manifest_path).map_err(|e| removed_or_io("read", &manifest_path, e))?;
+    let manifest_bytes = art.manifest_bytes();
     // The integrity checked below must be the one shipped: these bytes.
-    let shipped = Manifest::parse(&manifest_bytes)?;
-    if shipped.digest() != art.digest {
-        return Err(Error::InvalidManifest(format!(
-            "{} changed during export (it was {}, now {})",
-            manifest_path.display(),
-            art.digest,
-            shipped.digest()
-        )));
-    }
-    let meta = fs::metadata(&manifest_path).ctx("stat", &manifest_path)?;
+    let shipped = &art.manifest;
+    let meta = art.manifest_metadata().ctx("stat", &manifest_path)?;
     tar.append(
         format!("{prefix}/{MANIFEST_FILE}").as_bytes(),
         &FileMeta::of(&meta),
-        &manifest_bytes,
+        manifest_bytes,
     )
     .map_err(out_err)?;
 
     let upper_name = format!("{prefix}/{}", art.manifest.upper.file);
-    let file = File::open(&plan.path).map_err(|e| removed_or_io("open upper", &plan.path, e))?;
+    let file = art.upper();
     let meta = FileMeta::of(&file.metadata().ctx("stat", &plan.path)?);
     // Like v0.6.3, never ship a snapshot whose recorded integrity fails; but
     // check the bytes on their way into the archive (hashed on another core
@@ -227,7 +220,7 @@ fn write_artifact<W: Write>(
         None => None,
     };
     let mut upper = UpperReader {
-        file: &file,
+        file,
         path: &plan.path,
         buffers: ChunkBuffers::new(check.as_mut().map(|(thread, _)| thread), CHUNK),
     };
@@ -443,15 +436,5 @@ impl Drop for TempOutput {
             // Best effort: the error that got us here is the one to report.
             let _ = fs::remove_file(&self.path);
         }
-    }
-}
-
-/// A snapshot removed while we export it is `snapshot_not_found` (an
-/// expected race with a concurrent remove), not an I/O failure.
-fn removed_or_io(what: &str, path: &Path, e: io::Error) -> Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        Error::SnapshotNotFound(format!("{} (removed during export)", path.display()))
-    } else {
-        Error::io(what, path, e)
     }
 }

@@ -340,9 +340,9 @@ impl Unpack<'_> {
             monitor.check()?;
             let art = artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
             let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
-            artifact::verify_artifact_with(&art, |path, algorithm| match streamed {
+            artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
                 Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
-                _ => integrity::compute(path, algorithm, monitor),
+                _ => integrity::compute_file(art.upper(), &art.upper_path(), algorithm, monitor),
             })
             .map_err(|e| in_entry(&upper_entry, e))?;
             ready.push(Ready {

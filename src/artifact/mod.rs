@@ -4,6 +4,7 @@
 //! verifies its recorded integrity (`verify`) and keeps its index row in step
 //! (`indexing`). Snapshot and sandbox operations both build on it.
 mod indexing;
+mod open;
 mod reference;
 mod verify;
 
@@ -11,27 +12,64 @@ pub use indexing::{index_artifact, row_for};
 pub use reference::{artifact_dir, locate, open, resolve, resolve_digest, Locator};
 pub use verify::{verify_artifact, verify_artifact_with, UpperVerifyStatus, VerifyReport};
 
-use crate::disk;
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::manifest::Manifest;
+use open::View;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A snapshot artifact on disk whose metadata has been checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A snapshot artifact on disk whose metadata has been checked, held open:
+/// its reads go through the descriptors opened with it (see `open`), so it
+/// stays the artifact it was when opened, whatever is renamed over its path.
+#[derive(Clone, Debug)]
 pub struct Artifact {
-    /// Absolute path of the artifact directory.
+    /// Absolute path of the artifact directory (where it was when opened).
     pub path: PathBuf,
     /// Canonical manifest digest (`sha256:...`): the snapshot's identity.
     pub digest: String,
     pub manifest: Manifest,
+    view: Arc<View>,
 }
 
 impl Artifact {
+    /// Where the upper was when the artifact was opened (for messages, and
+    /// for callers that want the path; reads should use [`Artifact::upper`]).
     pub fn upper_path(&self) -> PathBuf {
         self.path.join(&self.manifest.upper.file)
     }
+
+    /// The upper file as opened with the artifact.
+    pub fn upper(&self) -> &File {
+        self.view.upper()
+    }
+
+    /// `manifest.json`'s bytes as read when the artifact was opened.
+    pub fn manifest_bytes(&self) -> &[u8] {
+        self.view.manifest_bytes()
+    }
+
+    /// The metadata of `manifest.json` as opened (its mode and mtime go into
+    /// archives).
+    pub fn manifest_metadata(&self) -> std::io::Result<std::fs::Metadata> {
+        self.view.manifest_metadata()
+    }
+
+    /// The same artifact, reported at `path`: for one just opened in staging
+    /// and then renamed there (the descriptors follow the rename).
+    pub(crate) fn moved_to(mut self, path: PathBuf) -> Artifact {
+        self.path = path;
+        self
+    }
 }
 
+/// Two artifacts are equal when they are the same snapshot at the same path.
+impl PartialEq for Artifact {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.digest == other.digest && self.manifest == other.manifest
+    }
+}
+impl Eq for Artifact {}
 
 /// Artifacts of one directory, plus the entries that could not be read.
 #[derive(Debug, Default)]
@@ -40,80 +78,18 @@ pub struct DirListing {
     pub skipped: Vec<(PathBuf, Error)>,
 }
 
-
 pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).ctx("resolve", p)
 }
 
-/// Check an artifact directory's metadata (no hashing): the manifest parses,
-/// the upper is a regular file of the recorded size whose magic agrees with
-/// the recorded format, and a qcow2 upper has no backing file.
+/// Open the artifact directory `dir` and check its metadata (no hashing):
+/// the manifest parses, the upper is a regular file of the recorded size
+/// whose magic agrees with the recorded format, and a qcow2 upper has no
+/// backing file. A directory that is replaced or removed while it is being
+/// opened reads as the one found after (or as not found), never as a mix.
 pub fn open_dir(dir: &Path) -> Result<Artifact> {
-    let dir = absolute(dir)?;
-    match std::fs::metadata(&dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(Error::InvalidArgument(format!(
-                "{} is not a directory",
-                dir.display()
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::SnapshotNotFound(dir.display().to_string()))
-        }
-        Err(e) => return Err(Error::io("open", &dir, e)),
-    }
-    if !dir.join(MANIFEST_FILE).exists() {
-        return Err(Error::SnapshotNotFound(format!(
-            "{} (no {MANIFEST_FILE})",
-            dir.display()
-        )));
-    }
-    // A concurrent remove may move the directory away at any point below:
-    // that reads as not found, not as a malformed artifact.
-    let gone = || Error::SnapshotNotFound(format!("{} (removed concurrently)", dir.display()));
-    let (manifest, digest) = Manifest::read_dir(&dir).map_err(|e| {
-        if dir.join(MANIFEST_FILE).exists() {
-            e
-        } else {
-            gone()
-        }
-    })?;
-    let upper = dir.join(&manifest.upper.file);
-    let meta = match std::fs::symlink_metadata(&upper) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.join(MANIFEST_FILE).exists() => {
-            return Err(gone())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::InvalidManifest(format!(
-                "missing upper file {}",
-                upper.display()
-            )))
-        }
-        Err(e) => return Err(Error::io("stat", &upper, e)),
-    };
-    if !meta.file_type().is_file() {
-        return Err(Error::InvalidManifest(format!(
-            "upper {} is not a regular file",
-            upper.display()
-        )));
-    }
-    if meta.len() != manifest.upper.size_bytes {
-        return Err(Error::IntegrityMismatch {
-            path: upper.display().to_string(),
-            expected: format!("size {}", manifest.upper.size_bytes),
-            actual: format!("size {}", meta.len()),
-        });
-    }
-    disk::check_upper(&upper, manifest.format)?;
-    Ok(Artifact {
-        path: dir,
-        digest,
-        manifest,
-    })
+    open::open_view(&absolute(dir)?)
 }
-
 
 /// Parse every artifact directly inside `dir` without touching the index.
 /// Unreadable or malformed entries are reported in `skipped`, not fatal.

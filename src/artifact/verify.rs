@@ -1,9 +1,9 @@
 //! Recomputing an artifact's recorded upper integrity.
-use super::{open_dir, removed_meanwhile, Artifact};
+use super::Artifact;
 use crate::error::{Error, Result};
 use crate::integrity::{self, Algorithm};
 use crate::progress::Monitor;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Result of `verify`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,22 +26,36 @@ pub struct UpperVerifyStatus {
 
 /// Recompute recorded integrity. `not_recorded` when none was recorded;
 /// `IntegrityMismatch` naming both digests when the content changed.
+/// Reads the upper the artifact was opened with, so the report describes
+/// that artifact even if its name is replaced or removed meanwhile.
 pub fn verify_artifact(art: &Artifact, monitor: &Monitor) -> Result<VerifyReport> {
-    verify_artifact_with(art, |upper, algorithm| {
-        integrity::compute(upper, algorithm, monitor)
+    verify_artifact_with(art, |art, algorithm| {
+        integrity::compute_file(art.upper(), &art.upper_path(), algorithm, monitor)
     })
 }
 
 /// [`verify_artifact`], with the upper's actual digest from `digest_of`
-/// (upper path, recorded algorithm): for a caller that already hashed the
-/// upper's bytes on their way in or out, so it need not read them again.
+/// (the artifact, the recorded algorithm): for a caller that already hashed
+/// the upper's bytes on their way in or out, so it need not read them again.
 pub fn verify_artifact_with(
     art: &Artifact,
-    digest_of: impl FnOnce(&Path, Algorithm) -> Result<String>,
+    digest_of: impl FnOnce(&Artifact, Algorithm) -> Result<String>,
 ) -> Result<VerifyReport> {
-    // Re-check metadata: the file may have changed since it was opened.
-    let fresh = open_dir(&art.path)?;
-    let upper = match &fresh.manifest.upper.integrity {
+    // The upper may have been written to in place since it was opened (a
+    // real change of the artifact's bytes, unlike a rename over its path).
+    let size = art
+        .upper()
+        .metadata()
+        .map_err(|e| Error::io("stat", &art.upper_path(), e))?
+        .len();
+    if size != art.manifest.upper.size_bytes {
+        return Err(Error::IntegrityMismatch {
+            path: art.upper_path().display().to_string(),
+            expected: format!("size {}", art.manifest.upper.size_bytes),
+            actual: format!("size {size}"),
+        });
+    }
+    let upper = match &art.manifest.upper.integrity {
         None => UpperVerifyStatus {
             kind: "not_recorded".into(),
             algorithm: String::new(),
@@ -49,11 +63,10 @@ pub fn verify_artifact_with(
         },
         Some(rec) => {
             let algorithm = Algorithm::recorded(&rec.algorithm)?;
-            let actual = digest_of(&fresh.upper_path(), algorithm)
-                .map_err(|e| removed_meanwhile(e, &fresh.path.display().to_string()))?;
+            let actual = digest_of(art, algorithm)?;
             if actual != rec.digest {
                 return Err(Error::IntegrityMismatch {
-                    path: fresh.upper_path().display().to_string(),
+                    path: art.upper_path().display().to_string(),
                     expected: rec.digest.clone(),
                     actual,
                 });
@@ -66,9 +79,8 @@ pub fn verify_artifact_with(
         }
     };
     Ok(VerifyReport {
-        digest: fresh.digest,
-        path: fresh.path,
+        digest: art.digest.clone(),
+        path: art.path.clone(),
         upper,
     })
 }
-

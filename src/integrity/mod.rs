@@ -101,6 +101,17 @@ type Hash = [u8; 32];
 /// Progress phase `"hash"`, total = the data bytes that will be read.
 pub fn compute(path: &Path, algorithm: Algorithm, monitor: &Monitor) -> Result<String> {
     let file = File::open(path).ctx("open", path)?;
+    compute_file(&file, path, algorithm, monitor)
+}
+
+/// [`compute`] of an open file (`path` names it in errors): what was opened
+/// is what is hashed, whatever is renamed over `path` meanwhile.
+pub fn compute_file(
+    file: &File,
+    path: &Path,
+    algorithm: Algorithm,
+    monitor: &Monitor,
+) -> Result<String> {
     let meta = file.metadata().ctx("stat", path)?;
     if !meta.is_file() {
         return Err(Error::InvalidArgument(format!(
@@ -109,9 +120,9 @@ pub fn compute(path: &Path, algorithm: Algorithm, monitor: &Monitor) -> Result<S
         )));
     }
     let size = meta.len();
-    let extents = data_extents(&file).ctx("find data extents of", path)?;
+    let extents = data_extents(file).ctx("find data extents of", path)?;
     let input = Input {
-        file: &file,
+        file,
         path,
         size,
         extents: &extents,
@@ -154,6 +165,17 @@ pub fn copy_and_compute(
     monitor: &Monitor,
 ) -> Result<(u64, String)> {
     let file = File::open(src).ctx("open", src)?;
+    copy_and_compute_from(&file, src, dst, algorithm, monitor)
+}
+
+/// [`copy_and_compute`] from an open source file (`src` names it in errors).
+pub fn copy_and_compute_from(
+    file: &File,
+    src: &Path,
+    dst: &Path,
+    algorithm: Algorithm,
+    monitor: &Monitor,
+) -> Result<(u64, String)> {
     let meta = file.metadata().ctx("stat", src)?;
     if !meta.is_file() {
         return Err(Error::InvalidArgument(format!(
@@ -163,7 +185,7 @@ pub fn copy_and_compute(
     }
     monitor.check()?;
     let out = CopyDestination::create(dst)?;
-    let copied = sparse::copy_data(&file, src, &out, monitor)?;
+    let copied = sparse::copy_data(file, src, &out, monitor)?;
     // Hash the copy, not the source: the digest must describe what was
     // written. Its data extents are the source's, and its pages are cached.
     let copy = File::open(dst).ctx("open", dst)?;
@@ -192,7 +214,20 @@ pub fn copy_and_check(
     expected: &str,
     monitor: &Monitor,
 ) -> Result<u64> {
-    let (copied, actual) = copy_and_compute(src, dst, algorithm, monitor)?;
+    let file = File::open(src).ctx("open", src)?;
+    copy_and_check_from(&file, src, dst, algorithm, expected, monitor)
+}
+
+/// [`copy_and_check`] from an open source file (`src` names it in errors).
+pub fn copy_and_check_from(
+    file: &File,
+    src: &Path,
+    dst: &Path,
+    algorithm: Algorithm,
+    expected: &str,
+    monitor: &Monitor,
+) -> Result<u64> {
+    let (copied, actual) = copy_and_compute_from(file, src, dst, algorithm, monitor)?;
     if actual != expected {
         // Best effort: the mismatch is the error worth reporting.
         let _ = std::fs::remove_file(dst);

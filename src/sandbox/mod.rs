@@ -157,17 +157,26 @@ pub fn create(
             let art = artifact::resolve(home, name_or_path)?;
             let m = &art.manifest;
             let file = upper_file_name(m.format, &m.fstype);
+            // Copied from the upper the artifact was opened with, so the copy
+            // is of that snapshot even if its name is replaced meanwhile.
             let (src, dst) = (art.upper_path(), staging.path().join(&file));
             // Never boot from a corrupted snapshot: recorded integrity is
             // checked, in the same pass as the copy when the algorithm allows.
             let recorded = m.upper.integrity.as_ref();
             match recorded.map(|i| (i, Algorithm::from_name(&i.algorithm))) {
                 Some((rec, Some(algorithm))) => {
-                    integrity::copy_and_check(&src, &dst, algorithm, &rec.digest, monitor)?;
+                    integrity::copy_and_check_from(
+                        art.upper(),
+                        &src,
+                        &dst,
+                        algorithm,
+                        &rec.digest,
+                        monitor,
+                    )?;
                 }
                 _ => {
                     artifact::verify_artifact(&art, monitor)?;
-                    sparse::copy_sparse(&src, &dst, monitor)?;
+                    sparse::copy_sparse_from(art.upper(), &src, &dst, monitor)?;
                 }
             }
             new_row(

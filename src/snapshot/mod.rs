@@ -234,21 +234,28 @@ pub fn create(
     manifest.write_to(staging.path())?;
     crate::fault::point("snapshot.create.after_manifest")?;
     monitor.check()?;
+    // Opened in staging: the descriptors follow the rename, so the artifact
+    // returned is the one this call published, whatever replaces it later.
+    let art = open_dir(staging.path())?.moved_to(dest.clone());
+    let row = row_for(&art);
     // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
     let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;
-    if opts.force {
-        refuse_non_artifact(&dest)?;
-        staging.replace(&dest)?;
-    } else {
-        staging.publish(&dest)?;
-    }
-    let art = Artifact {
-        digest: manifest.digest(),
-        path: dest,
-        manifest,
-    };
-    crate::fault::point("snapshot.create.before_index")?;
-    index_artifact(home, &art)?;
+    // Published and indexed in one write transaction, so the index never
+    // shows the name's row with another artifact than the one at the path
+    // (a forced replace changes both at once). The replaced artifact is
+    // deleted after the commit, when `old` drops.
+    let _old = home.db().write(|tx| {
+        let old = if opts.force {
+            refuse_non_artifact(&dest)?;
+            staging.replace(&dest)?
+        } else {
+            staging.publish(&dest)?;
+            None
+        };
+        crate::fault::point("snapshot.create.before_index")?;
+        index::upsert(tx, &row)?;
+        Ok(old)
+    })?;
     Ok(art)
 }
 

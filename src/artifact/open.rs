@@ -1,0 +1,186 @@
+//! Opening one artifact as one consistent view.
+//!
+//! Publish, replace and remove change artifacts only by renaming whole
+//! directories, and a published `manifest.json` is never rewritten in place.
+//! So an artifact opened as a directory descriptor, with its manifest and
+//! upper opened through that descriptor (`openat`), stays one artifact for as
+//! long as the descriptors live: a replace or remove afterwards renames the
+//! directory away (and may unlink its files), but what was opened keeps its
+//! bytes. Every read of an operation goes through these descriptors, never
+//! through the path again, so a reader never mixes two artifacts.
+//!
+//! The one window left is between opening the directory and opening the
+//! files in it: a remove may empty it in between. Then the directory at the
+//! path is no longer the one opened, and the open starts again from the path.
+use super::Artifact;
+use crate::disk;
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, MANIFEST_FILE};
+use std::ffi::CString;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How often an open restarts because the directory at the path was
+/// replaced or removed under it, before it gives up: each restart means a
+/// writer won a race, so this bounds a reader only against a writer that
+/// replaces the same name thousands of times in a row.
+const MAX_RESTARTS: usize = 64;
+
+/// The descriptors of one opened artifact, shared by clones of it.
+#[derive(Debug)]
+pub(crate) struct View {
+    manifest_file: File,
+    manifest_bytes: Vec<u8>,
+    upper: File,
+}
+
+impl View {
+    pub(crate) fn upper(&self) -> &File {
+        &self.upper
+    }
+    pub(crate) fn manifest_bytes(&self) -> &[u8] {
+        &self.manifest_bytes
+    }
+    pub(crate) fn manifest_metadata(&self) -> io::Result<Metadata> {
+        self.manifest_file.metadata()
+    }
+}
+
+enum Attempt {
+    Opened(Artifact),
+    /// The directory at the path changed while it was being opened.
+    Moved,
+}
+
+/// Open the artifact directory `dir` (absolute) and check its metadata (no
+/// hashing): the manifest parses, the upper is a regular file of the
+/// recorded size whose magic agrees with the recorded format, and a qcow2
+/// upper has no backing file.
+pub(crate) fn open_view(dir: &Path) -> Result<Artifact> {
+    for _ in 0..MAX_RESTARTS {
+        if let Attempt::Opened(art) = open_once(dir)? {
+            return Ok(art);
+        }
+    }
+    Err(Error::SnapshotNotFound(format!(
+        "{} (replaced or removed {MAX_RESTARTS} times while being opened)",
+        dir.display()
+    )))
+}
+
+fn open_once(dir: &Path) -> Result<Attempt> {
+    let dir_file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::SnapshotNotFound(dir.display().to_string()))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a directory",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(Error::io("open", dir, e)),
+    };
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest_file = match open_in(&dir_file, MANIFEST_FILE, 0) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if moved(&dir_file, dir)? {
+                return Ok(Attempt::Moved);
+            }
+            return Err(Error::SnapshotNotFound(format!(
+                "{} (no {MANIFEST_FILE})",
+                dir.display()
+            )));
+        }
+        Err(e) => return Err(Error::io("open", &manifest_path, e)),
+    };
+    let (manifest, digest, manifest_bytes) = Manifest::read_file(&manifest_file, &manifest_path)?;
+    let upper_path = dir.join(&manifest.upper.file);
+    let upper = match open_in(&dir_file, &manifest.upper.file, libc::O_NOFOLLOW) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if moved(&dir_file, dir)? {
+                return Ok(Attempt::Moved);
+            }
+            return Err(Error::InvalidManifest(format!(
+                "missing upper file {}",
+                upper_path.display()
+            )));
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_regular(&upper_path));
+        }
+        Err(e) => return Err(Error::io("open", &upper_path, e)),
+    };
+    let meta = upper
+        .metadata()
+        .map_err(|e| Error::io("stat", &upper_path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(&upper_path));
+    }
+    if meta.len() != manifest.upper.size_bytes {
+        return Err(Error::IntegrityMismatch {
+            path: upper_path.display().to_string(),
+            expected: format!("size {}", manifest.upper.size_bytes),
+            actual: format!("size {}", meta.len()),
+        });
+    }
+    disk::check_upper_file(&upper, &upper_path, manifest.format)?;
+    Ok(Attempt::Opened(Artifact {
+        path: dir.to_path_buf(),
+        digest,
+        manifest,
+        view: Arc::new(View {
+            manifest_file,
+            manifest_bytes,
+            upper,
+        }),
+    }))
+}
+
+fn not_regular(upper: &Path) -> Error {
+    Error::InvalidManifest(format!("upper {} is not a regular file", upper.display()))
+}
+
+/// Whether the directory now at `path` is not the one `opened` (renamed away,
+/// replaced, or removed).
+fn moved(opened: &File, path: &Path) -> Result<bool> {
+    let mine = opened.metadata().map_err(|e| Error::io("stat", path, e))?;
+    Ok(match std::fs::metadata(path) {
+        Ok(now) => now.dev() != mine.dev() || now.ino() != mine.ino(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::io("stat", path, e)),
+    })
+}
+
+/// `openat(dir, name, O_RDONLY | O_CLOEXEC | extra)`: `name` is one plain
+/// file name (the manifest guarantees it for the upper).
+fn open_in(dir: &File, name: &str, extra: libc::c_int) -> io::Result<File> {
+    let c_name = CString::new(Path::new(name).as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name contains NUL"))?;
+    // SAFETY: `dir` is an open descriptor for the call's duration and
+    // `c_name` a valid NUL-terminated string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c_name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | extra,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
