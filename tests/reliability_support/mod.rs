@@ -88,6 +88,20 @@ pub fn new_sandbox(home: &Home, name: &str, seed: u64) {
     scribble(&home.sandboxes_dir().join(name).join("upper.ext4"), seed);
 }
 
+/// Create sandbox `name` from `snapshot` (its upper is a copy of the
+/// snapshot's; snapshots of it name `snapshot` as their parent).
+pub fn fork(home: &Home, snapshot: &str, name: &str) {
+    sandbox::create(
+        home,
+        name,
+        &SandboxSource::Snapshot {
+            name_or_path: snapshot.into(),
+        },
+        &Monitor::none(),
+    )
+    .unwrap();
+}
+
 pub fn snap(home: &Home, sandbox: &str, name: &str, algorithm: Option<Algorithm>) -> String {
     snapshot::create(
         home,
@@ -136,15 +150,7 @@ impl Template {
             "chain-parent",
             Some(Algorithm::MerkleSha256V1),
         );
-        sandbox::create(
-            &home,
-            "chain-child-src",
-            &SandboxSource::Snapshot {
-                name_or_path: "chain-parent".into(),
-            },
-            &Monitor::none(),
-        )
-        .unwrap();
+        fork(&home, "chain-parent", "chain-child-src");
         scribble(&home.sandboxes_dir().join("chain-child-src/upper.ext4"), 3);
         let c = snap(&home, "chain-child-src", "chain-child", None);
         let archive_path = dir.path().join("chain.tar.zst");
