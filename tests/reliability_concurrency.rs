@@ -445,7 +445,7 @@ fn expected_codes_are_real_codes() {
 /// Names the race mix replaces, removes and reads: few, so each is replaced
 /// often.
 const RACED: usize = 3;
-const RACE_WRITERS: usize = 2;
+const RACE_WRITERS: usize = 3;
 const RACE_READERS: usize = 6;
 /// All a reader may get while its name is replaced or removed: the name
 /// resolved to nothing, or the caller cancelled. Anything else (a false
@@ -460,20 +460,29 @@ const WRITER_EXPECTED: [&str; 4] = [
     "sandbox_running",
 ];
 
+/// The race mix's uppers: small, so that replaces (and reads) are quick and
+/// names change often while being read.
+const RACE_SHAPE: UpperShape = UpperShape {
+    size: 4 << 20,
+    extents: 4,
+    extent_len: 16 << 10,
+};
+
 /// The race mix's home: snapshot `p0`; sandboxes `c0..c2` forked from it,
 /// each with different data, so every `sN` made from them has `p0` as its
 /// parent and the uppers of two versions of `sN` usually differ; and `s0..s2`.
 fn prepare_race(root: &Path) {
     let home = Home::open(root).unwrap();
     fuzz_targets::write_test_image(&home.images_dir()).unwrap();
-    new_sandbox(&home, "base", 1);
+    new_sandbox_shaped(&home, "base", 1, RACE_SHAPE);
     snap(&home, "base", "p0", Some(Algorithm::MerkleSha256V1));
     for i in 0..RACED {
         let source = format!("c{i}");
         fork(&home, "p0", &source);
-        scribble(
+        scribble_shaped(
             &home.sandboxes_dir().join(&source).join("upper.ext4"),
             20 + i as u64,
+            RACE_SHAPE,
         );
         snap(&home, &source, &format!("s{i}"), Some(Algorithm::MerkleSha256V1));
     }
@@ -485,7 +494,8 @@ fn race_writer(home: &Home, worker: usize, deadline: Instant) -> Tally {
     let mut t = Tally::default();
     while Instant::now() < deadline {
         let name = format!("s{}", rng.below(RACED as u64));
-        if rng.below(4) == 0 {
+        // Rarely: a removed name fails its readers fast until replaced again.
+        if rng.below(8) == 0 {
             let outcome = from_engine(snapshot::remove(home, &name, false));
             t.record("remove", &name, outcome, &WRITER_EXPECTED);
         } else {
