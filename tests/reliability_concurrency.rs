@@ -8,6 +8,11 @@
 //! successful removes is whether it exists at the end); and at the end the
 //! index equals a fresh Reindex and every artifact opens and verifies.
 //!
+//! A third mix races force-replace and remove of `s0..s2` against verify,
+//! export, open, get, list and fork of the same names: a reader may only get
+//! `snapshot_not_found` or `cancelled`, and no index row may name a digest
+//! other than that of the artifact its directory held throughout the call.
+//!
 //! A few seconds each here; `MICROSNAP_STRESS=1` runs a minute each.
 mod reliability_support;
 
