@@ -62,30 +62,69 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     v
 }
 
+/// The shape of a test upper: its logical size and the data written into it.
+#[derive(Clone, Copy, Debug)]
+pub struct UpperShape {
+    pub size: u64,
+    pub extents: u64,
+    pub extent_len: usize,
+}
+
+/// The usual test upper: 64 MiB sparse with 2 MiB of data.
+pub const DEFAULT_SHAPE: UpperShape = UpperShape {
+    size: UPPER_SIZE,
+    extents: DATA_EXTENTS,
+    extent_len: EXTENT_LEN,
+};
+
 /// Write scattered data extents into a sandbox's upper (64 MiB sparse).
 pub fn scribble(upper: &Path, seed: u64) {
+    scribble_shaped(upper, seed, DEFAULT_SHAPE);
+}
+
+/// [`scribble`] for an upper of `shape`.
+pub fn scribble_shaped(upper: &Path, seed: u64, shape: UpperShape) {
     let f = fs::OpenOptions::new().write(true).open(upper).unwrap();
-    for i in 0..DATA_EXTENTS {
-        let offset = i * (UPPER_SIZE / DATA_EXTENTS) + 4096 * (seed % 7);
-        f.write_all_at(&pattern(seed * 100 + i, EXTENT_LEN), offset)
+    for i in 0..shape.extents {
+        let offset = i * (shape.size / shape.extents) + 4096 * (seed % 7);
+        f.write_all_at(&pattern(seed * 100 + i, shape.extent_len), offset)
             .unwrap();
     }
     f.sync_all().unwrap();
 }
 
 pub fn new_sandbox(home: &Home, name: &str, seed: u64) {
+    new_sandbox_shaped(home, name, seed, DEFAULT_SHAPE);
+}
+
+/// [`new_sandbox`] with an upper of `shape`.
+pub fn new_sandbox_shaped(home: &Home, name: &str, seed: u64, shape: UpperShape) {
     sandbox::create(
         home,
         name,
         &SandboxSource::Image {
             image: IMAGE_REF.into(),
-            size_bytes: Some(UPPER_SIZE),
+            size_bytes: Some(shape.size),
             fstype: None,
         },
         &Monitor::none(),
     )
     .unwrap();
-    scribble(&home.sandboxes_dir().join(name).join("upper.ext4"), seed);
+    scribble_shaped(&home.sandboxes_dir().join(name).join("upper.ext4"), seed, shape);
+}
+
+/// Create sandbox `name` from `snapshot` (its upper is a copy of the
+/// snapshot's; snapshots of it name `snapshot` as their parent).
+pub fn fork(home: &Home, snapshot: &str, name: &str) {
+    sandbox::create(
+        home,
+        name,
+        &SandboxSource::Snapshot {
+            name_or_path: snapshot.into(),
+        },
+        &Monitor::none(),
+    )
+    .unwrap();
 }
 
 pub fn snap(home: &Home, sandbox: &str, name: &str, algorithm: Option<Algorithm>) -> String {
@@ -136,15 +175,7 @@ impl Template {
             "chain-parent",
             Some(Algorithm::MerkleSha256V1),
         );
-        sandbox::create(
-            &home,
-            "chain-child-src",
-            &SandboxSource::Snapshot {
-                name_or_path: "chain-parent".into(),
-            },
-            &Monitor::none(),
-        )
-        .unwrap();
+        fork(&home, "chain-parent", "chain-child-src");
         scribble(&home.sandboxes_dir().join("chain-child-src/upper.ext4"), 3);
         let c = snap(&home, "chain-child-src", "chain-child", None);
         let archive_path = dir.path().join("chain.tar.zst");
