@@ -19,7 +19,7 @@ mod sandbox;
 mod snapshot;
 
 pub use archive::*;
-pub use boundary::all_codes;
+pub use boundary::{all_codes, all_phases};
 pub use sandbox::*;
 pub use snapshot::*;
 
@@ -28,7 +28,6 @@ use crate::home::Home;
 use crate::progress::CancelToken;
 use boundary::{call, call_status, json_arg};
 use handles::Registry;
-use serde_json::json;
 use std::ffi::c_char;
 
 /// ABI version: bumped on any incompatible change. Bindings refuse a
@@ -139,7 +138,7 @@ pub extern "C" fn msnap_context_open(
         let t = CONTEXTS.insert(home);
         // SAFETY: checked non-NULL above; the caller owns the slot.
         unsafe { *out_ctx = t as usize as *mut msnap_context };
-        Ok(json!({ "home": root }))
+        Ok(json::ContextJson { home: root })
     })
 }
 
