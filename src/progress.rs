@@ -275,7 +275,11 @@ mod tests {
             assert!(done <= total, "{r:?}: done > total");
             match current {
                 Some((p, d, t)) if *done > 0 => {
-                    assert_eq!((p, t), (phase, total), "{r:?}: a phase that did not begin at 0");
+                    assert_eq!(
+                        (p, t),
+                        (phase, total),
+                        "{r:?}: a phase that did not begin at 0"
+                    );
                     assert!(done >= d, "{r:?}: went backwards from {d}");
                 }
                 None if *done > 0 => panic!("{r:?}: a phase that did not begin at 0"),
@@ -296,10 +300,16 @@ mod tests {
         m.advance(3).unwrap();
         drop(m);
         let seen = seen.into_inner().unwrap();
-        let want: Vec<Report> = [("copy", 0, 10), ("copy", 7, 10), ("copy", 10, 10), ("hash", 0, 0), ("hash", 0, 0)]
-            .iter()
-            .map(|(p, d, t)| (p.to_string(), *d, *t))
-            .collect();
+        let want: Vec<Report> = [
+            ("copy", 0, 10),
+            ("copy", 7, 10),
+            ("copy", 10, 10),
+            ("hash", 0, 0),
+            ("hash", 0, 0),
+        ]
+        .iter()
+        .map(|(p, d, t)| (p.to_string(), *d, *t))
+        .collect();
         assert_eq!(seen, want);
     }
 
@@ -341,7 +351,11 @@ mod tests {
         });
         drop(m);
         let seen = seen.into_inner().unwrap();
-        assert!(seen.len() > 200, "workers reported too little to test: {}", seen.len());
+        assert!(
+            seen.len() > 200,
+            "workers reported too little to test: {}",
+            seen.len()
+        );
         assert_the_rule(&seen);
     }
 

@@ -55,7 +55,11 @@ fn documented_codes(doc: &str) -> BTreeMap<i32, (String, BTreeSet<String>)> {
         let Ok(number) = row[0].parse::<i32>() else {
             continue; // header and rule rows
         };
-        assert_eq!(row.len(), 4, "error table row {row:?}: want code, name, meaning, details");
+        assert_eq!(
+            row.len(),
+            4,
+            "error table row {row:?}: want code, name, meaning, details"
+        );
         let details = code_spans(&row[3]).iter().map(|s| s.to_string()).collect();
         let old = codes.insert(number, (row[1].clone(), details));
         assert!(old.is_none(), "code {number} is listed twice");
@@ -73,7 +77,10 @@ fn error_table_lists_every_code_with_its_number() {
         .map(|(n, name)| (n, name.to_string()))
         .collect();
     actual.insert(0, "ok".into());
-    assert_eq!(documented, actual, "docs/abi.md's error codes differ from ErrorCode");
+    assert_eq!(
+        documented, actual,
+        "docs/abi.md's error codes differ from ErrorCode"
+    );
 }
 
 #[test]
@@ -86,14 +93,20 @@ fn progress_phases_are_the_engines() {
         .expect("docs/abi.md: no \"Progress phases:\" line");
     let listed: Vec<&str> = code_spans(line);
     let engine: Vec<&str> = microsnap::ffi::all_phases().collect();
-    assert_eq!(listed, engine, "docs/abi.md's phase list differs from the engine's");
+    assert_eq!(
+        listed, engine,
+        "docs/abi.md's phase list differs from the engine's"
+    );
     // The table that says what each phase counts has one row per phase.
     let rows: Vec<String> = table_rows(progress)
         .into_iter()
         .skip(2)
         .map(|r| r[0].trim_matches('`').to_string())
         .collect();
-    assert_eq!(rows, engine, "docs/abi.md's phase table differs from the engine's phases");
+    assert_eq!(
+        rows, engine,
+        "docs/abi.md's phase table differs from the engine's phases"
+    );
 }
 
 /// A result shape as the functions table writes it:
@@ -141,7 +154,12 @@ impl ShapeParser<'_> {
     }
 
     fn expect(&mut self, token: &str) {
-        assert!(self.eat(token), "want {token:?} at {:?} in {:?}", self.rest(), self.text);
+        assert!(
+            self.eat(token),
+            "want {token:?} at {:?} in {:?}",
+            self.rest(),
+            self.text
+        );
     }
 
     fn string(&mut self) -> String {
@@ -159,7 +177,11 @@ impl ShapeParser<'_> {
             while !self.eat("}") {
                 let key = self.string();
                 self.eat("?"); // optional member
-                let value = if self.eat(":") { self.shape() } else { Shape::Scalar };
+                let value = if self.eat(":") {
+                    self.shape()
+                } else {
+                    Shape::Scalar
+                };
                 members.push((key, value));
                 if !self.eat(",") {
                     self.expect("}");
@@ -181,7 +203,12 @@ impl ShapeParser<'_> {
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ' '))
                 .unwrap_or(self.rest().len());
             let name = self.rest()[..end].trim().to_string();
-            assert!(!name.is_empty(), "no shape at {:?} in {:?}", self.rest(), self.text);
+            assert!(
+                !name.is_empty(),
+                "no shape at {:?} in {:?}",
+                self.rest(),
+                self.text
+            );
             self.at += end;
             Shape::Named(name)
         }
@@ -210,13 +237,19 @@ fn documented_objects(doc: &str) -> BTreeMap<String, Value> {
             .unwrap_or_else(|e| panic!("object {name:?}: example is not JSON ({e}): {json}"));
         objects.insert(name.to_string(), value);
     }
-    assert!(objects.contains_key("handle"), "no handle object in {objects:?}");
+    assert!(
+        objects.contains_key("handle"),
+        "no handle object in {objects:?}"
+    );
     objects
 }
 
 /// Functions table: name (`msnap_x`) -> the shapes its result cell gives
 /// (alternatives separated by `;`; prose like "status only" gives none).
-fn documented_results(doc: &str, objects: &BTreeMap<String, Value>) -> BTreeMap<String, Vec<Shape>> {
+fn documented_results(
+    doc: &str,
+    objects: &BTreeMap<String, Value>,
+) -> BTreeMap<String, Vec<Shape>> {
     let mut results = BTreeMap::new();
     for row in table_rows(section(doc, "Functions")).into_iter().skip(2) {
         let function = row[0].trim_matches('`');
@@ -224,14 +257,13 @@ fn documented_results(doc: &str, objects: &BTreeMap<String, Value>) -> BTreeMap<
         let mut shapes = Vec::new();
         for alternative in row[2].split(';') {
             let alternative = alternative.trim();
-            if let Some(json) = code_spans(alternative).into_iter().find(|s| s.starts_with('{')) {
+            if let Some(json) = code_spans(alternative)
+                .into_iter()
+                .find(|s| s.starts_with('{'))
+            {
                 shapes.push(ShapeParser::parse(json));
             } else {
-                let word = alternative
-                    .split(|c: char| c == '(' || c == '`')
-                    .next()
-                    .unwrap_or("")
-                    .trim();
+                let word = alternative.split(['(', '`']).next().unwrap_or("").trim();
                 if objects.contains_key(word) {
                     shapes.push(Shape::Named(word.to_string()));
                 }
@@ -249,15 +281,24 @@ struct Checker<'o> {
 }
 
 impl Checker<'_> {
-    fn keys(&mut self, at: &str, returned: &serde_json::Map<String, Value>, documented: BTreeSet<&str>) {
+    fn keys(
+        &mut self,
+        at: &str,
+        returned: &serde_json::Map<String, Value>,
+        documented: BTreeSet<&str>,
+    ) {
         for k in returned.keys() {
             if !documented.contains(k.as_str()) {
-                self.problems.push(format!("{at}: field {k:?} is returned but docs/abi.md does not list it"));
+                self.problems.push(format!(
+                    "{at}: field {k:?} is returned but docs/abi.md does not list it"
+                ));
             }
         }
         for k in documented {
             if !returned.contains_key(k) {
-                self.problems.push(format!("{at}: docs/abi.md lists field {k:?}, which is not returned"));
+                self.problems.push(format!(
+                    "{at}: docs/abi.md lists field {k:?}, which is not returned"
+                ));
             }
         }
     }
@@ -282,7 +323,9 @@ impl Checker<'_> {
                 self.example(&format!("{at} ({name})"), v, &example);
             }
             (Shape::Named(_) | Shape::Scalar, x) if !x.is_object() && !x.is_array() => {}
-            (s, x) => self.problems.push(format!("{at}: returned {x}, documented as {s:?}")),
+            (s, x) => self
+                .problems
+                .push(format!("{at}: returned {x}, documented as {s:?}")),
         }
     }
 
@@ -341,13 +384,20 @@ fn every_golden_result_has_the_documented_fields() {
         let (status, out) = (&golden["status"], &golden["out"]);
         checked += 1;
         if stem.starts_with("error_") {
-            let code = out["code"].as_str().unwrap_or_else(|| panic!("{stem}: no code"));
+            let code = out["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{stem}: no code"));
             let number = status.as_i64().unwrap() as i32;
             let Some((name, details)) = codes.get(&number) else {
-                checker.problems.push(format!("{stem}: status {number} is not in the error table"));
+                checker
+                    .problems
+                    .push(format!("{stem}: status {number} is not in the error table"));
                 continue;
             };
-            assert_eq!(name, code, "{stem}: status {number} is documented as {name}");
+            assert_eq!(
+                name, code,
+                "{stem}: status {number} is documented as {name}"
+            );
             let mut fields: BTreeSet<&str> = details.iter().map(String::as_str).collect();
             fields.extend(["code", "message"]);
             checker.keys(&stem, out.as_object().unwrap(), fields);
@@ -360,7 +410,9 @@ fn every_golden_result_has_the_documented_fields() {
             .map_or(stem.as_str(), |(_, call)| call);
         let function = format!("msnap_{call}");
         let Some(shapes) = results.get(&function) else {
-            checker.problems.push(format!("{stem}: {function} is not in docs/abi.md's function table"));
+            checker.problems.push(format!(
+                "{stem}: {function} is not in docs/abi.md's function table"
+            ));
             continue;
         };
         // The result must match one of the documented alternatives exactly.
@@ -376,11 +428,17 @@ fn every_golden_result_has_the_documented_fields() {
             }
         }
         match best {
-            None => checker.problems.push(format!("{stem}: {function} documents no result shape")),
+            None => checker
+                .problems
+                .push(format!("{stem}: {function} documents no result shape")),
             Some(problems) => checker.problems.extend(problems),
         }
     }
-    assert!(checked >= 20, "only {checked} golden files found in {}", golden_dir.display());
+    assert!(
+        checked >= 20,
+        "only {checked} golden files found in {}",
+        golden_dir.display()
+    );
     assert!(
         checker.problems.is_empty(),
         "docs/abi.md and tests/golden disagree:\n{}",
@@ -398,7 +456,8 @@ fn an_undocumented_field_is_caught() {
     let results = documented_results(&doc, &objects);
     let golden = |name: &str| -> Value {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
-        serde_json::from_str::<Value>(&std::fs::read_to_string(path).unwrap()).unwrap()["out"].clone()
+        serde_json::from_str::<Value>(&std::fs::read_to_string(path).unwrap()).unwrap()["out"]
+            .clone()
     };
     let problems = |function: &str, out: &Value| -> Vec<String> {
         let mut c = Checker {

@@ -21,7 +21,9 @@ pub fn call<T: Serialize>(out: *mut *mut c_char, f: impl FnOnce() -> Result<T, E
 
 /// The JSON text of `value`.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<JsonText, Error> {
-    serde_json::to_vec(value).map(JsonText).map_err(encode_error)
+    serde_json::to_vec(value)
+        .map(JsonText)
+        .map_err(encode_error)
 }
 
 /// Encoded JSON text. Not itself `Serialize`, so that handing it to

@@ -299,7 +299,7 @@ pub struct SandboxListJson {
 #[derive(Serialize, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum HeldSandboxJson {
-    Held(SandboxJson),
+    Held(Box<SandboxJson>),
     Stopped(EmptyJson),
 }
 

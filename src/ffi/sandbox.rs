@@ -136,7 +136,7 @@ pub extern "C" fn msnap_sandbox_stop(out: *mut *mut c_char, sb: *mut msnap_sandb
                 let home = running.home().clone();
                 running.stop()?;
                 let stopped = sandbox::get(&home, &name)?;
-                Ok(HeldSandboxJson::Held(SandboxJson::from(&stopped)))
+                Ok(HeldSandboxJson::Held(Box::new(SandboxJson::from(&stopped))))
             }
             None => Ok(HeldSandboxJson::Stopped(EmptyJson {})),
         }
@@ -150,7 +150,9 @@ pub extern "C" fn msnap_sandbox_info(out: *mut *mut c_char, sb: *const msnap_san
         let slot = SANDBOXES.get(token(sb))?;
         let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
-            Some(running) => Ok(HeldSandboxJson::Held(SandboxJson::from(&running.info()?))),
+            Some(running) => Ok(HeldSandboxJson::Held(Box::new(SandboxJson::from(
+                &running.info()?,
+            )))),
             None => Ok(HeldSandboxJson::Stopped(EmptyJson {})),
         }
     })
