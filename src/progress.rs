@@ -333,7 +333,7 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let m = recording(&seen);
         let stop = AtomicBool::new(false);
-        m.phase(Phase::Copy, 500).unwrap();
+        m.phase(Phase::Copy, 50).unwrap();
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -344,7 +344,7 @@ mod tests {
             }
             for round in 0..200u64 {
                 let phase = Phase::ALL[(round % 4) as usize];
-                m.phase(phase, 100 + round).unwrap();
+                m.phase(phase, 1 + round % 50).unwrap();
                 std::thread::yield_now();
             }
             stop.store(true, Ordering::Relaxed);
