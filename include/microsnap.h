@@ -6,6 +6,15 @@
 #define MICROSNAP_H
 
 #include <stdint.h>
+#ifndef MSNAP_DEPRECATED
+#if defined(__GNUC__) || defined(__clang__)
+#define MSNAP_DEPRECATED(note) __attribute__((deprecated(note)))
+#elif defined(_MSC_VER)
+#define MSNAP_DEPRECATED(note) __declspec(deprecated(note))
+#else
+#define MSNAP_DEPRECATED(note)
+#endif
+#endif
 
 // ABI version: bumped on any incompatible change. Bindings refuse a
 // library whose version they do not know.
@@ -79,14 +88,19 @@ void msnap_string_free(char *s);
 
 // Open a context on a home. `args`: `{"home": "/path"}` or NULL/`{}` for
 // the default (`$MICROSNAP_HOME`, else `~/.microsnap`). On success
-// `*out_ctx` receives the context (close it with `msnap_context_close`) and
+// `*out_ctx` receives the context (release it with `msnap_context_free`) and
 // `*out` `{"home": "/abs/path"}`.
 int32_t msnap_context_open(msnap_context **out_ctx, char **out, const char *args);
 
-// Close a context. Closing twice, or a handle that is not a context, is
+// Free a context. Freeing twice, or a handle that is not a context, is
 // `MSNAP_ERR_INVALID_ARGUMENT`. Calls still running on other threads
 // finish normally.
-int32_t msnap_context_close(msnap_context *ctx);
+int32_t msnap_context_free(msnap_context *ctx);
+
+// Deprecated alias of `msnap_context_free`, its name before every handle
+// was released with a `_free` function. Kept for ABI version 1; new code
+// calls `msnap_context_free`.
+MSNAP_DEPRECATED("renamed msnap_context_free") int32_t msnap_context_close(msnap_context *ctx);
 
 // Create a cancel token. Free it with `msnap_cancel_free`.
 int32_t msnap_cancel_new(msnap_cancel **out_cancel);
@@ -141,8 +155,9 @@ int32_t msnap_sandbox_start(msnap_sandbox **out_sandbox,
                             const char *args);
 
 // Stop a running sandbox through its handle: records it stopped and
-// releases the lock. The handle stays valid (info still works) until
-// `msnap_sandbox_free`. Stopping twice is a no-op. `*out`: the sandbox.
+// releases the lock. `*out`: the sandbox, now `stopped`. The handle stays
+// valid until `msnap_sandbox_free`; stopping it again changes nothing and
+// returns `{}` (as `msnap_sandbox_info` does after a stop).
 int32_t msnap_sandbox_stop(char **out, msnap_sandbox *sb);
 
 // The sandbox behind a running handle, as it is now. After stop, `{}`.

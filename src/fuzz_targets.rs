@@ -202,7 +202,7 @@ pub fn ffi_json(scratch: &Path, data: &[u8]) {
             ffi::msnap_sandbox_remove(&mut out, ctx, a)
         );
     }
-    assert_eq!(ffi::msnap_context_close(ctx), 0, "close context");
+    assert_eq!(ffi::msnap_context_free(ctx), 0, "close context");
     assert_no_staging(&root.join("tmp"));
 }
 

@@ -297,7 +297,7 @@ impl SparseCopy<'_, '_> {
     fn run(&self, mut method: CopyMethod) -> Result<u64> {
         let extents = data_extents(self.src).ctx("find data extents of", self.src_path)?;
         let total: u64 = extents.iter().map(|e| e.len).sum();
-        self.monitor.phase("copy", total)?;
+        self.monitor.phase(crate::progress::Phase::Copy, total)?;
         if method == CopyMethod::Reflink {
             match ficlone(self.src, self.dst) {
                 Ok(()) => {

@@ -316,7 +316,7 @@ fn every_call_matches_its_golden_json() {
     let a = c(r#"{"name":"fork"}"#);
     let s = msnap_sandbox_remove(&mut out, ctx, a.as_ptr());
     r.record("sandbox_remove", s, out);
-    assert_eq!(msnap_context_close(ctx), MSNAP_OK);
+    assert_eq!(msnap_context_free(ctx), MSNAP_OK);
 
     let golden_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();

@@ -54,5 +54,5 @@ fn list_of_100k_snapshots() {
     assert_eq!(list[0]["name"], "s099999");
     assert_eq!(list[0]["child_count"], 0);
     assert_eq!(list[1]["child_count"], 1);
-    assert_eq!(msnap_context_close(ctx), MSNAP_OK);
+    assert_eq!(msnap_context_free(ctx), MSNAP_OK);
 }

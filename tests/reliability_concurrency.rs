@@ -194,7 +194,7 @@ impl Abi {
 
 impl Drop for Abi {
     fn drop(&mut self) {
-        assert_eq!(ffi::msnap_context_close(self.ctx), 0);
+        assert_eq!(ffi::msnap_context_free(self.ctx), 0);
     }
 }
 

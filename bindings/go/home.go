@@ -88,7 +88,7 @@ func openHome(args any) (*Home, error) {
 		return unreadable
 	})
 	if unreadable != nil {
-		C.msnap_context_close(native)
+		C.msnap_context_free(native)
 	}
 	if err != nil {
 		return nil, err
@@ -96,7 +96,7 @@ func openHome(args any) (*Home, error) {
 	h := &Home{native: native, path: opened.Home}
 	h.Snapshot = snapshotFactory{home: h}
 	h.cleanup = runtime.AddCleanup(h, func(native *C.msnap_context) {
-		C.msnap_context_close(native)
+		C.msnap_context_free(native)
 	}, native)
 	return h, nil
 }
@@ -112,7 +112,7 @@ func (h *Home) Close() error {
 		return nil
 	}
 	h.cleanup.Stop()
-	status := C.msnap_context_close(h.native)
+	status := C.msnap_context_free(h.native)
 	if status != C.MSNAP_OK {
 		return decodeError(nil, Code(status), nil)
 	}

@@ -42,6 +42,6 @@ int main(int argc, char **argv) {
         st = msnap_snapshot_verify(&out, ctx, args, NULL, NULL, NULL);
         failed |= report("verify", st, out);
     }
-    msnap_context_close(ctx);
+    msnap_context_free(ctx);
     return failed;
 }

@@ -55,7 +55,7 @@ pub fn export(
         .collect::<Result<Vec<_>>>()?;
     let total =
         plans.iter().map(|p| p.bytes_to_write).sum::<u64>() + image_subset::total_bytes(&images);
-    monitor.phase("export", total)?;
+    monitor.phase(crate::progress::Phase::Export, total)?;
 
     let temp = TempOutput::create(out)?;
     let counted = CountingWriter {

@@ -84,7 +84,7 @@ fn import_into(
     }
     let mut magic = [0u8; 4];
     let n = file.read_at(&mut magic, 0).ctx("read", archive)?;
-    monitor.phase("import", len)?;
+    monitor.phase(crate::progress::Phase::Import, len)?;
     let progress = ArchiveProgress::default();
     let source = CountingReader {
         inner: SourceReader(file),

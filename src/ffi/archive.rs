@@ -1,13 +1,12 @@
 //! Archive exports: snapshot export and import.
-use super::boundary::{call, json_arg, to_value};
+use super::boundary::{call_text, encode, json_arg};
 use super::json::*;
 use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
 use crate::archive::{self, ExportOptions};
 use crate::error::Error;
 use crate::home::Home;
-use crate::snapshot::{self, Artifact};
-use serde_json::{json, Value};
+use crate::snapshot::{self, Artifact, SnapshotHandle};
 use std::ffi::{c_char, c_void};
 
 /// Bundle a snapshot (and optionally its parents and base image) into a
@@ -24,7 +23,7 @@ pub extern "C" fn msnap_snapshot_export(
     progress: msnap_progress_fn,
     payload: *mut c_void,
 ) -> i32 {
-    call(out, || {
+    call_text(out, || {
         let home = context(ctx)?;
         let a: ExportArgs = json_arg(args)?;
         let opts = ExportOptions {
@@ -37,17 +36,13 @@ pub extern "C" fn msnap_snapshot_export(
         };
         let m = monitor(cancel, progress, payload)?;
         let report = archive::export(&home, &a.reference, &a.out, &opts, &m)?;
-        Ok(json!({
-            "path": report.path,
-            "snapshots": report.snapshots,
-            "bytes_written": report.bytes_written,
-        }))
+        encode(&ExportJson::from(&report))
     })
 }
 
-fn handle_json(home: &Home, art: &Artifact) -> Result<Value, Error> {
-    let h = snapshot::get(home, &art.path.to_string_lossy())?;
-    to_value(HandleJson::from(&h))
+/// The index's handle of an artifact just installed.
+fn handle_of(home: &Home, art: &Artifact) -> Result<SnapshotHandle, Error> {
+    snapshot::get(home, &art.path.to_string_lossy())
 }
 
 /// Unpack a snapshot archive into the home's snapshots directory or an
@@ -64,20 +59,21 @@ pub extern "C" fn msnap_snapshot_import(
     progress: msnap_progress_fn,
     payload: *mut c_void,
 ) -> i32 {
-    call(out, || {
+    call_text(out, || {
         let home = context(ctx)?;
         let a: ImportArgs = json_arg(args)?;
         let m = monitor(cancel, progress, payload)?;
         let report = archive::import(&home, &a.archive, a.dest.as_deref(), &m)?;
+        let head = handle_of(&home, &report.head)?;
         let imported = report
             .imported
             .iter()
-            .map(|art| handle_json(&home, art))
+            .map(|art| handle_of(&home, art))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(json!({
-            "head": handle_json(&home, &report.head)?,
-            "imported": imported,
-            "images": report.images,
-        }))
+        encode(&ImportJson {
+            head: HandleJson::from(&head),
+            imported: imported.iter().map(HandleJson::from).collect(),
+            images: &report.images,
+        })
     })
 }

@@ -1,10 +1,12 @@
 //! The one way in and out of the library: every export runs through
 //! [`call`], which catches panics, turns errors into status codes plus an
 //! error object, and hands results to C as library-owned JSON strings.
+//! Every object it writes is a type of `json.rs`.
+use super::json::{encode_error, ErrorJson};
 use crate::error::{Error, ErrorCode};
+use crate::progress::Phase;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -14,25 +16,28 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// `serde_json::Value` first would build a map per object, which for a long
 /// listing costs several times the engine call itself.
 pub fn call<T: Serialize>(out: *mut *mut c_char, f: impl FnOnce() -> Result<T, Error>) -> i32 {
-    call_text(out, || {
-        let mut text = Vec::new();
-        encode_into(&mut text, &f()?)?;
-        Ok(text)
-    })
+    call_text(out, || encode(&f()?))
 }
 
-/// Append the JSON text of `value` to `text`.
-pub fn encode_into<T: Serialize + ?Sized>(text: &mut Vec<u8>, value: &T) -> Result<(), Error> {
-    serde_json::to_writer(text, value).map_err(|e| Error::Internal(format!("encode result: {e}")))
+/// The JSON text of `value`.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<JsonText, Error> {
+    serde_json::to_vec(value)
+        .map(JsonText)
+        .map_err(encode_error)
 }
 
-/// [`call`] for an export that writes its result's JSON text itself (a
-/// listing encoded while it is read).
-pub fn call_text(out: *mut *mut c_char, f: impl FnOnce() -> Result<Vec<u8>, Error>) -> i32 {
+/// Encoded JSON text. Not itself `Serialize`, so that handing it to
+/// [`call`] (which would encode the bytes again, as an array of numbers)
+/// does not compile.
+pub struct JsonText(pub Vec<u8>);
+
+/// [`call`] for an export that encodes its result itself: one that borrows
+/// from values local to the call, or a listing encoded while it is read.
+pub fn call_text(out: *mut *mut c_char, f: impl FnOnce() -> Result<JsonText, Error>) -> i32 {
     let outcome = catch_unwind(AssertUnwindSafe(f));
     let (status, body) = match outcome {
-        Ok(Ok(text)) => (0, text),
-        Ok(Err(e)) => (e.code() as i32, error_json(&e).to_string().into_bytes()),
+        Ok(Ok(JsonText(text))) => (0, text),
+        Ok(Err(e)) => (e.code() as i32, error_text(&e)),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -40,7 +45,7 @@ pub fn call_text(out: *mut *mut c_char, f: impl FnOnce() -> Result<Vec<u8>, Erro
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             let e = Error::Internal(format!("panic: {what}"));
-            (e.code() as i32, error_json(&e).to_string().into_bytes())
+            (e.code() as i32, error_text(&e))
         }
     };
     if !out.is_null() {
@@ -50,14 +55,9 @@ pub fn call_text(out: *mut *mut c_char, f: impl FnOnce() -> Result<Vec<u8>, Erro
     status
 }
 
-/// Encode a result object for the out-string.
-pub fn to_value<T: serde::Serialize>(v: T) -> Result<Value, Error> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(format!("encode result: {e}")))
-}
-
 /// Like [`call`] for functions without an out-string.
 pub fn call_status(f: impl FnOnce() -> Result<(), Error>) -> i32 {
-    call(std::ptr::null_mut(), || f().map(|()| Value::Null))
+    call_text(std::ptr::null_mut(), || f().map(|()| JsonText(Vec::new())))
 }
 
 pub fn into_c_string(s: impl Into<Vec<u8>>) -> *mut c_char {
@@ -71,26 +71,14 @@ pub fn into_c_string(s: impl Into<Vec<u8>>) -> *mut c_char {
     s.into_raw()
 }
 
-/// The error object for `e`: `{"code", "message"}` plus per-code details.
-pub fn error_json(e: &Error) -> Value {
-    let mut v = json!({ "code": e.code().name(), "message": e.to_string() });
-    match e {
-        Error::IntegrityMismatch {
-            path,
-            expected,
-            actual,
-        } => {
-            v["path"] = json!(path);
-            v["expected"] = json!(expected);
-            v["actual"] = json!(actual);
-        }
-        Error::HasChildren { digest, children } => {
-            v["digest"] = json!(digest);
-            v["children"] = json!(children);
-        }
-        _ => {}
-    }
-    v
+/// The error object's text for `e`. Its fields are strings and numbers
+/// (an error's path is a `String`), which always encode; the fallback is
+/// there so that no failure can ever leave `*out` without an error object.
+pub fn error_text(e: &Error) -> Vec<u8> {
+    serde_json::to_vec(&ErrorJson::from(e)).unwrap_or_else(|bug| {
+        let bug = Error::Internal(format!("encode the error object of {e:?}: {bug}"));
+        serde_json::to_vec(&ErrorJson::from(&bug)).unwrap_or_default()
+    })
 }
 
 /// A required C string argument as UTF-8.
@@ -120,9 +108,15 @@ pub fn all_codes() -> impl Iterator<Item = (i32, &'static str)> {
     ErrorCode::ALL.iter().map(|c| (*c as i32, c.name()))
 }
 
+/// Every progress phase name the callback can receive, for tests and docs.
+pub fn all_phases() -> impl Iterator<Item = &'static str> {
+    Phase::ALL.iter().map(|p| p.name())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn take(p: *mut c_char) -> Value {
         // SAFETY: `call` always stores a CString::into_raw pointer.

@@ -7,6 +7,21 @@
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
+// A token is 64 bits: tag (8) | generation (24) | slot index + 1 (32), and
+// C receives it as a pointer value. On a 32-bit target it would not fit:
+// squeezing it into 32 bits leaves a generation of a few bits, so a slot
+// reused that many times would make a stale handle valid again and act on
+// another object, and the ABI's promise (a stale handle is an error, never
+// a crash or a wrong object) would hold only most of the time. The hosts
+// microsnap serves (KVM microVM hosts) are 64-bit, and no 32-bit build is
+// tested, so such a build is refused outright instead of shipping weaker
+// handles.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "microsnap supports 64-bit targets only: its C handles are 64-bit checked tokens \
+     carried in pointer values (see src/ffi/handles.rs)"
+);
+
 const INDEX_BITS: u32 = 32;
 const GEN_BITS: u32 = 24;
 const GEN_MASK: u64 = (1 << GEN_BITS) - 1;

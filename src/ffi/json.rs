@@ -1,9 +1,20 @@
-//! Every JSON message that crosses the boundary, defined once. Argument
-//! types reject unknown fields so a typo in a binding is an error, not a
-//! silently ignored option. Golden files in tests/golden pin these shapes.
+//! Every JSON message that crosses the boundary, defined once: the
+//! arguments each call takes, the result each call returns and the error
+//! object every failure returns. The exports in this folder only convert
+//! engine values into these types; none builds JSON itself, and every
+//! result is serialized straight to text (no `serde_json::Value` between).
+//! Argument types reject unknown fields so a typo in a binding is an error,
+//! not a silently ignored option. Golden files in tests/golden pin these
+//! shapes, and tests/abi_doc.rs keeps docs/abi.md in step with them.
+use super::boundary::JsonText;
+use crate::archive::ExportReport;
+use crate::error::{Error, Result};
+use crate::image::{ImageInfo, ImagePin};
 use crate::sandbox::Sandbox;
-use crate::snapshot::{Artifact, SnapshotHandle, VerifyReport};
-use serde::{Deserialize, Serialize};
+use crate::snapshot::{Artifact, DirListing, SnapshotHandle, VerifyReport};
+use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
+use serde::{Deserialize, Serialize, Serializer};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -275,4 +286,285 @@ impl From<&Sandbox> for SandboxJson {
             created_at: s.created_at.clone(),
         }
     }
+}
+
+/// `{"sandboxes": [sandbox...]}` (`sandbox_list`).
+#[derive(Serialize, Debug, PartialEq)]
+pub struct SandboxListJson {
+    pub sandboxes: Vec<SandboxJson>,
+}
+
+/// What `sandbox_stop` and `sandbox_info` return through a handle: the
+/// sandbox, or `{}` once the handle has been stopped.
+#[derive(Serialize, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum HeldSandboxJson {
+    Held(Box<SandboxJson>),
+    Stopped(EmptyJson),
+}
+
+/// `{}`: the result of calls that only succeed or fail.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct EmptyJson {}
+
+/// `context_open`: the home the context is bound to, absolute.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ContextJson {
+    pub home: PathBuf,
+}
+
+/// `{"images": [image...]}` (`image_list`).
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ImageListJson<'a> {
+    pub images: Vec<ImageJson<'a>>,
+}
+
+/// One image of the home's OCI layout.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ImageJson<'a> {
+    /// The `index.json` ref name; `null` for an unnamed entry.
+    #[serde(rename = "ref")]
+    pub reference: Option<&'a str>,
+    pub manifest_digest: &'a str,
+    pub config_digest: &'a str,
+    /// Number of layers.
+    pub layers: usize,
+    /// Bytes of the manifest, config and layer blobs.
+    pub size: u64,
+}
+
+impl<'a> From<&'a ImageInfo> for ImageJson<'a> {
+    fn from(i: &'a ImageInfo) -> Self {
+        ImageJson {
+            reference: i.reference.as_deref(),
+            manifest_digest: &i.manifest_digest,
+            config_digest: &i.config_digest,
+            layers: i.layers.len(),
+            size: i.total_size,
+        }
+    }
+}
+
+/// `{"images": [{"ref", "manifest_digest"}...]}` (`image_import`).
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ImageImportJson<'a> {
+    pub images: Vec<ImagePinJson<'a>>,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ImagePinJson<'a> {
+    #[serde(rename = "ref")]
+    pub reference: &'a str,
+    pub manifest_digest: &'a str,
+}
+
+impl<'a> From<&'a ImagePin> for ImagePinJson<'a> {
+    fn from(p: &'a ImagePin) -> Self {
+        ImagePinJson {
+            reference: &p.reference,
+            manifest_digest: &p.manifest_digest,
+        }
+    }
+}
+
+/// `snapshot_list_dir`: the artifacts that parsed, and why each other entry
+/// did not.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ListDirJson<'a> {
+    pub artifacts: Vec<ArtifactJson>,
+    /// Error objects whose `path` is the skipped entry.
+    pub skipped: Vec<ErrorJson<'a>>,
+}
+
+impl<'a> From<&'a DirListing> for ListDirJson<'a> {
+    fn from(l: &'a DirListing) -> Self {
+        ListDirJson {
+            artifacts: l.artifacts.iter().map(ArtifactJson::from).collect(),
+            skipped: l
+                .skipped
+                .iter()
+                .map(|(path, e)| ErrorJson {
+                    path: Some(path.as_path()),
+                    ..ErrorJson::from(e)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `{"indexed": n}` (`snapshot_reindex`).
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ReindexJson {
+    pub indexed: u32,
+}
+
+/// `snapshot_export`'s report.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ExportJson<'a> {
+    pub path: &'a Path,
+    /// Digests of the exported snapshots, in archive order (head last).
+    pub snapshots: &'a [String],
+    /// Bytes of the archive file.
+    pub bytes_written: u64,
+}
+
+impl<'a> From<&'a ExportReport> for ExportJson<'a> {
+    fn from(r: &'a ExportReport) -> Self {
+        ExportJson {
+            path: &r.path,
+            snapshots: &r.snapshots,
+            bytes_written: r.bytes_written,
+        }
+    }
+}
+
+/// `snapshot_import`'s report: handles of what is now installed.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ImportJson<'a> {
+    pub head: HandleJson<'a>,
+    /// Every snapshot of the archive, in archive order.
+    pub imported: Vec<HandleJson<'a>>,
+    /// Manifest digests of the images added to the home's layout.
+    pub images: &'a [String],
+}
+
+/// `snapshot_list`'s result, `{"snapshots": [handle...]}`, encoded while
+/// the index is read: `each` visits the handles, and each is written as it
+/// comes, so a listing of thousands is never held twice, as handles and as
+/// text (collecting them first and freeing them all afterwards cost a third
+/// again of the engine's list).
+pub struct SnapshotListJson<F> {
+    each: RefCell<Option<F>>,
+    /// The engine error that stopped `each`: serde can carry only a
+    /// message, so the error itself waits here for [`Self::encode`].
+    failed: RefCell<Option<Error>>,
+}
+
+/// What [`SnapshotListJson`] calls once per handle.
+pub type VisitHandle<'v> = dyn FnMut(SnapshotHandle) -> Result<()> + 'v;
+
+impl<F> SnapshotListJson<F>
+where
+    F: FnOnce(&mut VisitHandle<'_>) -> Result<()>,
+{
+    pub fn new(each: F) -> Self {
+        SnapshotListJson {
+            each: RefCell::new(Some(each)),
+            failed: RefCell::new(None),
+        }
+    }
+
+    /// The JSON text. An error of the listing itself comes back as it is
+    /// (with its own code), not as an encoding failure.
+    pub fn encode(self) -> Result<JsonText> {
+        let mut text = Vec::new();
+        match serde_json::to_writer(&mut text, &self) {
+            Ok(()) => Ok(JsonText(text)),
+            Err(e) => Err(self.failed.take().unwrap_or_else(|| encode_error(e))),
+        }
+    }
+}
+
+impl<F> Serialize for SnapshotListJson<F>
+where
+    F: FnOnce(&mut VisitHandle<'_>) -> Result<()>,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut object = s.serialize_struct("SnapshotListJson", 1)?;
+        object.serialize_field("snapshots", &HandleSeq(self))?;
+        object.end()
+    }
+}
+
+struct HandleSeq<'l, F>(&'l SnapshotListJson<F>);
+
+impl<F> Serialize for HandleSeq<'_, F>
+where
+    F: FnOnce(&mut VisitHandle<'_>) -> Result<()>,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let each = self.0.each.borrow_mut().take();
+        let each = each.ok_or_else(|| S::Error::custom("snapshot list encoded twice"))?;
+        let mut seq = s.serialize_seq(None)?;
+        let mut encoding_failed = None;
+        let listed = each(&mut |h| {
+            seq.serialize_element(&HandleJson::from(&h)).map_err(|e| {
+                let message = e.to_string();
+                encoding_failed = Some(e);
+                Error::Internal(message)
+            })
+        });
+        if let Some(e) = encoding_failed {
+            return Err(e);
+        }
+        if let Err(e) = listed {
+            let message = e.to_string();
+            *self.0.failed.borrow_mut() = Some(e);
+            return Err(S::Error::custom(message));
+        }
+        seq.end()
+    }
+}
+
+// ---- errors ----
+
+/// The error object: `{"code", "message"}`, plus the details some codes
+/// carry (absent, not null, for the others).
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ErrorJson<'a> {
+    pub code: &'static str,
+    pub message: String,
+    /// `integrity_mismatch`: the file whose content differs.
+    /// In `snapshot_list_dir`'s `skipped`: the entry that was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<&'a Path>,
+    /// `integrity_mismatch`: the recorded digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<&'a str>,
+    /// `integrity_mismatch`: the digest computed now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<&'a str>,
+    /// `has_children`: the snapshot that has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<&'a str>,
+    /// `has_children`: how many indexed children it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<u64>,
+}
+
+impl<'a> From<&'a Error> for ErrorJson<'a> {
+    fn from(e: &'a Error) -> Self {
+        let plain = ErrorJson {
+            code: e.code().name(),
+            message: e.to_string(),
+            path: None,
+            expected: None,
+            actual: None,
+            digest: None,
+            children: None,
+        };
+        match e {
+            Error::IntegrityMismatch {
+                path,
+                expected,
+                actual,
+            } => ErrorJson {
+                path: Some(Path::new(path)),
+                expected: Some(expected),
+                actual: Some(actual),
+                ..plain
+            },
+            Error::HasChildren { digest, children } => ErrorJson {
+                digest: Some(digest),
+                children: Some(*children),
+                ..plain
+            },
+            _ => plain,
+        }
+    }
+}
+
+/// A result that has no JSON form (a path that is not UTF-8) is a bug.
+pub fn encode_error(e: serde_json::Error) -> Error {
+    Error::Internal(format!("encode result: {e}"))
 }

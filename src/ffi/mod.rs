@@ -19,7 +19,7 @@ mod sandbox;
 mod snapshot;
 
 pub use archive::*;
-pub use boundary::all_codes;
+pub use boundary::{all_codes, all_phases};
 pub use sandbox::*;
 pub use snapshot::*;
 
@@ -28,7 +28,6 @@ use crate::home::Home;
 use crate::progress::CancelToken;
 use boundary::{call, call_status, json_arg};
 use handles::Registry;
-use serde_json::json;
 use std::ffi::c_char;
 
 /// ABI version: bumped on any incompatible change. Bindings refuse a
@@ -118,7 +117,7 @@ pub unsafe extern "C" fn msnap_string_free(s: *mut c_char) {
 
 /// Open a context on a home. `args`: `{"home": "/path"}` or NULL/`{}` for
 /// the default (`$MICROSNAP_HOME`, else `~/.microsnap`). On success
-/// `*out_ctx` receives the context (close it with `msnap_context_close`) and
+/// `*out_ctx` receives the context (release it with `msnap_context_free`) and
 /// `*out` `{"home": "/abs/path"}`.
 #[no_mangle]
 pub extern "C" fn msnap_context_open(
@@ -140,16 +139,25 @@ pub extern "C" fn msnap_context_open(
         let t = CONTEXTS.insert(home);
         // SAFETY: checked non-NULL above; the caller owns the slot.
         unsafe { *out_ctx = t as usize as *mut msnap_context };
-        Ok(json!({ "home": root }))
+        Ok(json::ContextJson { home: root })
     })
 }
 
-/// Close a context. Closing twice, or a handle that is not a context, is
+/// Free a context. Freeing twice, or a handle that is not a context, is
 /// `MSNAP_ERR_INVALID_ARGUMENT`. Calls still running on other threads
 /// finish normally.
 #[no_mangle]
-pub extern "C" fn msnap_context_close(ctx: *mut msnap_context) -> i32 {
+pub extern "C" fn msnap_context_free(ctx: *mut msnap_context) -> i32 {
     call_status(|| CONTEXTS.remove(token(ctx)).map(drop))
+}
+
+/// Deprecated alias of `msnap_context_free`, its name before every handle
+/// was released with a `_free` function. Kept for ABI version 1; new code
+/// calls `msnap_context_free`.
+#[deprecated(note = "renamed msnap_context_free")]
+#[no_mangle]
+pub extern "C" fn msnap_context_close(ctx: *mut msnap_context) -> i32 {
+    msnap_context_free(ctx)
 }
 
 /// Create a cancel token. Free it with `msnap_cancel_free`.

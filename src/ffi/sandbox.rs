@@ -1,6 +1,6 @@
 //! Sandbox exports: create, start, stop, info, free, get, list, remove, and
 //! the local image layout (list, import).
-use super::boundary::{call, call_status, json_arg, to_value};
+use super::boundary::{call, call_status, call_text, encode, json_arg};
 use super::json::*;
 use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn, msnap_sandbox, token};
@@ -8,7 +8,6 @@ use crate::error::Error;
 use crate::home::Home;
 use crate::image;
 use crate::sandbox::{self, RunningSandbox, SandboxSource};
-use serde_json::{json, Value};
 use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
@@ -91,12 +90,12 @@ pub extern "C" fn msnap_sandbox_create(
         let m = monitor(cancel, progress, payload)?;
         let created = sandbox::create(&home, &a.name, &source, &m)?;
         if !start {
-            return to_value(SandboxJson::from(&created));
+            return Ok(SandboxJson::from(&created));
         }
         let running = sandbox::start(&home, &a.name)?;
         let info = running.info()?;
         hand_out(out_sandbox, running);
-        to_value(SandboxJson::from(&info))
+        Ok(SandboxJson::from(&info))
     })
 }
 
@@ -118,13 +117,14 @@ pub extern "C" fn msnap_sandbox_start(
         let running = sandbox::start(&home, &a.name)?;
         let info = running.info()?;
         hand_out(out_sandbox, running);
-        to_value(SandboxJson::from(&info))
+        Ok(SandboxJson::from(&info))
     })
 }
 
 /// Stop a running sandbox through its handle: records it stopped and
-/// releases the lock. The handle stays valid (info still works) until
-/// `msnap_sandbox_free`. Stopping twice is a no-op. `*out`: the sandbox.
+/// releases the lock. `*out`: the sandbox, now `stopped`. The handle stays
+/// valid until `msnap_sandbox_free`; stopping it again changes nothing and
+/// returns `{}` (as `msnap_sandbox_info` does after a stop).
 #[no_mangle]
 pub extern "C" fn msnap_sandbox_stop(out: *mut *mut c_char, sb: *mut msnap_sandbox) -> i32 {
     call(out, || {
@@ -135,9 +135,10 @@ pub extern "C" fn msnap_sandbox_stop(out: *mut *mut c_char, sb: *mut msnap_sandb
                 let name = running.name().to_string();
                 let home = running.home().clone();
                 running.stop()?;
-                to_value(SandboxJson::from(&sandbox::get(&home, &name)?))
+                let stopped = sandbox::get(&home, &name)?;
+                Ok(HeldSandboxJson::Held(Box::new(SandboxJson::from(&stopped))))
             }
-            None => Ok(json!({})),
+            None => Ok(HeldSandboxJson::Stopped(EmptyJson {})),
         }
     })
 }
@@ -149,8 +150,10 @@ pub extern "C" fn msnap_sandbox_info(out: *mut *mut c_char, sb: *const msnap_san
         let slot = SANDBOXES.get(token(sb))?;
         let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
-            Some(running) => to_value(SandboxJson::from(&running.info()?)),
-            None => Ok(json!({})),
+            Some(running) => Ok(HeldSandboxJson::Held(Box::new(SandboxJson::from(
+                &running.info()?,
+            )))),
+            None => Ok(HeldSandboxJson::Stopped(EmptyJson {})),
         }
     })
 }
@@ -173,7 +176,7 @@ pub extern "C" fn msnap_sandbox_get(
     call(out, || {
         let home = context(ctx)?;
         let a: NameArgs = json_arg(args)?;
-        to_value(SandboxJson::from(&sandbox::get(&home, &a.name)?))
+        Ok(SandboxJson::from(&sandbox::get(&home, &a.name)?))
     })
 }
 
@@ -187,11 +190,11 @@ pub extern "C" fn msnap_sandbox_list(
     call(out, || {
         let home = context(ctx)?;
         let _: EmptyArgs = json_arg(args)?;
-        let list: Vec<SandboxJson> = sandbox::list(&home)?
+        let sandboxes = sandbox::list(&home)?
             .iter()
             .map(SandboxJson::from)
             .collect();
-        Ok(json!({ "sandboxes": list }))
+        Ok(SandboxListJson { sandboxes })
     })
 }
 
@@ -206,7 +209,7 @@ pub extern "C" fn msnap_sandbox_mark_stopped(
     call(out, || {
         let home = context(ctx)?;
         let a: NameArgs = json_arg(args)?;
-        to_value(SandboxJson::from(&sandbox::stop(&home, &a.name)?))
+        Ok(SandboxJson::from(&sandbox::stop(&home, &a.name)?))
     })
 }
 
@@ -221,7 +224,7 @@ pub extern "C" fn msnap_sandbox_remove(
         let home = context(ctx)?;
         let a: NameArgs = json_arg(args)?;
         sandbox::remove(&home, &a.name)?;
-        Ok(json!({}))
+        Ok(EmptyJson {})
     })
 }
 
@@ -233,22 +236,13 @@ pub extern "C" fn msnap_image_list(
     ctx: *const msnap_context,
     args: *const c_char,
 ) -> i32 {
-    call(out, || {
+    call_text(out, || {
         let home: std::sync::Arc<Home> = context(ctx)?;
         let _: EmptyArgs = json_arg(args)?;
-        let images: Vec<Value> = image::list(&home.images_dir())?
-            .iter()
-            .map(|i| {
-                json!({
-                    "ref": i.reference,
-                    "manifest_digest": i.manifest_digest,
-                    "config_digest": i.config_digest,
-                    "layers": i.layers.len(),
-                    "size": i.total_size,
-                })
-            })
-            .collect();
-        Ok(json!({ "images": images }))
+        let images = image::list(&home.images_dir())?;
+        encode(&ImageListJson {
+            images: images.iter().map(ImageJson::from).collect(),
+        })
     })
 }
 
@@ -261,14 +255,12 @@ pub extern "C" fn msnap_image_import(
     ctx: *const msnap_context,
     args: *const c_char,
 ) -> i32 {
-    call(out, || {
+    call_text(out, || {
         let home = context(ctx)?;
         let a: ImageImportArgs = json_arg(args)?;
         let pins = image::import_layout(&home.images_dir(), &a.source, a.reference.as_deref())?;
-        let images: Vec<Value> = pins
-            .iter()
-            .map(|p| json!({ "ref": p.reference, "manifest_digest": p.manifest_digest }))
-            .collect();
-        Ok(json!({ "images": images }))
+        encode(&ImageImportJson {
+            images: pins.iter().map(ImagePinJson::from).collect(),
+        })
     })
 }

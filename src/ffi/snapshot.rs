@@ -1,12 +1,11 @@
 //! Snapshot exports: create, open, get, list, list_dir, remove, reindex, verify.
-use super::boundary::{call, call_text, encode_into, error_json, json_arg, to_value};
+use super::boundary::{call, call_text, encode, json_arg};
 use super::json::*;
 use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
 use crate::error::Error;
 use crate::integrity::Algorithm;
 use crate::snapshot::{self, CreateOptions};
-use serde_json::{json, Value};
 use std::ffi::{c_char, c_void};
 
 /// Create a snapshot of a stopped, crashed or never-started sandbox.
@@ -40,7 +39,7 @@ pub extern "C" fn msnap_snapshot_create(
         };
         let m = monitor(cancel, progress, payload)?;
         let art = snapshot::create(&home, &a.source_sandbox, &opts, &m)?;
-        to_value(ArtifactJson::from(&art))
+        Ok(ArtifactJson::from(&art))
     })
 }
 
@@ -55,7 +54,7 @@ pub extern "C" fn msnap_snapshot_open(
     call(out, || {
         let home = context(ctx)?;
         let a: RefArgs = json_arg(args)?;
-        to_value(ArtifactJson::from(&snapshot::open(&home, &a.reference)?))
+        Ok(ArtifactJson::from(&snapshot::open(&home, &a.reference)?))
     })
 }
 
@@ -67,10 +66,10 @@ pub extern "C" fn msnap_snapshot_get(
     ctx: *const msnap_context,
     args: *const c_char,
 ) -> i32 {
-    call(out, || {
+    call_text(out, || {
         let home = context(ctx)?;
         let a: RefArgs = json_arg(args)?;
-        to_value(HandleJson::from(&snapshot::get(&home, &a.reference)?))
+        encode(&HandleJson::from(&snapshot::get(&home, &a.reference)?))
     })
 }
 
@@ -85,20 +84,7 @@ pub extern "C" fn msnap_snapshot_list(
     call_text(out, || {
         let home = context(ctx)?;
         let _: EmptyArgs = json_arg(args)?;
-        // Each handle is encoded as the index yields it, so a listing of
-        // thousands is never held twice, as handles and as text; collecting
-        // them first and freeing them all afterwards cost a third again of
-        // the engine's list.
-        const HEAD: &[u8] = br#"{"snapshots":["#;
-        let mut text = HEAD.to_vec();
-        snapshot::list_each(&home, |h| {
-            if text.len() > HEAD.len() {
-                text.push(b',');
-            }
-            encode_into(&mut text, &HandleJson::from(&h))
-        })?;
-        text.extend_from_slice(b"]}");
-        Ok(text)
+        SnapshotListJson::new(|visit: &mut VisitHandle| snapshot::list_each(&home, visit)).encode()
     })
 }
 
@@ -111,22 +97,10 @@ pub extern "C" fn msnap_snapshot_list_dir(
     ctx: *const msnap_context,
     args: *const c_char,
 ) -> i32 {
-    call(out, || {
+    call_text(out, || {
         context(ctx)?;
         let a: DirArgs = json_arg(args)?;
-        let listing = snapshot::list_dir(&a.dir)?;
-        let artifacts: Vec<ArtifactJson> =
-            listing.artifacts.iter().map(ArtifactJson::from).collect();
-        let skipped: Vec<Value> = listing
-            .skipped
-            .iter()
-            .map(|(p, e)| {
-                let mut v = error_json(e);
-                v["path"] = json!(p);
-                v
-            })
-            .collect();
-        Ok(json!({ "artifacts": artifacts, "skipped": skipped }))
+        encode(&ListDirJson::from(&snapshot::list_dir(&a.dir)?))
     })
 }
 
@@ -142,7 +116,7 @@ pub extern "C" fn msnap_snapshot_remove(
         let home = context(ctx)?;
         let a: RemoveArgs = json_arg(args)?;
         snapshot::remove(&home, &a.reference, a.force)?;
-        Ok(json!({}))
+        Ok(EmptyJson {})
     })
 }
 
@@ -157,8 +131,8 @@ pub extern "C" fn msnap_snapshot_reindex(
     call(out, || {
         let home = context(ctx)?;
         let a: OptionalDirArgs = json_arg(args)?;
-        let n = snapshot::reindex(&home, a.dir.as_deref())?;
-        Ok(json!({ "indexed": n }))
+        let indexed = snapshot::reindex(&home, a.dir.as_deref())?;
+        Ok(ReindexJson { indexed })
     })
 }
 
@@ -178,7 +152,7 @@ pub extern "C" fn msnap_snapshot_verify(
         let home = context(ctx)?;
         let a: RefArgs = json_arg(args)?;
         let m = monitor(cancel, progress, payload)?;
-        to_value(VerifyJson::from(&snapshot::verify(
+        Ok(VerifyJson::from(&snapshot::verify(
             &home,
             &a.reference,
             &m,

@@ -262,7 +262,7 @@ fn hex(bytes: &[u8]) -> String {
 /// as zeros from a static buffer (never read from disk).
 fn stream_hash(input: &Input, mut hasher: Sha256, monitor: &Monitor) -> Result<Hash> {
     let total: u64 = input.extents.iter().map(|e| e.len).sum();
-    monitor.phase("hash", total)?;
+    monitor.phase(crate::progress::Phase::Hash, total)?;
     let mut buffer = vec![0u8; STREAM_BUFFER];
     let mut pos = 0u64;
     for extent in input.extents {
@@ -310,7 +310,7 @@ fn merkle_digest(input: &Input, monitor: &Monitor) -> Result<Hash> {
     let window_height = depth.min(WINDOW_HEIGHT);
     let pieces = split_at_windows(&data_leaf_ranges(input.extents), window_height);
     let total: u64 = pieces.iter().map(|r| leaf_bytes(r, input.size)).sum();
-    monitor.phase("hash", total)?;
+    monitor.phase(crate::progress::Phase::Hash, total)?;
 
     let mut window_roots: Vec<(u64, Hash)> = Vec::new();
     for group in pieces.chunk_by(|a, b| a.start >> window_height == b.start >> window_height) {

@@ -116,7 +116,7 @@ int main(void) {
     CHECK(strstr(out, "\"ref\":\"alpine:3.20\"") != NULL, "images: %s", out);
     msnap_string_free(out);
 
-    EXPECT_STATUS(msnap_context_close(ctx), MSNAP_OK, "close");
+    EXPECT_STATUS(msnap_context_free(ctx), MSNAP_OK, "free");
     remove_tree(home);
     return finish("test_flow");
 }

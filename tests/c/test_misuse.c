@@ -1,6 +1,6 @@
 /* Misuse of the C ABI must produce errors, never crashes: NULL pointers,
  * invalid UTF-8, malformed JSON, wrong JSON types, unknown fields, stale,
- * foreign and made-up handles, double close; and cancellation (a token
+ * foreign and made-up handles, double free; and cancellation (a token
  * triggered before the call, a progress callback that cancels) must leave
  * nothing behind. */
 #include "common.h"
@@ -66,18 +66,27 @@ int main(void) {
                                      "{\"name\":\"x\",\"image\":\"nope:1\",\"start\":false}",
                                      NULL, NULL, NULL), MSNAP_ERR_IMAGE_NOT_FOUND, "image_not_found", "unknown image");
 
-    /* Handles: made-up, foreign, stale, double close. */
+    /* Handles: made-up, foreign, stale, double free. */
     msnap_context *fake = (msnap_context *)(uintptr_t)0x1234;
     EXPECT_CODE(msnap_snapshot_list(&out, fake, NULL), MSNAP_ERR_INVALID_ARGUMENT, "invalid_argument", "made-up handle");
     msnap_cancel *tok = NULL;
     CHECK(msnap_cancel_new(&tok) == MSNAP_OK, "cancel_new");
     EXPECT_CODE(msnap_snapshot_list(&out, (msnap_context *)tok, NULL), MSNAP_ERR_INVALID_ARGUMENT, "invalid_argument", "foreign handle");
-    CHECK(msnap_context_close((msnap_context *)tok) == MSNAP_ERR_INVALID_ARGUMENT,
-          "closing a cancel token as a context");
+    CHECK(msnap_context_free((msnap_context *)tok) == MSNAP_ERR_INVALID_ARGUMENT,
+          "freeing a cancel token as a context");
     msnap_context *other = open_ctx(home);
-    CHECK(msnap_context_close(other) == MSNAP_OK, "close");
-    CHECK(msnap_context_close(other) == MSNAP_ERR_INVALID_ARGUMENT, "double close");
+    CHECK(msnap_context_free(other) == MSNAP_OK, "free");
+    CHECK(msnap_context_free(other) == MSNAP_ERR_INVALID_ARGUMENT, "double free");
     EXPECT_CODE(msnap_snapshot_list(&out, other, NULL), MSNAP_ERR_INVALID_ARGUMENT, "invalid_argument", "stale handle");
+    /* The deprecated name still frees, with the same checks. */
+    other = open_ctx(home);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    CHECK(msnap_context_close(other) == MSNAP_OK, "deprecated msnap_context_close frees");
+    CHECK(msnap_context_close(other) == MSNAP_ERR_INVALID_ARGUMENT, "deprecated close after free");
+#pragma GCC diagnostic pop
+    EXPECT_CODE(msnap_snapshot_list(&out, other, NULL), MSNAP_ERR_INVALID_ARGUMENT, "invalid_argument",
+                "stale handle after deprecated close");
     CHECK(msnap_sandbox_free((msnap_sandbox *)(uintptr_t)0x5300000100000001ULL) ==
               MSNAP_ERR_INVALID_ARGUMENT, "made-up sandbox handle");
 
@@ -135,7 +144,7 @@ int main(void) {
     CHECK(msnap_cancel_free(tok) == MSNAP_OK, "cancel_free");
     CHECK(msnap_cancel_free(tok) == MSNAP_ERR_INVALID_ARGUMENT, "cancel double free");
 
-    CHECK(msnap_context_close(ctx) == MSNAP_OK, "close");
+    CHECK(msnap_context_free(ctx) == MSNAP_OK, "free");
     remove_tree(home);
     return finish("test_misuse");
 }

@@ -63,7 +63,7 @@ int main(void) {
     CHECK(count_occurrences(out, "\"digest\":") == THREADS * ROUNDS, "want %d snapshots: %.200s",
           THREADS * ROUNDS, out);
     msnap_string_free(out);
-    CHECK(msnap_context_close(g_ctx) == MSNAP_OK, "close");
+    CHECK(msnap_context_free(g_ctx) == MSNAP_OK, "free");
     remove_tree(home);
     return finish("test_threads");
 }

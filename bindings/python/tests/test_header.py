@@ -113,6 +113,6 @@ def test_error_codes_match_header():
 def test_wrong_handle_type_is_refused_before_the_call():
     lib = _lib.lib()
     with pytest.raises(ctypes.ArgumentError):
-        lib.msnap_context_close(_lib.CancelPtr())
+        lib.msnap_context_free(_lib.CancelPtr())
     with pytest.raises(ctypes.ArgumentError):
         lib.msnap_sandbox_free(_lib.ContextPtr())

@@ -68,7 +68,7 @@ class Home:
         with self._lock:
             ctx, self._ctx = self._ctx, None
         if ctx is not None:
-            check_status(_lib.lib().msnap_context_close(ctx))
+            check_status(_lib.lib().msnap_context_free(ctx))
 
     def __enter__(self) -> Self:
         return self

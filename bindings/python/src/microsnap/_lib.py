@@ -66,6 +66,8 @@ SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "msnap_version": (ctypes.c_char_p, []),
     "msnap_string_free": (None, [OwnedString]),
     "msnap_context_open": (_i32, [ctypes.POINTER(ContextPtr), _out, _str]),
+    "msnap_context_free": (_i32, [ContextPtr]),
+    # Deprecated alias of msnap_context_free, still in the header.
     "msnap_context_close": (_i32, [ContextPtr]),
     "msnap_cancel_new": (_i32, [ctypes.POINTER(CancelPtr)]),
     "msnap_cancel_trigger": (_i32, [CancelPtr]),
