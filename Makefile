@@ -7,7 +7,7 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python \
+.PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python test-readme \
         install clean demo bench stress fuzz
 
 all: lib cli
@@ -30,7 +30,7 @@ release:
 header:
 	$(CARGO) run --quiet --example gen-header -- include/microsnap.h
 
-test: test-rust test-c test-install test-go test-python
+test: test-rust test-c test-install test-go test-python test-readme
 
 test-rust:
 	$(CARGO) test
@@ -71,6 +71,12 @@ test-go: lib
 # ---- Python ----
 test-python: lib
 	MICROSNAP_LIB=$(abspath $(LIB)) python3 -m pytest -q bindings/python/tests
+
+# ---- README ----
+# Every code block of README.md, read from the README by the test itself and
+# run as written in a temporary directory outside the repository.
+test-readme: cli
+	python3 -m pytest -q tests/readme
 
 # ---- benchmark (not part of `make test`: machines are shared and noisy) ----
 # Builds its fixtures once into target/bench-cache, runs each operation and

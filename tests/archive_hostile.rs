@@ -4,6 +4,7 @@
 //! the images directory, staging and the index are exactly as before —
 //! for the default destination and for an explicit one.
 mod archive_support;
+mod vector_sets;
 use archive_support::corpus::{cases, COLLIDING_DIR};
 use archive_support::*;
 use microsnap::archive;

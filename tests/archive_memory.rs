@@ -2,6 +2,7 @@
 //! stream. Each operation runs in a fresh child process (this test binary
 //! re-run with an environment variable) so its peak RSS is its own.
 mod archive_support;
+mod vector_sets;
 use archive_support::*;
 use microsnap::archive::{self, ExportOptions};
 use microsnap::home::Home;

@@ -1,6 +1,7 @@
 //! Export then import: sparse and dense, .tar and .tar.zst, with parents,
 //! GNU tar interop, cancel and progress.
 mod archive_support;
+mod vector_sets;
 use archive_support::*;
 use microsnap::archive::{self, ExportOptions};
 use microsnap::error::{Error, ErrorCode};

@@ -1,9 +1,12 @@
-//! The real microsandbox v0.6.3 exports and the shared hostile corpus.
+//! The real microsandbox v0.6.3 exports and the v0.6.3 hostile corpus
+//! (`tests/vectors/msb-0.6.3`).
 mod archive_support;
+mod vector_sets;
 use archive_support::*;
 use microsnap::archive;
 use microsnap::error::ErrorCode;
 use microsnap::progress::Monitor;
+use sha2::{Digest, Sha256};
 use std::fs;
 
 fn tsv(rel: &str) -> Vec<Vec<String>> {
@@ -22,14 +25,18 @@ fn v063_exports_import_with_the_expected_heads() {
     assert_eq!(rows.len(), 4);
     for row in rows {
         let (file, head, dir_name, order) = (&row[0], &row[1], &row[2], &row[3]);
+        // The plain tars are stored as their .tar.zst: what the test imports
+        // must be the very file microsandbox wrote.
+        let archive_path = vectors(&format!("archives/{file}"));
+        let bytes = fs::read(&archive_path).unwrap();
+        assert_eq!(
+            format!("sha256:{:x}", Sha256::digest(&bytes)),
+            row[4],
+            "{file}: not the bytes microsandbox exported"
+        );
         let (_t, home) = new_home();
-        let report = archive::import(
-            &home,
-            &vectors(&format!("archives/{file}")),
-            None,
-            &Monitor::none(),
-        )
-        .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let report = archive::import(&home, &archive_path, None, &Monitor::none())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(&report.head.digest, head, "{file}");
         assert_eq!(
             report.head.path,

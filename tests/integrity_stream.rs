@@ -4,6 +4,7 @@
 //! fed in pieces that start and end anywhere relative to merkle leaves and
 //! 1 GiB hashing windows, with and without gaps, with allocated zeros.
 mod sparse_vectors;
+mod vector_sets;
 use microsnap::error::Error;
 use microsnap::integrity::{compute, Algorithm, DigestThread, StreamDigest};
 use microsnap::progress::Monitor;

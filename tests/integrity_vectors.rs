@@ -1,8 +1,9 @@
-//! Every `shared/vectors/sparse/*.json` file, built both sparse and dense,
+//! Every `tests/vectors/msb-0.6.3/sparse/*.json` file, built both sparse and dense,
 //! must give the digests recorded in `digests.tsv` (sha256 and
 //! msb-sparse-sha256-v1, checked against microsandbox v0.6.3) and
 //! `merkle.tsv` (microsnap-merkle-sha256-v1).
 mod sparse_vectors;
+mod vector_sets;
 use microsnap::integrity::compute;
 use microsnap::progress::Monitor;
 use microsnap::sparse::{allocated_bytes, data_extents};

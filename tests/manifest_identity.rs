@@ -7,7 +7,8 @@ use microsnap::error::ErrorCode;
 use microsnap::manifest::{digest_prefix, is_digest_form, DiskFormat, Manifest};
 use microsnap::timefmt::{format_rfc3339, parse_rfc3339};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+mod vector_sets;
+use vector_sets::MSB_V063 as VECTORS;
 
 fn vector_manifest(name: &str) -> Manifest {
     let path = Path::new(VECTORS).join("manifests").join(name);

@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use microsnap::error::{Error, ErrorCode};
 use microsnap::manifest::{Manifest, MANIFEST_FILE};
 
+mod vector_sets;
+
 fn vectors_dir() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/manifests"
-    ))
-    .to_path_buf()
+    vector_sets::v063("manifests")
 }
 
 /// Rows of a TSV file with a header line, split on tabs.

@@ -13,10 +13,9 @@ use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-pub const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
-
+/// A file of the microsandbox v0.6.3 vector set (`tests/vectors/msb-0.6.3`).
 pub fn vectors(rel: &str) -> PathBuf {
-    Path::new(VECTORS).join(rel)
+    crate::vector_sets::v063(rel)
 }
 
 pub fn new_home() -> (tempfile::TempDir, Home) {

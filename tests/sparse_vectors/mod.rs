@@ -1,4 +1,4 @@
-//! The shared sparse-file vectors (`shared/vectors/sparse/`): each JSON file
+//! The sparse-file vectors (`tests/vectors/msb-0.6.3/sparse/`): each JSON file
 //! describes a file (logical size and data extents), and `digests.tsv` /
 //! `merkle.tsv` record its digests under each algorithm.
 #![allow(dead_code)]
@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+/// The v0.6.3 set, which holds the sparse vectors.
+pub use crate::vector_sets::MSB_V063 as VECTORS;
 
 pub struct Vector {
     pub name: String,
