@@ -3,11 +3,16 @@
 Every failure of the library is a ``microsnap.Error`` carrying the stable
 snake_case ``code`` (as in docs/abi.md), the numeric ``status`` and the
 library's ``message``. Each code has its own subclass; the not-found ones
-are also ``LookupError`` and ``InvalidArgument`` is also ``ValueError``, so
-generic ``except LookupError`` code works too.
-"""
+are also ``LookupError``, ``InvalidArgument`` is also ``ValueError`` and
+``IoError`` is also ``OSError``, so generic ``except LookupError`` or
+``except OSError`` code works too.
 
-from __future__ import annotations
+Every class says it is ``microsnap.<Name>`` (``__module__``), the name users
+import it by, so tracebacks show ``microsnap.ImageNotFound`` and pickle finds
+the class again. (No ``from __future__ import annotations`` here: the
+annotations are evaluated now, so they do not depend on the module they
+claim to be in.)
+"""
 
 import json
 from typing import Any, ClassVar
@@ -134,10 +139,29 @@ class Unsupported(Error):
     CODE, STATUS = "unsupported", 11
 
 
-class IoError(Error):
-    """A filesystem or database error."""
+class IoError(Error, OSError):
+    """A filesystem or database error; also an ``OSError``.
+
+    ``errno`` is the error object's ``errno`` when it has one, else None.
+    The engine's io error object carries no errno today (only ``code`` and
+    ``message``, whose text includes the OS's description), so it is None
+    until the engine adds the field. ``strerror`` is the library's message.
+    """
 
     CODE, STATUS = "io", 12
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status, details=details)
+        errno = self.details.get("errno")
+        self.errno = errno if type(errno) is int else None
+        self.strerror = message
 
 
 class Cancelled(Error):
@@ -168,6 +192,10 @@ ERROR_CLASSES: tuple[type[Error], ...] = (
     Cancelled,
     InternalError,
 )
+
+for _cls in (Error, *ERROR_CLASSES):
+    _cls.__module__ = "microsnap"
+del _cls
 
 _BY_STATUS: dict[int, type[Error]] = {cls.STATUS: cls for cls in ERROR_CLASSES}
 
