@@ -17,6 +17,8 @@ claim to be in.)
 import json
 from typing import Any, ClassVar
 
+from ._wire import WireMismatch, check_fields
+
 
 class Error(Exception):
     """A failure reported by libmicrosnap."""
@@ -30,6 +32,8 @@ class Error(Exception):
     # Set by each subclass; the base class keeps what the library said.
     CODE: ClassVar[str] = ""
     STATUS: ClassVar[int] = -1
+    #: The fields this code's error object has beyond ``code`` and ``message``.
+    FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -86,6 +90,7 @@ class HasChildren(Error):
     """The snapshot has indexed children; remove them first or use force."""
 
     CODE, STATUS = "has_children", 6
+    FIELDS = ("digest", "children")
 
     @property
     def digest(self) -> str | None:
@@ -101,6 +106,7 @@ class IntegrityMismatch(Error):
     """Content differs from what the manifest records."""
 
     CODE, STATUS = "integrity_mismatch", 7
+    FIELDS = ("path", "expected", "actual")
 
     @property
     def path(self) -> str | None:
@@ -149,6 +155,7 @@ class IoError(Error, OSError):
     """
 
     CODE, STATUS = "io", 12
+    FIELDS = ("errno",)
 
     def __init__(
         self,
@@ -200,8 +207,13 @@ del _cls
 _BY_STATUS: dict[int, type[Error]] = {cls.STATUS: cls for cls in ERROR_CLASSES}
 
 
-def error_from(status: int, text: str) -> Error:
-    """The exception for a failed call: its status and its error object text."""
+def error_from(status: int, text: str, *, strict: bool = False) -> Error:
+    """The exception for a failed call: its status and its error object text.
+
+    Tolerant by default (any text gives an exception). With ``strict`` (the
+    tests, on the golden files), the text must be an error object whose
+    ``code`` is the status's and whose fields this binding all knows.
+    """
     try:
         details = json.loads(text) if text else {}
         if not isinstance(details, dict):
@@ -209,6 +221,16 @@ def error_from(status: int, text: str) -> Error:
     except ValueError:
         details = {}
     cls = _BY_STATUS.get(status, Error)
+    if strict:
+        _check_strictly(cls, status, text, details)
     message = str(details.get("message") or text or f"microsnap error {status}")
     code = details.get("code") if cls is Error else cls.CODE
     return cls(message, code=str(code or f"status_{status}"), status=status, details=details)
+
+
+def _check_strictly(cls: type[Error], status: int, text: str, details: dict[str, Any]) -> None:
+    if cls is Error:
+        raise WireMismatch(f"status {status}: no error class has this status")
+    check_fields(cls.__name__, json.loads(text), ("code", "message", *cls.FIELDS), strict=True)
+    if details.get("code") != cls.CODE:
+        raise WireMismatch(f"status {status} is {cls.CODE!r}, but the error object says {details.get('code')!r}")

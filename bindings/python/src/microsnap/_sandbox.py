@@ -20,7 +20,7 @@ from ._call import ProgressCallback, call, call_long, check_status, encode_args
 from ._cancel import Cancel
 from ._errors import InvalidArgument
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
-from ._types import SandboxHandle
+from ._types import SandboxHandle, SandboxList
 
 if TYPE_CHECKING:
     from ._home import Home
@@ -150,7 +150,7 @@ class Sandbox(BoundToHome):
     def list(cls) -> list[SandboxHandle]:
         """All sandboxes, by name."""
         home, data = cls._call("msnap_sandbox_list")
-        return [SandboxHandle.from_json(s, home) for s in data["sandboxes"]]
+        return list(SandboxList.from_json(data, home).sandboxes)
 
     @classmethod
     def remove(cls, name: str) -> None:

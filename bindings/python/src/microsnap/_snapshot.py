@@ -10,7 +10,17 @@ from ._bound import BoundToHome
 from ._call import ProgressCallback, call_long, encode_args
 from ._cancel import Cancel
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
-from ._types import DirListing, ExportResult, SandboxHandle, SnapshotArtifact, SnapshotHandle, VerifyReport
+from ._types import (
+    DirListing,
+    ExportResult,
+    SandboxHandle,
+    SnapshotArtifact,
+    SnapshotHandle,
+    SnapshotImport,
+    SnapshotList,
+    SnapshotReindex,
+    VerifyReport,
+)
 
 if TYPE_CHECKING:
     from ._sandbox import Sandbox
@@ -82,7 +92,7 @@ class Snapshot(BoundToHome):
     def list(cls) -> list[SnapshotHandle]:
         """Indexed snapshots, newest first."""
         home, data = cls._call("msnap_snapshot_list")
-        return [SnapshotHandle.from_json(h, home) for h in data["snapshots"]]
+        return list(SnapshotList.from_json(data, home).snapshots)
 
     @classmethod
     def list_dir(cls, d: PathArg) -> DirListing:
@@ -102,7 +112,7 @@ class Snapshot(BoundToHome):
     def reindex(cls, d: PathArg | None = None) -> int:
         """Rebuild the index from ``d``'s artifacts (default: the home's snapshots)."""
         _, data = cls._call("msnap_snapshot_reindex", {"dir": path_arg(d) if d is not None else None})
-        return int(data["indexed"])
+        return SnapshotReindex.from_json(data).indexed
 
     @classmethod
     def verify(
@@ -188,4 +198,4 @@ class Snapshot(BoundToHome):
             cancel=cancel,
             progress=progress,
         )
-        return SnapshotHandle.from_json(data["head"], home)
+        return SnapshotImport.from_json(data, home).head
