@@ -136,7 +136,9 @@ def test_export_errors(home, tmp_path):
         home.Snapshot.export("x", tmp_path / "no-such-dir" / "x.tar.zst")
 
 
-@pytest.mark.parametrize(("arg", "value"), [("threads", -1), ("threads", 1 << 32), ("level", 1 << 31), ("level", -(1 << 31) - 1)])
+@pytest.mark.parametrize(
+    ("arg", "value"), [("threads", -1), ("threads", 1 << 32), ("level", 1 << 31), ("level", -(1 << 31) - 1)]
+)
 def test_export_int_outside_the_abi_is_an_invalid_argument_naming_it(home, tmp_path, arg, value):
     snapshot_with_marker(home)
     with pytest.raises(microsnap.InvalidArgument) as e:

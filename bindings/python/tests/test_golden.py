@@ -168,3 +168,7 @@ def test_error_code_must_match_its_status():
         _errors.error_from(1, json.dumps({"code": "sandbox_not_found", "message": "m"}), strict=True)
     with pytest.raises(WireMismatch, match="no error class"):
         _errors.error_from(99, json.dumps({"code": "future", "message": "m"}), strict=True)
+    with pytest.raises(WireMismatch, match="expected a JSON object"):
+        _errors.error_from(8, "not json", strict=True)
+    # Tolerant, the same text is still an exception to raise.
+    assert type(_errors.error_from(8, "not json")) is microsnap.InvalidArgument

@@ -215,22 +215,21 @@ def error_from(status: int, text: str, *, strict: bool = False) -> Error:
     ``code`` is the status's and whose fields this binding all knows.
     """
     try:
-        details = json.loads(text) if text else {}
-        if not isinstance(details, dict):
-            details = {}
+        parsed = json.loads(text) if text else {}
     except ValueError:
-        details = {}
+        parsed = None
+    details = parsed if isinstance(parsed, dict) else {}
     cls = _BY_STATUS.get(status, Error)
     if strict:
-        _check_strictly(cls, status, text, details)
+        _check_strictly(cls, status, parsed)
     message = str(details.get("message") or text or f"microsnap error {status}")
     code = details.get("code") if cls is Error else cls.CODE
     return cls(message, code=str(code or f"status_{status}"), status=status, details=details)
 
 
-def _check_strictly(cls: type[Error], status: int, text: str, details: dict[str, Any]) -> None:
+def _check_strictly(cls: type[Error], status: int, parsed: Any) -> None:
     if cls is Error:
         raise WireMismatch(f"status {status}: no error class has this status")
-    check_fields(cls.__name__, json.loads(text), ("code", "message", *cls.FIELDS), strict=True)
-    if details.get("code") != cls.CODE:
-        raise WireMismatch(f"status {status} is {cls.CODE!r}, but the error object says {details.get('code')!r}")
+    check_fields(cls.__name__, parsed, ("code", "message", *cls.FIELDS), strict=True)
+    if parsed.get("code") != cls.CODE:
+        raise WireMismatch(f"status {status} is {cls.CODE!r}, but the error object says {parsed.get('code')!r}")
