@@ -136,6 +136,25 @@ def test_export_errors(home, tmp_path):
         home.Snapshot.export("x", tmp_path / "no-such-dir" / "x.tar.zst")
 
 
+@pytest.mark.parametrize(
+    ("arg", "value"), [("threads", -1), ("threads", 1 << 32), ("level", 1 << 31), ("level", -(1 << 31) - 1)]
+)
+def test_export_int_outside_the_abi_is_an_invalid_argument_naming_it(home, tmp_path, arg, value):
+    snapshot_with_marker(home)
+    with pytest.raises(microsnap.InvalidArgument) as e:
+        home.Snapshot.export("x", tmp_path / "x.tar.zst", **{arg: value})
+    assert e.value.message.startswith(f"{arg} ") and str(value) in e.value.message
+    assert not (tmp_path / "x.tar.zst").exists()
+
+
+@pytest.mark.parametrize("arg", ["threads", "level"])
+def test_export_int_that_is_not_an_int_is_a_type_error(home, tmp_path, arg):
+    snapshot_with_marker(home)
+    for value in (True, 2.0, "3"):
+        with pytest.raises(TypeError, match=rf"^{arg} must be an int"):
+            home.Snapshot.export("x", tmp_path / "x.tar.zst", **{arg: value})
+
+
 def test_progress_phases(home, other, tmp_path):
     snapshot_with_marker(home)
     export_phases: list[str] = []

@@ -92,8 +92,9 @@ def test_real_triggers(home, tmp_path):
     with pytest.raises(microsnap.Unsupported):
         home.Sandbox.create("q", image=IMAGE, upper=qcow2_upper(tmp_path / "q.qcow2", backing_offset=512), fstype="ext4")
     (tmp_path / "a-file").write_text("not a directory")
-    with pytest.raises(microsnap.IoError):
+    with pytest.raises(OSError) as io_error:
         home.Snapshot.list_dir(tmp_path / "a-file" / "sub")
+    assert type(io_error.value) is microsnap.IoError and io_error.value.errno is None
     cancel = microsnap.Cancel()
     cancel.cancel()
     with pytest.raises(microsnap.Cancelled):
@@ -102,3 +103,39 @@ def test_real_triggers(home, tmp_path):
     with pytest.raises(microsnap.InvalidArchive):
         home.Snapshot.import_(tmp_path / "junk.tar.zst")
     # InternalError is only a caught panic: its mapping is tested above.
+
+
+def test_io_error_is_an_os_error():
+    assert issubclass(microsnap.IoError, OSError)
+    err = _errors.error_from(12, json.dumps({"code": "io", "message": "open /x: No such file or directory"}))
+    assert isinstance(err, OSError) and isinstance(err, microsnap.Error)
+    # The engine's io error object carries no errno today, so there is none to give.
+    assert err.errno is None
+    assert str(err) == "open /x: No such file or directory [io]"
+    with_errno = _errors.error_from(12, json.dumps({"code": "io", "message": "m", "errno": 2}))
+    assert with_errno.errno == 2 and type(with_errno) is microsnap.IoError
+    with pytest.raises(OSError):
+        raise err
+    not_io = [c for c in _errors.ERROR_CLASSES if c is not microsnap.IoError]
+    assert not any(issubclass(c, OSError) for c in not_io)
+
+
+def test_public_names_are_exactly_all():
+    public = {n for n in dir(microsnap) if not n.startswith("_")}
+    assert public == set(microsnap.__all__)
+    assert all(hasattr(microsnap, n) for n in microsnap.__all__)
+
+
+@pytest.mark.parametrize("cls", [microsnap.Error, microsnap.LibraryError, *_errors.ERROR_CLASSES],
+                         ids=lambda c: c.__name__)
+def test_exception_classes_show_as_microsnap(cls):
+    import pickle
+    import traceback
+
+    assert (cls.__module__, cls.__qualname__) == ("microsnap", cls.__name__)
+    assert getattr(microsnap, cls.__name__) is cls
+    err = cls("boom")
+    assert traceback.format_exception_only(err)[-1].startswith(f"microsnap.{cls.__name__}: ")
+    # The name it shows is a real one: pickle finds the class by it.
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is cls and str(again) == str(err)

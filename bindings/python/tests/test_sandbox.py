@@ -143,6 +143,47 @@ def test_create_errors(home):
     assert [s.name for s in home.Sandbox.list()] == ["dup"]
 
 
+@pytest.mark.parametrize("size", [1 << 63, (1 << 64) + 1, -1, -(1 << 63)])
+def test_size_outside_the_abi_is_an_invalid_argument_naming_it(home, size):
+    """Python ints are unbounded; the ABI's size is 0..2**63-1 bytes (issue 19 §3)."""
+    with pytest.raises(microsnap.InvalidArgument) as e:
+        home.Sandbox.create("big", image=IMAGE, size=size)
+    assert isinstance(e.value, ValueError)
+    assert e.value.message.startswith("size ") and str(size) in e.value.message
+    assert "out of range integral type conversion" not in e.value.message
+    assert home.Sandbox.list() == []
+    assert not (home.path / "sandboxes" / "big").exists()
+
+
+@pytest.mark.parametrize("size", [True, False, 1.5, 4.0, "4G", b"1"])
+def test_size_that_is_not_an_int_is_a_type_error(home, size):
+    """A float must not become a 1-byte upper, nor True a 1-byte one."""
+    with pytest.raises(TypeError, match=r"^size must be an int"):
+        home.Sandbox.create("odd", image=IMAGE, size=size)
+    assert home.Sandbox.list() == []
+
+
+def test_size_bounds_are_the_abi_s():
+    from microsnap._ints import SIZE_MAX, int_arg
+
+    assert int_arg("size", 0, 0, SIZE_MAX) == 0
+    assert int_arg("size", (1 << 63) - 1, 0, SIZE_MAX) == SIZE_MAX == (1 << 63) - 1
+    with pytest.raises(microsnap.InvalidArgument) as e:
+        int_arg("size", 1 << 63, 0, SIZE_MAX, " bytes")
+    assert e.value.message == "size must be 0 to 2**63-1 bytes, not 9223372036854775808"
+
+
+def test_size_accepts_any_integer_type(home):
+    """What operator.index accepts (numpy ints, IntEnum, ...) is an int size."""
+
+    class Bytes:
+        def __index__(self) -> int:
+            return UPPER_SIZE
+
+    with home.Sandbox.create("indexed", image=IMAGE, size=Bytes()) as sb:
+        assert sb.info().size_bytes == UPPER_SIZE
+
+
 def test_module_level_api_uses_microsnap_home(default_home):
     with microsnap.Sandbox.create("baseline", image=IMAGE, size=UPPER_SIZE) as sb:
         assert sb.info().upper_path.is_relative_to(default_home)

@@ -11,8 +11,6 @@ The module-level classes act on ``$MICROSNAP_HOME`` (else ``~/.microsnap``);
 Every failure is a ``microsnap.Error`` subclass; see docs/abi.md for codes.
 """
 
-from __future__ import annotations
-
 from . import _lib
 from ._call import ProgressCallback
 from ._cancel import Cancel

@@ -74,26 +74,20 @@ def call(func: Any, *args: Any, out_at: int = 0) -> Any:
 class _Progress:
     """The C progress callback for one call, and the exception it caught.
 
-    Within a phase, ``done`` never goes back: the library's parallel workers
-    can deliver their counts slightly out of order, and a stale (smaller)
-    count is dropped rather than shown. A report with ``done == 0`` starts a
-    phase, even one with the same name as the last.
+    Every report is passed on as the library made it: that ``done`` never
+    goes back within a phase is the library's guarantee (docs/abi.md), kept
+    there once rather than re-checked here.
     """
 
     def __init__(self, progress: ProgressCallback | None) -> None:
         self.failure: BaseException | None = None
         self._progress = progress
-        self._last: tuple[bytes | None, int] = (None, 0)
         # Kept on self: ctypes must not collect the thunk while C holds it.
         self.c_function = _lib.PROGRESS_FN(self._trampoline) if progress else _lib.PROGRESS_FN()
 
     def _trampoline(self, phase: bytes | None, done: int, total: int, _payload: Any) -> int:
         if self.failure is not None or self._progress is None:
             return 1
-        last_phase, last_done = self._last
-        if done != 0 and phase == last_phase and done < last_done:
-            return 0
-        self._last = (phase, done)
         try:
             self._progress((phase or b"").decode("utf-8", errors="replace"), done, total)
             return 0

@@ -3,14 +3,21 @@
 Every failure of the library is a ``microsnap.Error`` carrying the stable
 snake_case ``code`` (as in docs/abi.md), the numeric ``status`` and the
 library's ``message``. Each code has its own subclass; the not-found ones
-are also ``LookupError`` and ``InvalidArgument`` is also ``ValueError``, so
-generic ``except LookupError`` code works too.
-"""
+are also ``LookupError``, ``InvalidArgument`` is also ``ValueError`` and
+``IoError`` is also ``OSError``, so generic ``except LookupError`` or
+``except OSError`` code works too.
 
-from __future__ import annotations
+Every class says it is ``microsnap.<Name>`` (``__module__``), the name users
+import it by, so tracebacks show ``microsnap.ImageNotFound`` and pickle finds
+the class again. (No ``from __future__ import annotations`` here: the
+annotations are evaluated now, so they do not depend on the module they
+claim to be in.)
+"""
 
 import json
 from typing import Any, ClassVar
+
+from ._wire import WireMismatch, check_fields
 
 
 class Error(Exception):
@@ -25,6 +32,8 @@ class Error(Exception):
     # Set by each subclass; the base class keeps what the library said.
     CODE: ClassVar[str] = ""
     STATUS: ClassVar[int] = -1
+    #: The fields this code's error object has beyond ``code`` and ``message``.
+    FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -81,6 +90,7 @@ class HasChildren(Error):
     """The snapshot has indexed children; remove them first or use force."""
 
     CODE, STATUS = "has_children", 6
+    FIELDS = ("digest", "children")
 
     @property
     def digest(self) -> str | None:
@@ -96,6 +106,7 @@ class IntegrityMismatch(Error):
     """Content differs from what the manifest records."""
 
     CODE, STATUS = "integrity_mismatch", 7
+    FIELDS = ("path", "expected", "actual")
 
     @property
     def path(self) -> str | None:
@@ -134,10 +145,30 @@ class Unsupported(Error):
     CODE, STATUS = "unsupported", 11
 
 
-class IoError(Error):
-    """A filesystem or database error."""
+class IoError(Error, OSError):
+    """A filesystem or database error; also an ``OSError``.
+
+    ``errno`` is the error object's ``errno`` when it has one, else None.
+    The engine's io error object carries no errno today (only ``code`` and
+    ``message``, whose text includes the OS's description), so it is None
+    until the engine adds the field. ``strerror`` is the library's message.
+    """
 
     CODE, STATUS = "io", 12
+    FIELDS = ("errno",)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status, details=details)
+        errno = self.details.get("errno")
+        self.errno = errno if type(errno) is int else None
+        self.strerror = message
 
 
 class Cancelled(Error):
@@ -169,18 +200,36 @@ ERROR_CLASSES: tuple[type[Error], ...] = (
     InternalError,
 )
 
+for _cls in (Error, *ERROR_CLASSES):
+    _cls.__module__ = "microsnap"
+del _cls
+
 _BY_STATUS: dict[int, type[Error]] = {cls.STATUS: cls for cls in ERROR_CLASSES}
 
 
-def error_from(status: int, text: str) -> Error:
-    """The exception for a failed call: its status and its error object text."""
+def error_from(status: int, text: str, *, strict: bool = False) -> Error:
+    """The exception for a failed call: its status and its error object text.
+
+    Tolerant by default (any text gives an exception). With ``strict`` (the
+    tests, on the golden files), the text must be an error object whose
+    ``code`` is the status's and whose fields this binding all knows.
+    """
     try:
-        details = json.loads(text) if text else {}
-        if not isinstance(details, dict):
-            details = {}
+        parsed = json.loads(text) if text else {}
     except ValueError:
-        details = {}
+        parsed = None
+    details = parsed if isinstance(parsed, dict) else {}
     cls = _BY_STATUS.get(status, Error)
+    if strict:
+        _check_strictly(cls, status, parsed)
     message = str(details.get("message") or text or f"microsnap error {status}")
     code = details.get("code") if cls is Error else cls.CODE
     return cls(message, code=str(code or f"status_{status}"), status=status, details=details)
+
+
+def _check_strictly(cls: type[Error], status: int, parsed: Any) -> None:
+    if cls is Error:
+        raise WireMismatch(f"status {status}: no error class has this status")
+    check_fields(cls.__name__, parsed, ("code", "message", *cls.FIELDS), strict=True)
+    if parsed.get("code") != cls.CODE:
+        raise WireMismatch(f"status {status} is {cls.CODE!r}, but the error object says {parsed.get('code')!r}")

@@ -19,6 +19,7 @@ from . import _lib
 from ._call import call, check_status, encode_args
 from ._errors import InvalidArgument
 from ._paths import PathArg, path_arg
+from ._types import ContextOpen
 
 if TYPE_CHECKING:
     from ._image import Image
@@ -46,7 +47,7 @@ class Home:
         opened = call(lib.msnap_context_open, ctypes.byref(ctx), encode_args(args), out_at=1)
         self._ctx: Any = ctx
         self._lock = threading.Lock()
-        self.path = Path(opened["home"])
+        self.path = ContextOpen.from_json(opened).home
         bound = {"_bound_home": self, "__module__": "microsnap"}
         self.Sandbox = type("Sandbox", (Sandbox,), dict(bound, __qualname__="Sandbox"))
         self.Snapshot = type("Snapshot", (Snapshot,), dict(bound, __qualname__="Snapshot"))

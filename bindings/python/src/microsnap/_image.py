@@ -6,7 +6,7 @@ import builtins
 
 from ._bound import BoundToHome
 from ._paths import PathArg, path_arg
-from ._types import ImageInfo, ImagePin
+from ._types import ImageImport, ImageInfo, ImageList, ImagePin
 
 
 class Image(BoundToHome):
@@ -19,10 +19,10 @@ class Image(BoundToHome):
     def list(cls) -> list[ImageInfo]:
         """Images in the home's OCI layout."""
         _, data = cls._call("msnap_image_list")
-        return [ImageInfo.from_json(i) for i in data["images"]]
+        return list(ImageList.from_json(data).images)
 
     @classmethod
     def import_(cls, source: PathArg, ref: str | None = None) -> builtins.list[ImagePin]:
         """Copy the images (or only ``ref``) of the OCI layout ``source`` into the home's."""
         _, data = cls._call("msnap_image_import", {"source": path_arg(source), "ref": ref})
-        return [ImagePin(i["ref"], i["manifest_digest"]) for i in data["images"]]
+        return list(ImageImport.from_json(data).images)

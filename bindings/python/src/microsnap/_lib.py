@@ -26,6 +26,9 @@ SYSTEM_NAME = "libmicrosnap.so.0"
 class LibraryError(ImportError):
     """libmicrosnap could not be found or loaded, or speaks another ABI."""
 
+    # Shown (and pickled) by the name users import it by.
+    __module__ = "microsnap"
+
 
 # ---- C types -------------------------------------------------------------
 

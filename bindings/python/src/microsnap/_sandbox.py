@@ -19,8 +19,9 @@ from ._bound import BoundToHome
 from ._call import ProgressCallback, call, call_long, check_status, encode_args
 from ._cancel import Cancel
 from ._errors import InvalidArgument
+from ._ints import SIZE_MAX, int_arg
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
-from ._types import SandboxHandle
+from ._types import SandboxHandle, SandboxList
 
 if TYPE_CHECKING:
     from ._home import Home
@@ -91,6 +92,9 @@ class Sandbox(BoundToHome):
         default 4 GiB), ``snapshot`` (a private copy of its upper; its image
         comes with it), or ``image`` + ``upper`` + ``fstype`` (adopt a copy of
         an existing raw or qcow2 upper; the format is detected).
+
+        ``size`` is an int (TypeError otherwise) of 0..2**63-1 bytes
+        (InvalidArgument otherwise).
         """
         home = cls._home()
         args = {
@@ -99,7 +103,7 @@ class Sandbox(BoundToHome):
             "snapshot": snapshot_ref(snapshot) if snapshot is not None else None,
             "upper": path_arg(upper) if upper is not None else None,
             "fstype": fstype,
-            "size_bytes": size,
+            "size_bytes": int_arg("size", size, 0, SIZE_MAX, " bytes") if size is not None else None,
             "start": start,
         }
         lib = _lib.lib()
@@ -150,7 +154,7 @@ class Sandbox(BoundToHome):
     def list(cls) -> list[SandboxHandle]:
         """All sandboxes, by name."""
         home, data = cls._call("msnap_sandbox_list")
-        return [SandboxHandle.from_json(s, home) for s in data["sandboxes"]]
+        return list(SandboxList.from_json(data, home).sandboxes)
 
     @classmethod
     def remove(cls, name: str) -> None:

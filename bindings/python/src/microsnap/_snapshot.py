@@ -9,8 +9,19 @@ from . import _lib
 from ._bound import BoundToHome
 from ._call import ProgressCallback, call_long, encode_args
 from ._cancel import Cancel
+from ._ints import I32_MAX, I32_MIN, U32_MAX, int_arg
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
-from ._types import DirListing, ExportResult, SandboxHandle, SnapshotArtifact, SnapshotHandle, VerifyReport
+from ._types import (
+    DirListing,
+    ExportResult,
+    SandboxHandle,
+    SnapshotArtifact,
+    SnapshotHandle,
+    SnapshotImport,
+    SnapshotList,
+    SnapshotReindex,
+    VerifyReport,
+)
 
 if TYPE_CHECKING:
     from ._sandbox import Sandbox
@@ -82,7 +93,7 @@ class Snapshot(BoundToHome):
     def list(cls) -> list[SnapshotHandle]:
         """Indexed snapshots, newest first."""
         home, data = cls._call("msnap_snapshot_list")
-        return [SnapshotHandle.from_json(h, home) for h in data["snapshots"]]
+        return list(SnapshotList.from_json(data, home).snapshots)
 
     @classmethod
     def list_dir(cls, d: PathArg) -> DirListing:
@@ -102,7 +113,7 @@ class Snapshot(BoundToHome):
     def reindex(cls, d: PathArg | None = None) -> int:
         """Rebuild the index from ``d``'s artifacts (default: the home's snapshots)."""
         _, data = cls._call("msnap_snapshot_reindex", {"dir": path_arg(d) if d is not None else None})
-        return int(data["indexed"])
+        return SnapshotReindex.from_json(data).indexed
 
     @classmethod
     def verify(
@@ -142,7 +153,10 @@ class Snapshot(BoundToHome):
 
         ``with_parents`` adds its ancestors, ``with_image`` its base image;
         ``dense`` stores holes as data; ``level`` and ``threads`` tune zstd
-        (None: the library's defaults). A cancelled export leaves no file.
+        (None: the library's defaults). ``level`` must be an int that fits an
+        i32 and ``threads`` one that fits a u32 (TypeError for another type,
+        InvalidArgument out of range); the library judges the value itself.
+        A cancelled export leaves no file.
         """
         home = cls._home()
         args = {
@@ -152,8 +166,8 @@ class Snapshot(BoundToHome):
             "with_image": with_image,
             "plain_tar": plain_tar,
             "dense": dense,
-            "level": level,
-            "threads": threads,
+            "level": int_arg("level", level, I32_MIN, I32_MAX) if level is not None else None,
+            "threads": int_arg("threads", threads, 0, U32_MAX) if threads is not None else None,
         }
         data = call_long(
             _lib.lib().msnap_snapshot_export,
@@ -188,4 +202,4 @@ class Snapshot(BoundToHome):
             cancel=cancel,
             progress=progress,
         )
-        return SnapshotHandle.from_json(data["head"], home)
+        return SnapshotImport.from_json(data, home).head

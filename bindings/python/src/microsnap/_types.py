@@ -1,14 +1,23 @@
 """The objects calls return: frozen dataclasses over the library's JSON.
 
-Each is built from one JSON object of docs/abi.md. Objects that can act
-(verify an artifact, snapshot a sandbox, ...) remember the :class:`Home`
-they came from, so ``microsnap.Home(path).Snapshot.open("x").verify()``
-acts on that home. Fields the library adds later are ignored, so a newer
-library of the same ABI version still works.
+Each is built from one JSON object of docs/abi.md by its ``from_json``; the
+dataclass's public fields are the object's fields, name for name. Objects
+that can act (verify an artifact, snapshot a sandbox, ...) remember the
+:class:`Home` they came from, so ``microsnap.Home(path).Snapshot.open("x")
+.verify()`` acts on that home.
+
+Decoding is tolerant by default: a field the library adds later is ignored,
+so an installed package keeps working with a newer library of the same ABI
+version (the loader accepts any library whose ``msnap_abi_version`` matches,
+and adding a field is not an ABI break). ``strict=True`` makes an unknown
+field an error instead; the tests decode every ``tests/golden/*.json`` file
+that way, so a field added in Rust and forgotten here fails a test.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Error, InvalidManifest
+from ._wire import check_fields
 
 if TYPE_CHECKING:
     from ._call import ProgressCallback
@@ -40,6 +50,17 @@ def parse_time(text: str, unix_nanos: int | None = None) -> datetime:
     return parsed
 
 
+@functools.cache
+def wire_fields(cls: type) -> frozenset[str]:
+    """The JSON fields a result dataclass reads: its public fields."""
+    return frozenset(f.name for f in dataclasses.fields(cls) if not f.name.startswith("_"))
+
+
+def _object(cls: type, d: Any, strict: bool) -> Mapping[str, Any]:
+    # Tolerant decoding (the default) costs nothing per object.
+    return check_fields(cls.__name__, d, wire_fields(cls), strict) if strict else d
+
+
 def _labels(d: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in (d.get("labels") or {}).items()}
 
@@ -50,6 +71,11 @@ class Integrity:
 
     algorithm: str
     digest: str
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> Integrity:
+        d = _object(cls, d, strict)
+        return cls(algorithm=d["algorithm"], digest=d["digest"])
 
 
 @dataclass(frozen=True)
@@ -73,7 +99,8 @@ class SnapshotArtifact:
     _home: Home | None = _HOME
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> SnapshotArtifact:
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> SnapshotArtifact:
+        d = _object(cls, d, strict)
         integrity = d.get("integrity")
         return cls(
             path=Path(d["path"]),
@@ -88,7 +115,7 @@ class SnapshotArtifact:
             labels=_labels(d),
             upper_file=d["upper_file"],
             size_bytes=int(d["size_bytes"]),
-            integrity=Integrity(integrity["algorithm"], integrity["digest"]) if integrity else None,
+            integrity=Integrity.from_json(integrity, strict=strict) if integrity else None,
             source_sandbox=d.get("source_sandbox"),
             _home=home,
         )
@@ -124,7 +151,8 @@ class SnapshotHandle:
     _home: Home | None = _HOME
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> SnapshotHandle:
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> SnapshotHandle:
+        d = _object(cls, d, strict)
         nanos = int(d.get("created_at_unix_nanos") or 0)
         size = d.get("size_bytes")
         return cls(
@@ -171,6 +199,11 @@ class UpperVerify:
     algorithm: str
     digest: str
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> UpperVerify:
+        d = _object(cls, d, strict)
+        return cls(kind=d["kind"], algorithm=d.get("algorithm", ""), digest=d.get("digest", ""))
+
 
 @dataclass(frozen=True)
 class VerifyReport:
@@ -181,12 +214,12 @@ class VerifyReport:
     upper: UpperVerify
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> VerifyReport:
-        u = d["upper"]
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> VerifyReport:
+        d = _object(cls, d, strict)
         return cls(
             digest=d["digest"],
             path=Path(d["path"]),
-            upper=UpperVerify(u["kind"], u.get("algorithm", ""), u.get("digest", "")),
+            upper=UpperVerify.from_json(d["upper"], strict=strict),
         )
 
     @property
@@ -202,6 +235,11 @@ class SkippedArtifact:
     path: Path
     code: str
     message: str
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> SkippedArtifact:
+        d = _object(cls, d, strict)
+        return cls(path=Path(d["path"]), code=d.get("code", ""), message=d.get("message", ""))
 
     def error(self) -> Error:
         """The exception this entry would have raised."""
@@ -221,13 +259,11 @@ class DirListing:
     skipped: tuple[SkippedArtifact, ...]
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> DirListing:
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> DirListing:
+        d = _object(cls, d, strict)
         return cls(
-            artifacts=tuple(SnapshotArtifact.from_json(a, home) for a in d.get("artifacts", [])),
-            skipped=tuple(
-                SkippedArtifact(Path(s["path"]), s.get("code", ""), s.get("message", ""))
-                for s in d.get("skipped", [])
-            ),
+            artifacts=tuple(SnapshotArtifact.from_json(a, home, strict=strict) for a in d.get("artifacts", [])),
+            skipped=tuple(SkippedArtifact.from_json(s, strict=strict) for s in d.get("skipped", [])),
         )
 
     def __iter__(self) -> Iterator[SnapshotArtifact]:
@@ -259,7 +295,8 @@ class SandboxHandle:
     _home: Home | None = _HOME
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any], home: Home | None = None) -> SandboxHandle:
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> SandboxHandle:
+        d = _object(cls, d, strict)
         return cls(
             name=d["name"],
             state=d["state"],
@@ -346,7 +383,8 @@ class ExportResult:
     bytes_written: int
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ExportResult:
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> ExportResult:
+        d = _object(cls, d, strict)
         return cls(
             path=Path(d["path"]),
             snapshots=tuple(d.get("snapshots") or ()),
@@ -365,7 +403,8 @@ class ImageInfo:
     size: int
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ImageInfo:
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> ImageInfo:
+        d = _object(cls, d, strict)
         return cls(
             ref=d["ref"],
             manifest_digest=d["manifest_digest"],
@@ -381,6 +420,105 @@ class ImagePin:
 
     ref: str
     manifest_digest: str
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> ImagePin:
+        d = _object(cls, d, strict)
+        return cls(ref=d["ref"], manifest_digest=d["manifest_digest"])
+
+
+# ---- The envelopes some calls wrap their results in. The API returns what
+# ---- is inside; these exist so that every result is decoded by a type.
+
+
+@dataclass(frozen=True)
+class ContextOpen:
+    """``msnap_context_open``'s result: the home as the library resolved it."""
+
+    home: Path
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> ContextOpen:
+        d = _object(cls, d, strict)
+        return cls(home=Path(d["home"]))
+
+
+@dataclass(frozen=True)
+class SandboxList:
+    """``msnap_sandbox_list``'s result."""
+
+    sandboxes: tuple[SandboxHandle, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> SandboxList:
+        d = _object(cls, d, strict)
+        return cls(sandboxes=tuple(SandboxHandle.from_json(s, home, strict=strict) for s in d["sandboxes"]))
+
+
+@dataclass(frozen=True)
+class SnapshotList:
+    """``msnap_snapshot_list``'s result."""
+
+    snapshots: tuple[SnapshotHandle, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> SnapshotList:
+        d = _object(cls, d, strict)
+        return cls(snapshots=tuple(SnapshotHandle.from_json(h, home, strict=strict) for h in d["snapshots"]))
+
+
+@dataclass(frozen=True)
+class SnapshotReindex:
+    """``msnap_snapshot_reindex``'s result: how many artifacts were indexed."""
+
+    indexed: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> SnapshotReindex:
+        d = _object(cls, d, strict)
+        return cls(indexed=int(d["indexed"]))
+
+
+@dataclass(frozen=True)
+class SnapshotImport:
+    """``msnap_snapshot_import``'s result: the head, every snapshot installed, the images."""
+
+    head: SnapshotHandle
+    imported: tuple[SnapshotHandle, ...]
+    images: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> SnapshotImport:
+        d = _object(cls, d, strict)
+        return cls(
+            head=SnapshotHandle.from_json(d["head"], home, strict=strict),
+            imported=tuple(SnapshotHandle.from_json(h, home, strict=strict) for h in d.get("imported") or ()),
+            images=tuple(str(i) for i in d.get("images") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """``msnap_image_list``'s result."""
+
+    images: tuple[ImageInfo, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> ImageList:
+        d = _object(cls, d, strict)
+        return cls(images=tuple(ImageInfo.from_json(i, strict=strict) for i in d["images"]))
+
+
+@dataclass(frozen=True)
+class ImageImport:
+    """``msnap_image_import``'s result: each image copied, with its manifest digest."""
+
+    images: tuple[ImagePin, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> ImageImport:
+        d = _object(cls, d, strict)
+        return cls(images=tuple(ImagePin.from_json(i, strict=strict) for i in d["images"]))
 
 
 def _home_of(obj: SnapshotArtifact | SnapshotHandle | SandboxHandle) -> Home:
