@@ -41,9 +41,27 @@ type exportArgs struct {
 // .tar.zst archive at outPath. Set opts.PlainTar to skip compression. A
 // cancelled ctx stops the export and removes the partial archive.
 func (f snapshotFactory) Export(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) error {
+	_, err := f.ExportWithReport(ctx, nameOrPath, outPath, opts)
+	return err
+}
+
+// SnapshotExportReport is what an export wrote.
+type SnapshotExportReport struct {
+	// Path is the archive written.
+	Path string `json:"path"`
+	// Snapshots are the digests of the snapshots in the archive, parents
+	// first.
+	Snapshots []string `json:"snapshots"`
+	// BytesWritten is the archive's size in bytes.
+	BytesWritten uint64 `json:"bytes_written"`
+}
+
+// ExportWithReport is Export, returning the library's report of what it
+// wrote.
+func (f snapshotFactory) ExportWithReport(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) (*SnapshotExportReport, error) {
 	h, err := f.resolve()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	args := exportArgs{
 		Ref: nameOrPath, Out: outPath,
@@ -56,10 +74,15 @@ func (f snapshotFactory) Export(ctx context.Context, nameOrPath, outPath string,
 	if opts.Threads != 0 {
 		args.Threads = &opts.Threads
 	}
-	return h.long(ctx, "snapshot_export", args, nil,
+	var r SnapshotExportReport
+	err = h.long(ctx, "snapshot_export", args, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char, cancel *C.msnap_cancel, monitor C.uintptr_t) C.int32_t {
 			return C.go_snapshot_export(out, native, args, cancel, monitor)
 		})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // Import unpacks a snapshot archive (.tar.zst or .tar, detected from its

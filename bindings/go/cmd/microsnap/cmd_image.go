@@ -3,79 +3,98 @@ package main
 import (
 	"archive/tar"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	register("image", "ls", "ls", imageList)
-	register("image", "import", "import OCI_LAYOUT_DIR_OR_TAR [--ref REF]", imageImport)
+func imageCommand(e *env) *cobra.Command {
+	return group("image", "List and import the OCI images sandboxes start from", imageList(e), imageImport(e))
 }
 
-func imageList(e *env, args []string) error {
-	fs := flag.NewFlagSet("image ls", flag.ContinueOnError)
-	if _, err := parseFlags(fs, args, 0, 0); err != nil {
-		return err
+func imageList(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List the images of the home's OCI layout",
+		Args: args(0, 0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			home, err := e.openHome()
+			if err != nil {
+				return err
+			}
+			images, err := home.ListImages(e.ctx)
+			if err != nil {
+				return err
+			}
+			if e.json {
+				return printJSON(e.stdout, viewImages(images))
+			}
+			rows := make([][]string, len(images))
+			for i, img := range images {
+				ref := img.Ref
+				if ref == "" {
+					ref = "<none>"
+				}
+				rows[i] = []string{ref, shortDigest(img.ManifestDigest), fmt.Sprint(img.Layers), humanBytes(img.Size)}
+			}
+			table(e.stdout, []string{"REF", "MANIFEST", "LAYERS", "SIZE"}, rows)
+			return nil
+		},
 	}
-	images, err := e.home.ListImages(e.ctx)
-	if err != nil {
-		return err
-	}
-	if e.json {
-		return printJSON(e.stdout, images)
-	}
-	rows := make([][]string, len(images))
-	for i, img := range images {
-		ref := img.Ref
-		if ref == "" {
-			ref = "<none>"
-		}
-		rows[i] = []string{ref, shortDigest(img.ManifestDigest), fmt.Sprint(img.Layers), humanBytes(img.Size)}
-	}
-	table(e.stdout, []string{"REF", "MANIFEST", "LAYERS", "SIZE"}, rows)
-	return nil
 }
 
 // imageImport adds the images of an OCI layout (a directory, or a tar of
 // one as `docker save`-style OCI tools write) to the home's layout.
-func imageImport(e *env, args []string) error {
-	fs := flag.NewFlagSet("image import", flag.ContinueOnError)
-	ref := fs.String("ref", "", "take only this image (or store the only one under this ref)")
-	pos, err := parseFlags(fs, args, 1, 1)
-	if err != nil {
-		return err
+func imageImport(e *env) *cobra.Command {
+	var ref string
+	c := &cobra.Command{
+		Use: "import OCI_LAYOUT_DIR_OR_TAR", Short: "Copy the images of an OCI layout (directory or tar) into the home",
+		Long: `Copy the images of an OCI image layout (a directory, or a tar of one, as
+skopeo, umoci or docker save write) into the home's layout, checking every
+blob's digest.`,
+		Args: args(1, 1),
 	}
-	src := pos[0]
-	st, err := os.Stat(src)
-	if err != nil {
-		return usageError(fmt.Sprintf("%s: %v", src, err))
-	}
-	if !st.IsDir() {
-		dir, err := os.MkdirTemp("", "microsnap-image-")
+	c.Flags().StringVar(&ref, "ref", "", "take only the image `REF` (or store the layout's only image under REF)")
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		src := pos[0]
+		if err := mustExist(src, "OCI layout"); err != nil {
+			return err
+		}
+		st, err := os.Stat(src)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		if err := untarLayout(src, dir); err != nil {
-			return usageError(fmt.Sprintf("%s is not an OCI layout tar: %v", src, err))
+		home, err := e.openHome()
+		if err != nil {
+			return err
 		}
-		src = dir
+		if !st.IsDir() {
+			dir, err := os.MkdirTemp("", "microsnap-image-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			if err := untarLayout(src, dir); err != nil {
+				return usageErrorf("%s is not an OCI layout tar: %v", src, err)
+			}
+			src = dir
+		}
+		images, err := home.ImportImages(e.ctx, src, ref)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(e.stdout, viewImported(images))
+		}
+		for _, img := range images {
+			fmt.Fprintf(e.stdout, "imported %s %s\n", img.Ref, img.ManifestDigest)
+		}
+		return nil
 	}
-	images, err := e.home.ImportImages(e.ctx, src, *ref)
-	if err != nil {
-		return err
-	}
-	if e.json {
-		return printJSON(e.stdout, images)
-	}
-	for _, img := range images {
-		fmt.Fprintf(e.stdout, "imported %s %s\n", img.Ref, img.ManifestDigest)
-	}
-	return nil
+	return c
 }
 
 // untarLayout extracts the regular files and directories of an OCI layout

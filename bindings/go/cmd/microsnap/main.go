@@ -4,42 +4,36 @@
 //
 //	microsnap [--home DIR] [--json] snapshot|sandbox|image COMMAND [ARGS]
 //
-// Run `microsnap help` for the command list.
+// Run `microsnap --help` (at any level) for the commands and their flags.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	m "github.com/microsnap/microsnap/bindings/go"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // env is what every command gets: where to write, how to format, and the
-// home to work on.
+// home to work on, opened on first use.
 type env struct {
-	ctx    context.Context
-	stdout io.Writer
-	stderr io.Writer
-	json   bool
-	home   *m.Home
-	// progress is non-nil when stderr is a terminal.
+	ctx      context.Context
+	stdout   io.Writer
+	stderr   io.Writer
+	tty      bool
+	homeFlag string
+	json     bool
+	home     *m.Home
+	// progress is non-nil when stderr is a terminal and --json is off.
 	progress *progressBar
-}
-
-type command struct {
-	group, name string
-	usage       string
-	run         func(e *env, args []string) error
-}
-
-var commands []command
-
-func register(group, name, usage string, run func(e *env, args []string) error) {
-	commands = append(commands, command{group, name, usage, run})
 }
 
 func main() {
@@ -51,76 +45,139 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, argv []string, stdout, stderr io.Writer, tty bool) int {
-	global, rest, err := splitGlobal(argv)
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, tty: tty}
+	root := newRootCommand(e)
+	root.SetArgs(argv)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if e.home != nil {
+		e.home.Close()
+	}
 	if err != nil {
-		fmt.Fprintln(stderr, "microsnap:", err)
-		return exitUsage
-	}
-	if len(rest) == 0 || rest[0] == "help" || rest[0] == "--help" || rest[0] == "-h" {
-		printUsage(stdout)
-		return exitOK
-	}
-	if rest[0] == "version" {
-		fmt.Fprintf(stdout, "microsnap %s (ABI %d)\n", m.LibraryVersion(), m.ABIVersion())
-		return exitOK
-	}
-	if len(rest) < 2 {
-		fmt.Fprintf(stderr, "microsnap: %q needs a command; see `microsnap help`\n", rest[0])
-		return exitUsage
-	}
-	var cmd *command
-	for i := range commands {
-		c := &commands[i]
-		if c.group == rest[0] && (c.name == rest[1] || (c.name == "ls" && rest[1] == "list") || (c.name == "rm" && rest[1] == "remove")) {
-			cmd = c
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "microsnap: unknown command %q; see `microsnap help`\n", rest[0]+" "+rest[1])
-		return exitUsage
-	}
-	home, err := openHome(global.home)
-	if err != nil {
-		return report(stderr, err)
-	}
-	defer home.Close()
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, json: global.json, home: home}
-	if tty && !global.json {
-		e.progress = newProgressBar(stderr)
-	}
-	if err := cmd.run(e, rest[2:]); err != nil {
 		if e.progress != nil {
 			e.progress.clear()
 		}
-		return report(stderr, err)
+		// A flag error can stop parsing before --json is read.
+		return report(stderr, err, e.json || wantsJSON(argv))
 	}
 	return exitOK
 }
 
-func openHome(path string) (*m.Home, error) {
-	if path != "" {
-		return m.OpenHome(path)
+func newRootCommand(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "microsnap",
+		Short: "Snapshots of microVM sandbox disks",
+		Long: `microsnap creates, lists, verifies, exports and imports snapshots of sandbox
+disks, and manages the sandboxes and images they come from.
+
+Home: --home DIR, else $MICROSNAP_HOME, else ~/.microsnap.
+Long operations draw a progress bar when stderr is a terminal; Ctrl-C cancels
+them cleanly.
+
+` + exitCodesHelp,
+		Version:            fmt.Sprintf("%s (ABI %d)", m.LibraryVersion(), m.ABIVersion()),
+		Args:               unknownCommand,
+		RunE:               groupRun,
+		SilenceErrors:      true,
+		SilenceUsage:       true,
+		DisableSuggestions: true,
 	}
-	if p := os.Getenv("MICROSNAP_HOME"); p != "" {
-		return m.OpenHome(p)
-	}
-	dir, err := os.UserHomeDir()
-	if err != nil {
-		return nil, usageError("no home: set MICROSNAP_HOME or pass --home DIR")
-	}
-	return m.OpenHome(dir + "/.microsnap")
+	root.SetVersionTemplate("microsnap {{.Version}}\n")
+	root.PersistentFlags().StringVar(&e.homeFlag, "home", "", "the microsnap home `DIR` (default $MICROSNAP_HOME, else ~/.microsnap)")
+	root.PersistentFlags().BoolVar(&e.json, "json", false, "print results as JSON on stdout, and errors as a JSON object on stderr")
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(snapshotCommand(e), sandboxCommand(e), imageCommand(e), versionCommand())
+	return root
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: microsnap [--home DIR] [--json] COMMAND")
-	fmt.Fprintln(w, "\nHome: --home DIR, else $MICROSNAP_HOME, else ~/.microsnap. --json prints machine-readable output.")
-	group := ""
-	for _, c := range commands {
-		if c.group != group {
-			group = c.group
-			fmt.Fprintf(w, "\n%s commands:\n", group)
-		}
-		fmt.Fprintf(w, "  microsnap %s %s\n", c.group, c.usage)
+// group is a command that only holds others: `microsnap snapshot`.
+func group(use, short string, cmds ...*cobra.Command) *cobra.Command {
+	g := &cobra.Command{Use: use, Short: short, Args: unknownCommand, RunE: groupRun}
+	g.AddCommand(cmds...)
+	return g
+}
+
+// unknownCommand refuses a word that names no command under c.
+func unknownCommand(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unknown command %q for %q; see %s --help", args[0], c.CommandPath(), c.CommandPath())
 	}
-	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 integrity mismatch, 6 invalid archive, 130 cancelled.")
+	return nil
+}
+
+// groupRun is a group called without a command: the root shows its help
+// (as `microsnap` alone always has), a group says what is missing.
+func groupRun(c *cobra.Command, args []string) error {
+	if !c.HasParent() {
+		return c.Help()
+	}
+	return usageErrorf("%s needs a command; see %s --help", c.CommandPath(), c.CommandPath())
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: "version", Short: "Print the library and ABI version", Args: args(0, 0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			fmt.Fprintf(c.OutOrStdout(), "microsnap %s\n", c.Root().Version)
+			return nil
+		},
+	}
+}
+
+// flagError makes a flag that does not parse a usage error. The flag
+// values' own messages name the flag; pflag's wrapping of them would say
+// "invalid argument" twice.
+func flagError(_ *cobra.Command, err error) error {
+	var bad *pflag.InvalidValueError
+	if errors.As(err, &bad) {
+		msg := bad.Unwrap().Error()
+		if name := "--" + bad.GetFlag().Name; !strings.Contains(msg, name) {
+			msg = fmt.Sprintf("%s %q: %s", name, bad.GetValue(), msg)
+		}
+		return usageError(msg)
+	}
+	return usageError(err.Error())
+}
+
+// wantsJSON reports whether --json stands among the global flags of argv
+// (before any "--").
+func wantsJSON(argv []string) bool {
+	for _, a := range argv {
+		switch a {
+		case "--":
+			return false
+		case "--json", "--json=true":
+			return true
+		}
+	}
+	return false
+}
+
+// openHome opens the home once, on first use, so that --help and usage
+// errors never touch the disk.
+func (e *env) openHome() (*m.Home, error) {
+	if e.home != nil {
+		return e.home, nil
+	}
+	path := e.homeFlag
+	if path == "" {
+		path = os.Getenv("MICROSNAP_HOME")
+	}
+	if path == "" {
+		dir, err := os.UserHomeDir()
+		if err != nil {
+			return nil, usageError("no home: set MICROSNAP_HOME or pass --home DIR")
+		}
+		path = dir + "/.microsnap"
+	}
+	h, err := m.OpenHome(path)
+	if err != nil {
+		return nil, err
+	}
+	e.home = h
+	if e.tty && !e.json {
+		e.progress = newProgressBar(e.stderr)
+	}
+	return h, nil
 }

@@ -42,28 +42,40 @@ func (p *progressBar) update(r m.Progress) {
 		p.phase, p.start, p.last = r.Phase, now, time.Time{}
 	}
 	// Redraw at most 10 times a second, and always at the end of a phase.
-	if now.Sub(p.last) < 100*time.Millisecond && r.Done < r.Total {
+	end := r.Total > 0 && r.Done >= r.Total
+	if now.Sub(p.last) < 100*time.Millisecond && !end {
 		return
 	}
 	p.last = now
-	const width = 30
-	frac := 1.0
-	if r.Total > 0 {
-		frac = float64(r.Done) / float64(r.Total)
+	fmt.Fprint(p.w, "\r\033[K"+progressLine(r, now.Sub(p.start)))
+	p.drawn = true
+}
+
+const barWidth = 30
+
+// progressLine is the status line for r, elapsed into its phase. Done may
+// exceed Total (a phase's total is the library's estimate) and Total may be
+// 0 (not known): the bar is then full, or absent, never wider than itself.
+func progressLine(r m.Progress, elapsed time.Duration) string {
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0.05 {
+		rate = float64(r.Done) / s
 	}
-	fill := int(frac * width)
-	elapsed := now.Sub(p.start).Seconds()
-	rate, eta := 0.0, "--"
-	if elapsed > 0.05 {
-		rate = float64(r.Done) / elapsed
-		if rate > 0 && r.Total >= r.Done {
-			eta = time.Duration(float64(r.Total-r.Done) / rate * float64(time.Second)).Round(time.Second).String()
+	speed := humanBytes(uint64(rate)) + "/s"
+	if r.Total == 0 {
+		return fmt.Sprintf("%-7s %s %s", r.Phase, humanBytes(r.Done), speed)
+	}
+	frac := min(float64(r.Done)/float64(r.Total), 1)
+	fill := min(max(int(frac*barWidth), 0), barWidth)
+	eta := "--"
+	if rate > 0 && r.Done < r.Total {
+		if secs := float64(r.Total-r.Done) / rate; secs < 100*24*3600 {
+			eta = time.Duration(secs * float64(time.Second)).Round(time.Second).String()
 		}
 	}
-	fmt.Fprintf(p.w, "\r\033[K%-7s [%s%s] %3.0f%% %s/%s %s/s ETA %s", r.Phase,
-		strings.Repeat("=", fill), strings.Repeat(" ", width-fill), frac*100,
-		humanBytes(r.Done), humanBytes(r.Total), humanBytes(uint64(rate)), eta)
-	p.drawn = true
+	return fmt.Sprintf("%-7s [%s%s] %3.0f%% %s/%s %s ETA %s", r.Phase,
+		strings.Repeat("=", fill), strings.Repeat(" ", barWidth-fill), frac*100,
+		humanBytes(r.Done), humanBytes(r.Total), speed, eta)
 }
 
 // clear ends the status line so the next output starts on a fresh line.
