@@ -102,7 +102,8 @@ fn create_at_an_explicit_path_outside_the_home() {
     assert_eq!(staging_in(&t.home.tmp_dir()), Vec::<String>::new());
     let h = snapshot::get(&t.home, dest.to_str().unwrap()).unwrap();
     assert_eq!(h.path, dest);
-    assert_eq!(h.name.as_deref(), Some("snap-1"));
+    // No bare name resolves there: it is known by its path alone.
+    assert_eq!(h.name, None);
     assert_eq!(snapshot::get(&t.home, &art.digest).unwrap().path, dest);
     // A relative path works too and resolves against the current directory.
     let opened = snapshot::open_dir(&dest).unwrap();
@@ -570,7 +571,11 @@ fn two_artifacts_named_foo_in_different_directories_coexist() {
 
     let listed = snapshot::list(&t.home).unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().all(|h| h.name.as_deref() == Some("foo")));
+    // Only the one the bare name resolves to is listed by name.
+    for h in &listed {
+        let expected = (h.path == in_home.path).then_some("foo");
+        assert_eq!(h.name.as_deref(), expected, "{}", h.path.display());
+    }
     let mut paths: Vec<_> = listed.iter().map(|h| h.path.clone()).collect();
     paths.sort();
     let mut expected = vec![in_home.path.clone(), away_path.clone()];
@@ -601,4 +606,165 @@ fn two_artifacts_named_foo_in_different_directories_coexist() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].path, away_path);
     assert!(away_path.join(MANIFEST_FILE).is_file());
+}
+
+#[test]
+fn a_bare_name_never_reaches_an_artifact_outside_the_home() {
+    let t = TestHome::new();
+    t.sandbox_with("sb1", MIB, &[(0, b"outside")]);
+    let outside = t.outside("some-dir").join("art1");
+    let art = snapshot::create(&t.home, "sb1", &at_path(&outside), &Monitor::none()).unwrap();
+
+    // Listed by its path, not by a name that would resolve elsewhere.
+    let listed = snapshot::list(&t.home).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, None);
+    assert_eq!(listed[0].path, outside);
+
+    // The bare name means <home>/snapshots/art1, which does not exist.
+    for result in [
+        snapshot::get(&t.home, "art1").map(drop),
+        snapshot::open(&t.home, "art1").map(drop),
+        snapshot::verify(&t.home, "art1", &Monitor::none()).map(drop),
+        snapshot::remove(&t.home, "art1", false),
+    ] {
+        assert_eq!(code_of(result), ErrorCode::SnapshotNotFound);
+    }
+    assert!(
+        outside.join(MANIFEST_FILE).is_file(),
+        "rm by bare name reached outside the home"
+    );
+
+    // Its digest and its path work everywhere.
+    for reference in [art.digest.clone(), outside.to_string_lossy().into_owned()] {
+        assert_eq!(snapshot::get(&t.home, &reference).unwrap().path, outside);
+        assert_eq!(
+            snapshot::open(&t.home, &reference).unwrap().digest,
+            art.digest
+        );
+        assert_eq!(
+            snapshot::verify(&t.home, &reference, &Monitor::none())
+                .unwrap()
+                .digest,
+            art.digest
+        );
+    }
+    snapshot::remove(&t.home, &art.digest, false).unwrap();
+    assert!(!outside.exists());
+}
+
+#[test]
+fn every_listed_name_or_path_resolves_back_to_its_row() {
+    let t = TestHome::new();
+    t.sandbox_with("sb", MIB, &[(0, b"one")]);
+    t.snapshot("sb", "in-home");
+    let away = t.outside("away").join("in-home");
+    snapshot::create(&t.home, "sb", &at_path(&away), &Monitor::none()).unwrap();
+    let away2 = t.outside("away2").join("other");
+    snapshot::create(&t.home, "sb", &at_path(&away2), &Monitor::none()).unwrap();
+
+    let listed = snapshot::list(&t.home).unwrap();
+    assert_eq!(listed.len(), 3);
+    let mut names: Vec<_> = listed.iter().filter_map(|h| h.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names, ["in-home"], "no two rows share a name");
+    let out = t.outside("exports");
+    fs::create_dir_all(&out).unwrap();
+    for (i, h) in listed.iter().enumerate() {
+        let shown = h
+            .name
+            .clone()
+            .unwrap_or_else(|| h.path.to_string_lossy().into_owned());
+        assert_eq!(
+            snapshot::get(&t.home, &shown).unwrap().path,
+            h.path,
+            "{shown}"
+        );
+        assert_eq!(
+            snapshot::open(&t.home, &shown).unwrap().path,
+            h.path,
+            "{shown}"
+        );
+        assert_eq!(
+            snapshot::verify(&t.home, &shown, &Monitor::none())
+                .unwrap()
+                .path,
+            h.path
+        );
+        let report = microsnap::archive::export(
+            &t.home,
+            &shown,
+            &out.join(format!("{i}.tar.zst")),
+            &Default::default(),
+            &Monitor::none(),
+        )
+        .unwrap();
+        assert_eq!(report.snapshots, [h.digest.clone()]);
+    }
+}
+
+#[test]
+fn import_installs_the_head_under_a_chosen_name() {
+    let t = TestHome::new();
+    t.sandbox_with("sb", MIB, &[(0, b"head")]);
+    let art = t.snapshot("sb", "made-here");
+    let archive = t.outside("x").join("a.tar.zst");
+    fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    microsnap::archive::export(
+        &t.home,
+        "made-here",
+        &archive,
+        &Default::default(),
+        &Monitor::none(),
+    )
+    .unwrap();
+
+    let other = TestHome::new();
+    let report = microsnap::archive::import_named(
+        &other.home,
+        &archive,
+        None,
+        Some("mine"),
+        &Monitor::none(),
+    )
+    .unwrap();
+    assert_eq!(report.head.path, other.home.snapshots_dir().join("mine"));
+    assert_eq!(report.head.digest, art.digest);
+    let h = snapshot::get(&other.home, "mine").unwrap();
+    assert_eq!(
+        (h.name.as_deref(), h.digest.as_str()),
+        (Some("mine"), art.digest.as_str())
+    );
+    // The same snapshot again under that name is fine; a different one is refused.
+    microsnap::archive::import_named(&other.home, &archive, None, Some("mine"), &Monitor::none())
+        .unwrap();
+    t.sandbox_with("sb2", MIB, &[(0, b"different")]);
+    t.snapshot("sb2", "different");
+    let archive2 = t.outside("x").join("b.tar.zst");
+    microsnap::archive::export(
+        &t.home,
+        "different",
+        &archive2,
+        &Default::default(),
+        &Monitor::none(),
+    )
+    .unwrap();
+    let e = microsnap::archive::import_named(
+        &other.home,
+        &archive2,
+        None,
+        Some("mine"),
+        &Monitor::none(),
+    );
+    assert_eq!(code_of(e), ErrorCode::AlreadyExists);
+    let e = microsnap::archive::import_named(
+        &other.home,
+        &archive2,
+        None,
+        Some("../up"),
+        &Monitor::none(),
+    );
+    assert_eq!(code_of(e), ErrorCode::InvalidArgument);
+    assert_eq!(snapshot::list(&other.home).unwrap().len(), 1);
 }

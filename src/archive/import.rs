@@ -21,13 +21,13 @@ use super::sparse_entry::MAX_REAL_SIZE;
 use super::tar_format::EntryType;
 use super::tar_reader::{Entry, SourceReader, TarReader};
 use super::ImportReport;
+use crate::artifact::{self, Artifact};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
-use crate::artifact::{self, Artifact};
 use crate::sparse::SparseWriter;
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
@@ -55,12 +55,28 @@ pub fn import(
     dest: Option<&Path>,
     monitor: &Monitor,
 ) -> Result<ImportReport> {
+    import_named(home, archive, dest, None, monitor)
+}
+
+/// [`import`], installing the head under `head_name` (a bare name) in the
+/// destination instead of the directory name the archive carries; its
+/// ancestors keep theirs.
+pub fn import_named(
+    home: &Home,
+    archive: &Path,
+    dest: Option<&Path>,
+    head_name: Option<&str>,
+    monitor: &Monitor,
+) -> Result<ImportReport> {
+    if let Some(name) = head_name {
+        crate::home::validate_bare_name("snapshot", name)?;
+    }
     let dest_dir = dest.map_or_else(|| home.snapshots_dir(), Path::to_path_buf);
     let created = !dest_dir.exists();
     if created {
         fs::create_dir_all(&dest_dir).ctx("create destination", &dest_dir)?;
     }
-    let result = import_into(home, archive, &dest_dir, monitor);
+    let result = import_into(home, archive, &dest_dir, head_name, monitor);
     if result.is_err() && created {
         // Leave no trace of a failed import; only removes it if still empty.
         let _ = fs::remove_dir(&dest_dir);
@@ -72,6 +88,7 @@ fn import_into(
     home: &Home,
     archive: &Path,
     dest: &Path,
+    head_name: Option<&str>,
     monitor: &Monitor,
 ) -> Result<ImportReport> {
     let file = File::open(archive).ctx("open archive", archive)?;
@@ -113,7 +130,7 @@ fn import_into(
     unpack.progress.tick(monitor)?;
     let checked = unpack.check_all(monitor)?;
     crate::fault::point("import.after_check")?;
-    install(home, dest, checked, monitor)
+    install(home, dest, head_name, checked, monitor)
 }
 
 /// Counts bytes read from the archive file (compressed bytes), for progress.
@@ -379,7 +396,13 @@ struct Checked {
     images: ImageReceiver,
 }
 
-fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Result<ImportReport> {
+fn install(
+    home: &Home,
+    dest: &Path,
+    head_name: Option<&str>,
+    checked: Checked,
+    monitor: &Monitor,
+) -> Result<ImportReport> {
     let parents: BTreeSet<String> = checked
         .ready
         .iter()
@@ -398,7 +421,11 @@ fn install(home: &Home, dest: &Path, checked: Checked, monitor: &Monitor) -> Res
     let mut to_publish = Vec::new();
     let mut targets = Vec::new();
     for r in checked.ready {
-        let target = dest.join(&r.name);
+        let name = match head_name {
+            Some(chosen) if r.digest == head_digest => chosen,
+            _ => r.name.as_str(),
+        };
+        let target = dest.join(name);
         targets.push(target.clone());
         match fs::symlink_metadata(&target) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => to_publish.push((r, target)),

@@ -28,7 +28,7 @@ use crate::artifact::Artifact;
 use std::path::PathBuf;
 
 pub use export::export;
-pub use import::import;
+pub use import::{import, import_named};
 
 /// How to write an archive. `Default` is a sparse `.tar.zst` of the snapshot
 /// alone at the measured default level and worker count.

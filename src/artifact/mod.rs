@@ -8,8 +8,8 @@ mod open;
 mod reference;
 mod verify;
 
-pub use indexing::{index_artifact, row_for};
-pub use reference::{artifact_dir, locate, open, resolve, resolve_digest, Locator};
+pub use indexing::{bare_name_of, index_artifact, row_for};
+pub use reference::{locate, open, resolve, resolve_digest, Locator};
 pub use verify::{verify_artifact, verify_artifact_with, UpperVerifyStatus, VerifyReport};
 
 use crate::error::{Error, IoContext, Result};
@@ -126,7 +126,6 @@ pub fn list_dir(dir: &Path) -> Result<DirListing> {
     Ok(out)
 }
 
-
 /// An artifact that vanished under us (a concurrent remove won the race) is
 /// `snapshot_not_found`, not an I/O failure.
 pub(crate) fn removed_meanwhile(e: Error, reference: &str) -> Error {
@@ -137,4 +136,3 @@ pub(crate) fn removed_meanwhile(e: Error, reference: &str) -> Error {
         _ => e,
     }
 }
-

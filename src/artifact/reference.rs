@@ -27,22 +27,17 @@ pub fn locate(s: &str) -> Result<Locator> {
     Ok(Locator::Name(s.to_string()))
 }
 
-/// Where a bare name or path points, without touching the index.
-pub fn artifact_dir(home: &Home, path_or_name: &str) -> Result<PathBuf> {
-    match locate(path_or_name)? {
-        Locator::Path(p) => Ok(p),
-        Locator::Name(n) => Ok(home.snapshots_dir().join(n)),
-        Locator::Digest(d) => Err(Error::InvalidArgument(format!(
-            "expected a bare name or a path, got a digest: {d}"
-        ))),
-    }
-}
-
-
-/// Open by bare name (under the home's snapshots directory) or path. An
-/// artifact in the snapshots directory that the index lacks is indexed.
-pub fn open(home: &Home, path_or_name: &str) -> Result<Artifact> {
-    let art = open_dir(&artifact_dir(home, path_or_name)?)?;
+/// The one resolver: what every operation that takes a snapshot reference
+/// (open, get, inspect, verify, export, remove, fork) calls. A bare name is
+/// `<home>/snapshots/<name>` and nothing else, a path is that directory, and
+/// a digest resolves through the index. An artifact in the snapshots
+/// directory that the index lacks (or has stale) is indexed on the way.
+pub fn resolve(home: &Home, reference: &str) -> Result<Artifact> {
+    let art = match locate(reference)? {
+        Locator::Digest(d) => return resolve_digest(home, &d),
+        Locator::Path(p) => open_dir(&p)?,
+        Locator::Name(n) => open_dir(&home.snapshots_dir().join(n))?,
+    };
     if art.path.parent() == Some(home.snapshots_dir().as_path()) {
         let key = art.path.to_string_lossy().into_owned();
         let indexed = home.db().read(|c| index::find_by_path(c, &key))?;
@@ -53,12 +48,9 @@ pub fn open(home: &Home, path_or_name: &str) -> Result<Artifact> {
     Ok(art)
 }
 
-/// Resolve a name, digest or path to a checked artifact.
-pub fn resolve(home: &Home, reference: &str) -> Result<Artifact> {
-    match locate(reference)? {
-        Locator::Digest(d) => resolve_digest(home, &d),
-        _ => open(home, reference),
-    }
+/// Open a snapshot by bare name, path or digest: [`resolve`].
+pub fn open(home: &Home, reference: &str) -> Result<Artifact> {
+    resolve(home, reference)
 }
 
 /// Find an artifact by digest: the index first, then the snapshots directory
@@ -81,4 +73,3 @@ pub fn resolve_digest(home: &Home, digest: &str) -> Result<Artifact> {
     }
     Err(Error::SnapshotNotFound(digest.to_string()))
 }
-

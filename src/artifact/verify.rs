@@ -23,7 +23,6 @@ pub struct UpperVerifyStatus {
     pub digest: String,
 }
 
-
 /// Recompute recorded integrity. `not_recorded` when none was recorded;
 /// `IntegrityMismatch` naming both digests when the content changed.
 /// Reads the upper the artifact was opened with, so the report describes

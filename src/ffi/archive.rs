@@ -47,7 +47,8 @@ fn handle_of(home: &Home, art: &Artifact) -> Result<SnapshotHandle, Error> {
 
 /// Unpack a snapshot archive into the home's snapshots directory or an
 /// explicit `dest`, checking every entry and verifying recorded integrity.
-/// `args`: `{"archive", "dest"?}`. `*out`: `{"head": handle, "imported":
+/// `args`: `{"archive", "dest"?, "name"?}` (`name`: install the head under
+/// this bare name instead of the archive's directory name). `*out`: `{"head": handle, "imported":
 /// [handle...], "images": [manifest_digest...]}`. A failed or cancelled import
 /// leaves the destination and the index as they were.
 #[no_mangle]
@@ -63,7 +64,8 @@ pub extern "C" fn msnap_snapshot_import(
         let home = context(ctx)?;
         let a: ImportArgs = json_arg(args)?;
         let m = monitor(cancel, progress, payload)?;
-        let report = archive::import(&home, &a.archive, a.dest.as_deref(), &m)?;
+        let report =
+            archive::import_named(&home, &a.archive, a.dest.as_deref(), a.name.as_deref(), &m)?;
         let head = handle_of(&home, &report.head)?;
         let imported = report
             .imported

@@ -124,6 +124,9 @@ pub struct ImportArgs {
     pub archive: PathBuf,
     /// Destination directory; absent = the home's snapshots directory.
     pub dest: Option<PathBuf>,
+    /// Install the head under this bare name in the destination instead of
+    /// the directory name the archive carries.
+    pub name: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]

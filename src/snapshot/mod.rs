@@ -8,7 +8,8 @@ pub use crate::artifact::{
 };
 
 use crate::artifact::{
-    absolute, index_artifact, locate, removed_meanwhile, resolve_digest, row_for, Locator,
+    absolute, bare_name_of, index_artifact, locate, removed_meanwhile, resolve_digest, row_for,
+    Locator,
 };
 use crate::db::index::{self, IndexRow};
 use crate::error::{Error, IoContext, Result};
@@ -41,10 +42,14 @@ pub struct SnapshotHandle {
 }
 
 impl SnapshotHandle {
-    fn from_row(row: IndexRow, child_count: u64) -> Self {
+    /// A handle from an index row. The name is shown only where the bare name
+    /// resolves to this artifact (`snapshots/<name>` of `home`), whatever an
+    /// older index recorded.
+    fn from_row(home: &Home, row: IndexRow, child_count: u64) -> Self {
         SnapshotHandle {
             digest: row.digest,
-            name: row.name,
+            name: bare_name_of(home, Path::new(&row.artifact_path))
+                .filter(|n| row.name.as_ref() == Some(n)),
             parent_digest: row.parent_digest,
             image_ref: row.image_ref,
             image_manifest_digest: row.image_manifest_digest,
@@ -76,7 +81,7 @@ pub struct CreateOptions {
 
 fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
     let children = home.db().read(|c| index::child_count(c, &row.digest))?;
-    Ok(SnapshotHandle::from_row(row, children))
+    Ok(SnapshotHandle::from_row(home, row, children))
 }
 
 fn handle_at(home: &Home, dir: &Path) -> Result<SnapshotHandle> {
@@ -88,7 +93,7 @@ fn handle_at(home: &Home, dir: &Path) -> Result<SnapshotHandle> {
     }
     let art = open_dir(dir)?;
     index_artifact(home, &art)?;
-    handle_for(home, row_for(&art))
+    handle_for(home, row_for(home, &art))
 }
 
 /// Look up a handle by bare name, digest or artifact path.
@@ -99,24 +104,9 @@ pub fn get(home: &Home, reference: &str) -> Result<SnapshotHandle> {
             let art = resolve_digest(home, &d)?;
             handle_at(home, &art.path)
         }
-        Locator::Name(n) => {
-            let dir = home.snapshots_dir().join(&n);
-            if dir.exists() {
-                return handle_at(home, &dir);
-            }
-            let rows = home.db().read(|c| index::find_by_name(c, &n))?;
-            match rows.len() {
-                0 => Err(Error::SnapshotNotFound(n)),
-                1 => handle_at(home, Path::new(&rows[0].artifact_path)),
-                _ => Err(Error::InvalidArgument(format!(
-                    "snapshot name {n:?} is ambiguous: {}; use a path or digest",
-                    rows.iter()
-                        .map(|r| r.artifact_path.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
-            }
-        }
+        // A bare name is `snapshots/<name>` and nothing else: never an
+        // indexed artifact elsewhere that happens to have that file name.
+        Locator::Name(n) => handle_at(home, &home.snapshots_dir().join(n)),
     }
 }
 
@@ -139,7 +129,7 @@ pub fn list_each(home: &Home, mut f: impl FnMut(SnapshotHandle) -> Result<()>) -
         let counts = index::child_counts(c)?;
         index::for_each(c, |row| {
             let n = counts.get(&row.digest).copied().unwrap_or(0);
-            f(SnapshotHandle::from_row(row, n))
+            f(SnapshotHandle::from_row(home, row, n))
         })
     })
 }
@@ -237,7 +227,7 @@ pub fn create(
     // Opened in staging: the descriptors follow the rename, so the artifact
     // returned is the one this call published, whatever replaces it later.
     let art = open_dir(staging.path())?.moved_to(dest.clone());
-    let row = row_for(&art);
+    let row = row_for(home, &art);
     // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
     let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;
     // Published and indexed in one write transaction, so the index never
@@ -302,14 +292,9 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
                 }
             }
         }
-        Locator::Name(n) => {
-            let dir = home.snapshots_dir().join(&n);
-            if dir.exists() {
-                dir
-            } else {
-                get(home, &n)?.path
-            }
-        }
+        // Only ever `snapshots/<name>`: a bare name must never reach (and
+        // delete) a directory outside the home through an index row.
+        Locator::Name(n) => home.snapshots_dir().join(n),
         Locator::Path(p) => p,
     };
     let key = dir.to_string_lossy().into_owned();
@@ -373,7 +358,7 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     };
     publish::clean_stale(&dir)?;
     let listing = list_dir(&dir)?;
-    let rows: Vec<IndexRow> = listing.artifacts.iter().map(row_for).collect();
+    let rows: Vec<IndexRow> = listing.artifacts.iter().map(|a| row_for(home, a)).collect();
     let found: std::collections::HashSet<String> =
         rows.iter().map(|r| r.artifact_path.clone()).collect();
     let dir_key = dir.to_string_lossy().into_owned();
@@ -400,4 +385,3 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     })?;
     u32::try_from(rows.len()).map_err(|_| Error::Internal("too many artifacts".into()))
 }
-
