@@ -146,7 +146,10 @@ fn chain_archive() -> (Vec<u8>, Vec<u8>, String) {
     let dir = src.snapshots_dir();
     let spec = |seed: u8, parent, label| SnapSpec {
         size: 1 << 20,
-        data: vec![(4096, pattern(seed, 8192)), (600 << 10, pattern(seed + 1, 3000))],
+        data: vec![
+            (4096, pattern(seed, 8192)),
+            (600 << 10, pattern(seed + 1, 3000)),
+        ],
         parent,
         label,
         ..SnapSpec::default()
@@ -163,7 +166,10 @@ fn chain_archive() -> (Vec<u8>, Vec<u8>, String) {
             ..Default::default()
         };
         let report = archive::export(&src, "head", &path, &opts, &Monitor::none()).unwrap();
-        assert_eq!(report.snapshots, vec![root.clone(), mid.clone(), head.clone()]);
+        assert_eq!(
+            report.snapshots,
+            vec![root.clone(), mid.clone(), head.clone()]
+        );
         out.push(fs::read(&path).unwrap());
     }
     let zst = out.pop().unwrap();
@@ -178,7 +184,11 @@ fn chain_archive() -> (Vec<u8>, Vec<u8>, String) {
 fn a_chain_archive_cut_short_anywhere_is_refused_and_changes_nothing() {
     let (tar, zst, head) = chain_archive();
     let layout = truncation::layout(&tar);
-    assert_eq!(layout.entries.len(), 6, "a manifest and an upper per snapshot");
+    assert_eq!(
+        layout.entries.len(),
+        6,
+        "a manifest and an upper per snapshot"
+    );
     let scratch = tempfile::tempdir().unwrap();
     let path = scratch.path().join("archive");
 
@@ -197,7 +207,11 @@ fn a_chain_archive_cut_short_anywhere_is_refused_and_changes_nothing() {
             let w = world();
             let before = state(&w);
             let dest = explicit.then_some(w.explicit.as_path());
-            let where_ = if explicit { "explicit dest" } else { "default dest" };
+            let where_ = if explicit {
+                "explicit dest"
+            } else {
+                "default dest"
+            };
             match archive::import(&w.home, &path, dest, &Monitor::none()) {
                 Ok(r) => failures.push(format!("{what} ({where_}): imported {}", r.head.digest)),
                 Err(e) => {
@@ -210,7 +224,9 @@ fn a_chain_archive_cut_short_anywhere_is_refused_and_changes_nothing() {
                 }
             }
             if state(&w) != before {
-                failures.push(format!("{what} ({where_}): the home, destination or index changed"));
+                failures.push(format!(
+                    "{what} ({where_}): the home, destination or index changed"
+                ));
             }
         }
     };
@@ -226,9 +242,17 @@ fn a_chain_archive_cut_short_anywhere_is_refused_and_changes_nothing() {
         check(format!("plain tar cut {}", cut.what), part, says);
         // The same bytes in a complete zstd frame: the decoder ends cleanly,
         // so only the tar stream itself can tell that it was cut.
-        let says = if cut.boundary { NO_END_MARKER } else { "truncated" };
+        let says = if cut.boundary {
+            NO_END_MARKER
+        } else {
+            "truncated"
+        };
         let complete_frame = zstd::encode_all(part, 3).unwrap();
-        check(format!("complete .tar.zst of the tar cut {}", cut.what), &complete_frame, says);
+        check(
+            format!("complete .tar.zst of the tar cut {}", cut.what),
+            &complete_frame,
+            says,
+        );
     }
     assert_eq!(boundaries, layout.entries.len() + 1);
     // A .tar.zst cut short: the decoder fails before the tar can end.

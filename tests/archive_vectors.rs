@@ -92,7 +92,11 @@ fn shared_hostile_corpus_is_refused_and_controls_import() {
             let err = result.expect_err(file);
             assert_eq!(err.code(), ErrorCode::InvalidArchive, "{file}: {err}");
             assert!(err.to_string().contains(NO_END_MARKER), "{file}: {err}");
-            assert_eq!(tree(&dest), Vec::<String>::new(), "{file} left files behind");
+            assert_eq!(
+                tree(&dest),
+                Vec::<String>::new(),
+                "{file} left files behind"
+            );
             assert!(index_rows(&home).is_empty(), "{file} touched the index");
         } else if file.starts_with('a') {
             let report = result.unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -127,7 +131,10 @@ fn a17_with_its_end_marker_imports_the_head_microsandbox_reports() {
         .find(|r| r[0] == A17)
         .expect("a17 in hostile.tsv");
     let mut bytes = fs::read(vectors(&format!("hostile/{A17}"))).unwrap();
-    assert!(bytes[bytes.len() - 512..].iter().any(|&b| b != 0), "a17 has no end marker");
+    assert!(
+        bytes[bytes.len() - 512..].iter().any(|&b| b != 0),
+        "a17 has no end marker"
+    );
     bytes.extend_from_slice(&[0u8; 1024]);
     let (t, home) = new_home();
     let path = t.path().join("a17-with-marker.tar");
