@@ -129,6 +129,8 @@ impl<R: Read> TarReader<R> {
                 }
                 self.end_marker(at)?;
                 self.finished = true;
+                // An error after the marker is not in the last entry.
+                self.current.clear();
                 return Ok(None);
             }
             let fields = decode_header(&block).map_err(|e| {
