@@ -2,10 +2,12 @@
 //! archive is refused with the expected code and a message naming the
 //! offending entry, and afterwards the destination, the snapshots directory,
 //! the images directory, staging and the index are exactly as before —
-//! for the default destination and for an explicit one.
+//! for the default destination and for an explicit one. The same holds for
+//! a chain archive cut short at every entry boundary and at offsets between.
 mod archive_support;
 mod vector_sets;
 use archive_support::corpus::{cases, COLLIDING_DIR};
+use archive_support::truncation;
 use archive_support::*;
 use microsnap::archive;
 use microsnap::progress::Monitor;
@@ -129,6 +131,135 @@ fn every_hostile_archive_is_refused_and_changes_nothing() {
                 ));
             }
         }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What import says of a tar stream that stops without its end-of-archive
+/// marker (two zero blocks): the only sign left when the cut falls on an
+/// entry boundary.
+const NO_END_MARKER: &str = "ends without its end-of-archive marker: truncated?";
+
+/// A chain of three small snapshots exported with its parents: the plain tar
+/// and the `.tar.zst`, and the head's digest.
+fn chain_archive() -> (Vec<u8>, Vec<u8>, String) {
+    let (t, src) = new_home();
+    let dir = src.snapshots_dir();
+    let spec = |seed: u8, parent, label| SnapSpec {
+        size: 1 << 20,
+        data: vec![
+            (4096, pattern(seed, 8192)),
+            (600 << 10, pattern(seed + 1, 3000)),
+        ],
+        parent,
+        label,
+        ..SnapSpec::default()
+    };
+    let root = make_artifact(&dir, "root", &spec(10, None, "root"));
+    let mid = make_artifact(&dir, "mid", &spec(20, Some(&root), "mid"));
+    let head = make_artifact(&dir, "head", &spec(30, Some(&mid), "head"));
+    let mut out = Vec::new();
+    for plain_tar in [true, false] {
+        let path = t.path().join("chain.archive");
+        let opts = archive::ExportOptions {
+            with_parents: true,
+            plain_tar,
+            ..Default::default()
+        };
+        let report = archive::export(&src, "head", &path, &opts, &Monitor::none()).unwrap();
+        assert_eq!(
+            report.snapshots,
+            vec![root.clone(), mid.clone(), head.clone()]
+        );
+        out.push(fs::read(&path).unwrap());
+    }
+    let zst = out.pop().unwrap();
+    let tar = out.pop().unwrap();
+    (tar, zst, head)
+}
+
+/// A download cut short must not install the part that arrived: cut at an
+/// entry boundary, a chain archive is a valid-looking tar of its first
+/// snapshots, and importing it would install an ancestor as the head.
+#[test]
+fn a_chain_archive_cut_short_anywhere_is_refused_and_changes_nothing() {
+    let (tar, zst, head) = chain_archive();
+    let layout = truncation::layout(&tar);
+    assert_eq!(
+        layout.entries.len(),
+        6,
+        "a manifest and an upper per snapshot"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("archive");
+
+    // The uncut archives import: the harness itself is sound.
+    for whole in [&tar, &zst] {
+        fs::write(&path, whole).unwrap();
+        let w = world();
+        let report = archive::import(&w.home, &path, None, &Monitor::none()).unwrap();
+        assert_eq!(report.head.digest, head);
+    }
+
+    let mut failures = Vec::new();
+    let mut check = |what: String, bytes: &[u8], says: &str| {
+        fs::write(&path, bytes).unwrap();
+        for explicit in [false, true] {
+            let w = world();
+            let before = state(&w);
+            let dest = explicit.then_some(w.explicit.as_path());
+            let where_ = if explicit {
+                "explicit dest"
+            } else {
+                "default dest"
+            };
+            match archive::import(&w.home, &path, dest, &Monitor::none()) {
+                Ok(r) => failures.push(format!("{what} ({where_}): imported {}", r.head.digest)),
+                Err(e) => {
+                    if e.code().name() != "invalid_archive" || !e.to_string().contains(says) {
+                        failures.push(format!(
+                            "{what} ({where_}): got {} \"{e}\", want invalid_archive mentioning {says:?}",
+                            e.code().name()
+                        ));
+                    }
+                }
+            }
+            if state(&w) != before {
+                failures.push(format!(
+                    "{what} ({where_}): the home, destination or index changed"
+                ));
+            }
+        }
+    };
+    let mut boundaries = 0;
+    for cut in truncation::cuts(&layout) {
+        boundaries += usize::from(cut.boundary);
+        let part = &tar[..cut.at];
+        let says = match (cut.at, cut.boundary) {
+            (0, _) => "empty file",
+            (_, true) => NO_END_MARKER,
+            (_, false) => "truncated",
+        };
+        check(format!("plain tar cut {}", cut.what), part, says);
+        // The same bytes in a complete zstd frame: the decoder ends cleanly,
+        // so only the tar stream itself can tell that it was cut.
+        let says = if cut.boundary {
+            NO_END_MARKER
+        } else {
+            "truncated"
+        };
+        let complete_frame = zstd::encode_all(part, 3).unwrap();
+        check(
+            format!("complete .tar.zst of the tar cut {}", cut.what),
+            &complete_frame,
+            says,
+        );
+    }
+    assert_eq!(boundaries, layout.entries.len() + 1);
+    // A .tar.zst cut short: the decoder fails before the tar can end.
+    for at in [zst.len() / 4, zst.len() / 2, zst.len() - 1] {
+        let what = format!(".tar.zst cut at byte {at} of {}", zst.len());
+        check(what, &zst[..at], "compressed stream");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -73,6 +73,19 @@ fn reimport_of_the_same_archive_is_idempotent() {
     assert_eq!(tree(&home.snapshots_dir()), before);
 }
 
+/// The positive control microsandbox v0.6.3 and v0.6.14 accept and microsnap
+/// refuses on purpose (README, "Compatibility"): a tar without its
+/// end-of-archive marker cannot be told from one cut short at an entry
+/// boundary.
+const A17: &str = "a17-ACCEPT-dir-entry-upper-first-no-eof-marker.tar";
+const NO_END_MARKER: &str = "ends without its end-of-archive marker: truncated?";
+
+/// The head digest `hostile.tsv` gives for a positive control.
+fn expected_head(expected: &str) -> String {
+    let head = expected.split("sha256:").nth(1).map(|h| &h[..64]).unwrap();
+    format!("sha256:{head}")
+}
+
 #[test]
 fn shared_hostile_corpus_is_refused_and_controls_import() {
     for row in tsv("hostile/hostile.tsv") {
@@ -82,10 +95,19 @@ fn shared_hostile_corpus_is_refused_and_controls_import() {
         fs::create_dir_all(&dest).unwrap();
         let path = vectors(&format!("hostile/{file}"));
         let result = archive::import(&home, &path, Some(&dest), &Monitor::none());
-        if file.starts_with('a') {
+        if file == A17 {
+            let err = result.expect_err(file);
+            assert_eq!(err.code(), ErrorCode::InvalidArchive, "{file}: {err}");
+            assert!(err.to_string().contains(NO_END_MARKER), "{file}: {err}");
+            assert_eq!(
+                tree(&dest),
+                Vec::<String>::new(),
+                "{file} left files behind"
+            );
+            assert!(index_rows(&home).is_empty(), "{file} touched the index");
+        } else if file.starts_with('a') {
             let report = result.unwrap_or_else(|e| panic!("{file}: {e}"));
-            let head = expected.split("sha256:").nth(1).map(|h| &h[..64]).unwrap();
-            assert_eq!(report.head.digest, format!("sha256:{head}"), "{file}");
+            assert_eq!(report.head.digest, expected_head(expected), "{file}");
         } else {
             let err = result.expect_err(file);
             assert!(
@@ -104,4 +126,26 @@ fn shared_hostile_corpus_is_refused_and_controls_import() {
             assert!(index_rows(&home).is_empty(), "{file} touched the index");
         }
     }
+}
+
+/// What a17 controls besides the missing marker (a one-component directory
+/// entry, the upper before its manifest) still imports as microsandbox
+/// imports it once the marker is there.
+#[test]
+fn a17_with_its_end_marker_imports_the_head_microsandbox_reports() {
+    let row = tsv("hostile/hostile.tsv")
+        .into_iter()
+        .find(|r| r[0] == A17)
+        .expect("a17 in hostile.tsv");
+    let mut bytes = fs::read(vectors(&format!("hostile/{A17}"))).unwrap();
+    assert!(
+        bytes[bytes.len() - 512..].iter().any(|&b| b != 0),
+        "a17 has no end marker"
+    );
+    bytes.extend_from_slice(&[0u8; 1024]);
+    let (t, home) = new_home();
+    let path = t.path().join("a17-with-marker.tar");
+    fs::write(&path, &bytes).unwrap();
+    let report = archive::import(&home, &path, None, &Monitor::none()).unwrap();
+    assert_eq!(report.head.digest, expected_head(&row[1]));
 }

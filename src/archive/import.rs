@@ -48,6 +48,12 @@ pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
 /// expand an unbounded stream before any check applies.
 pub const MAX_FILE_BEFORE_MANIFEST: u64 = 64 * 1024 * 1024;
 
+/// Most decompressed bytes read after the end-of-archive marker to reach the
+/// end of the zstd frame. Writers put nothing there but record padding (GNU
+/// tar: under 10 KiB); a frame that goes on longer is not decompressed
+/// further, so its end and checksum go unchecked.
+const MAX_AFTER_END_MARKER: u64 = 1024 * 1024;
+
 /// Import `archive` into `dest` (default: the home's snapshots directory).
 pub fn import(
     home: &Home,
@@ -107,7 +113,8 @@ fn import_into(
         inner: SourceReader(file),
         count: Rc::clone(&progress.read),
     };
-    let stream: Box<dyn Read> = if compression::is_zstd(&magic[..n]) {
+    let zstd = compression::is_zstd(&magic[..n]);
+    let stream: Box<dyn Read> = if zstd {
         Box::new(compression::decoder(source).ctx("start zstd decoder for", archive)?)
     } else {
         Box::new(BufReader::with_capacity(CHUNK, source))
@@ -126,6 +133,11 @@ fn import_into(
         unpack.progress.tick(monitor)?;
         crate::fault::point("import.entry")?;
         unpack.entry(&entry, &mut reader, monitor)?;
+    }
+    if zstd {
+        // The tar ended; the zstd frame must end too (checksum included),
+        // or the file was cut short or corrupted after the marker.
+        reader.check_stream_end(MAX_AFTER_END_MARKER)?;
     }
     unpack.progress.tick(monitor)?;
     let checked = unpack.check_all(monitor)?;

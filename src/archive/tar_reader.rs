@@ -2,7 +2,13 @@
 //!
 //! It reads exactly what each header declares and never more, so the bytes
 //! pulled from a (possibly compressed) stream are bounded by the headers plus
-//! the declared sizes: data past the end-of-archive block is never touched.
+//! the declared sizes: data past the end-of-archive marker is never touched.
+//!
+//! The archive must end with its marker, two zero blocks. A stream that stops
+//! without it is refused as truncated: cut at an entry boundary, a chain
+//! archive is otherwise a well-formed tar of its first snapshots, and the
+//! import would install an ancestor as the head (microsandbox accepts such
+//! a tar, vector `hostile/a17`; this is a deliberate divergence).
 //! GNU long names, PAX `path`/`size` records and GNU old sparse maps are
 //! decoded; everything else about an entry is left to `entry_check`.
 use super::sparse_entry::{self, SparseMap, SparseRun, MAX_RUNS};
@@ -94,8 +100,8 @@ impl<R: Read> TarReader<R> {
     }
 
     /// The next entry, skipping whatever is left of the current one.
-    /// `None` at the end-of-archive block or at a clean end of stream
-    /// (microsandbox accepts a tar without the end marker, SPEC-NOTES §9).
+    /// `None` at the end-of-archive marker; a stream that ends without the
+    /// marker is a truncated archive.
     pub fn next_entry(&mut self) -> Result<Option<Entry>> {
         if self.finished {
             return Ok(None);
@@ -106,18 +112,25 @@ impl<R: Read> TarReader<R> {
         let mut pax_size: Option<u64> = None;
         loop {
             let at = self.consumed;
+            let extended = long_name.is_some() || pax_path.is_some() || pax_size.is_some();
             let block = match self.read_header_block()? {
                 Some(b) => b,
-                None => {
-                    if long_name.is_some() || pax_path.is_some() || pax_size.is_some() {
-                        return Err(truncated("the archive ends after an extended header"));
-                    }
-                    self.finished = true;
-                    return Ok(None);
+                None if extended => {
+                    return Err(truncated("the archive ends after an extended header"))
                 }
+                None => return Err(no_end_marker(at, "at an entry boundary")),
             };
             if is_zero_block(&block) {
+                if extended {
+                    return Err(Error::InvalidArchive(format!(
+                        "the end-of-archive marker at byte {at} follows an extended header \
+                         that names no entry"
+                    )));
+                }
+                self.end_marker(at)?;
                 self.finished = true;
+                // An error after the marker is not in the last entry.
+                self.current.clear();
                 return Ok(None);
             }
             let fields = decode_header(&block).map_err(|e| {
@@ -192,6 +205,47 @@ impl<R: Read> TarReader<R> {
                 sparse,
             }));
         }
+    }
+
+    /// The rest of the end-of-archive marker that starts with the zero block
+    /// at `at`: a second zero block. A lone zero block followed by a header
+    /// would hide the entries after it, so it is refused too.
+    fn end_marker(&mut self, at: u64) -> Result<()> {
+        match self.read_header_block()? {
+            None => Err(no_end_marker(
+                self.consumed,
+                "one zero block into the marker",
+            )),
+            Some(block) if is_zero_block(&block) => Ok(()),
+            Some(_) => Err(Error::InvalidArchive(format!(
+                "a lone zero block at byte {at} inside the entry stream \
+                 (the end-of-archive marker is two)"
+            ))),
+        }
+    }
+
+    /// After the end-of-archive marker: read and drop what is left of the
+    /// stream, at most `limit` bytes, so that a decompressor reaches the end
+    /// of its frame and reports a frame cut short or a bad checksum. Past
+    /// `limit` it stops without error: what follows is never decompressed.
+    pub fn check_stream_end(&mut self, limit: u64) -> Result<()> {
+        let mut scratch = [0u8; 8 * 1024];
+        let mut left = limit;
+        while left > 0 {
+            let want = scratch
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            match self.inner.read(&mut scratch[..want]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    left -= n as u64;
+                    self.consumed += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.stream_error(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Read up to `buf.len()` bytes of the current entry's data; 0 once all
@@ -347,6 +401,15 @@ fn truncated(what: &str) -> Error {
     Error::InvalidArchive(format!("truncated archive: {what}"))
 }
 
+/// The tar stream stopped cleanly after `stopped_at` bytes, `how` saying
+/// where, before its end-of-archive marker was complete.
+fn no_end_marker(stopped_at: u64, how: &str) -> Error {
+    Error::InvalidArchive(format!(
+        "the archive ends without its end-of-archive marker: truncated? \
+         (the tar stream stops after {stopped_at} bytes, {how})"
+    ))
+}
+
 /// PAX records: `"<len> <key>=<value>\n"`, `len` counting the whole record.
 fn parse_pax(data: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     let bad = |why: &str| Error::InvalidArchive(format!("malformed PAX header: {why}"));
@@ -439,6 +502,7 @@ mod tests {
         let pax = b"18 path=pax/named\n";
         tar.extend(entry_bytes(b"PaxHeader", EntryType::PaxLocal, pax));
         tar.extend(entry_bytes(b"short", EntryType::Regular, b"y"));
+        tar.extend([0u8; 1024]);
         let got = names(&tar).unwrap();
         assert_eq!(got[0].0, String::from_utf8(long).unwrap());
         assert_eq!(got[1].0, "pax/named");
@@ -453,6 +517,52 @@ mod tests {
         assert!(err.to_string().contains("d/a"), "{err}");
         let err = names(&tar[..300]).unwrap_err();
         assert!(err.to_string().contains("inside a header"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_that_stops_before_its_end_marker_is_truncated() {
+        let mut tar = entry_bytes(b"d/a", EntryType::Regular, b"hello");
+        let first_end = tar.len();
+        tar.extend(entry_bytes(b"d/b", EntryType::Regular, b"world"));
+        let marker = tar.len();
+        tar.extend([0u8; 1024]);
+        assert_eq!(names(&tar).unwrap().len(), 2);
+        // Cut at each entry boundary, and one zero block into the marker.
+        for cut in [0, first_end, marker, marker + 512] {
+            let err = names(&tar[..cut]).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::InvalidArchive(_)), "{cut}: {msg}");
+            assert!(
+                msg.contains("ends without its end-of-archive marker: truncated?"),
+                "{cut}: {msg}"
+            );
+        }
+        // Cut inside the second zero block: a partial header.
+        let err = names(&tar[..marker + 600]).unwrap_err();
+        assert!(err.to_string().contains("truncated archive"), "{err}");
+    }
+
+    #[test]
+    fn a_lone_zero_block_does_not_hide_the_entries_after_it() {
+        let mut tar = entry_bytes(b"d/a", EntryType::Regular, b"hello");
+        tar.extend([0u8; 512]);
+        tar.extend(entry_bytes(b"d/b", EntryType::Regular, b"world"));
+        tar.extend([0u8; 1024]);
+        let err = names(&tar).unwrap_err();
+        assert!(
+            err.to_string().contains("lone zero block at byte 1024"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_extended_header_before_the_end_marker_is_refused() {
+        let mut tar = long_name_blocks(&[b'n'; 180]);
+        tar.extend([0u8; 1024]);
+        let err = names(&tar).unwrap_err();
+        assert!(err.to_string().contains("extended header"), "{err}");
+        let err = names(&long_name_blocks(&[b'n'; 180])).unwrap_err();
+        assert!(err.to_string().contains("extended header"), "{err}");
     }
 
     #[test]

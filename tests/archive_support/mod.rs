@@ -3,6 +3,7 @@
 //! of the index to prove a failed import changed nothing.
 #![allow(dead_code)]
 pub mod corpus;
+pub mod truncation;
 use microsnap::home::Home;
 use microsnap::integrity::{self, Algorithm};
 use microsnap::manifest::{DiskFormat, ImagePin, Manifest, Upper, UpperIntegrity};
