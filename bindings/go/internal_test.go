@@ -111,27 +111,3 @@ func TestCancelTokenPathAlone(t *testing.T) {
 		t.Fatalf("got %v, want cancelled through the token", err)
 	}
 }
-
-// Parallel workers may report their counts out of order; the user's
-// callback sees Done rise monotonically within each phase.
-func TestProgressNeverGoesBackwards(t *testing.T) {
-	var seen []Progress
-	mon := &opMonitor{ctx: context.Background(), fn: func(p Progress) { seen = append(seen, p) }}
-	for _, p := range []Progress{
-		{"copy", 0, 30}, {"copy", 20, 30}, {"copy", 10, 30}, {"copy", 30, 30},
-		{"hash", 0, 30}, {"hash", 30, 30}, {"hash", 20, 30},
-	} {
-		if !mon.report(p) {
-			t.Fatal("report asked to cancel")
-		}
-	}
-	want := []Progress{{"copy", 0, 30}, {"copy", 20, 30}, {"copy", 30, 30}, {"hash", 0, 30}, {"hash", 30, 30}}
-	if len(seen) != len(want) {
-		t.Fatalf("seen %v, want %v", seen, want)
-	}
-	for i := range want {
-		if seen[i] != want[i] {
-			t.Errorf("report %d = %v, want %v", i, seen[i], want[i])
-		}
-	}
-}
