@@ -7,9 +7,10 @@ import "C"
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/go-json-experiment/json"
 )
 
 // Code is a stable microsnap error code, as defined by the C header
@@ -148,20 +149,20 @@ func closedError(what string) error {
 	return &Error{Code: CodeInvalidArgument, Name: CodeInvalidArgument.String(), Message: what + " is closed", cause: ErrClosed}
 }
 
-// errorBody is the library's error object: code and message, then the
-// details some codes add (decoded separately, so that a detail this
-// package does not expect never hides the message).
+// errorObject is the library's error object: code and message, then the
+// details some codes add.
+type errorObject struct {
+	errorBody
+	Path     string `json:"path"`     // integrity_mismatch
+	Expected string `json:"expected"` // integrity_mismatch
+	Actual   string `json:"actual"`   // integrity_mismatch
+	Digest   string `json:"digest"`   // has_children
+	Children uint64 `json:"children"` // has_children
+}
+
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-}
-
-type errorDetails struct {
-	Path     string `json:"path"`
-	Expected string `json:"expected"`
-	Actual   string `json:"actual"`
-	Digest   string `json:"digest"`
-	Children uint64 `json:"children"`
 }
 
 // decodeError turns a failed call's status and error object into an
@@ -169,19 +170,23 @@ type errorDetails struct {
 // A cancellation while ctx is done unwraps to ctx.Err().
 func decodeError(ctx context.Context, code Code, body []byte) error {
 	e := &Error{Code: code, Name: code.String()}
-	var b errorBody
-	if err := json.Unmarshal(body, &b); err != nil {
+	var o errorObject
+	err := json.Unmarshal(body, &o)
+	if err != nil {
+		// A detail of a type this package does not expect must not hide
+		// the message: read code and message alone.
+		o = errorObject{}
+		err = json.Unmarshal(body, &o.errorBody)
+	}
+	if err != nil {
 		e.Message = fmt.Sprintf("unreadable error object %q", body)
 	} else {
-		if b.Code != "" {
-			e.Name = b.Code
+		if o.Code != "" {
+			e.Name = o.Code
 		}
-		e.Message = b.Message
-		var d errorDetails
-		if json.Unmarshal(body, &d) == nil {
-			e.Path, e.Expected, e.Actual = d.Path, d.Expected, d.Actual
-			e.Digest, e.Children = d.Digest, d.Children
-		}
+		e.Message = o.Message
+		e.Path, e.Expected, e.Actual = o.Path, o.Expected, o.Actual
+		e.Digest, e.Children = o.Digest, o.Children
 	}
 	if code == CodeCancelled && ctx != nil && ctx.Err() != nil {
 		e.cause = ctx.Err()

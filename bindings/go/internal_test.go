@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 func TestDecodeErrorEveryCode(t *testing.T) {
@@ -109,5 +111,24 @@ func TestCancelTokenPathAlone(t *testing.T) {
 	_, err = h.Snapshot.Create(ctx, "s", SnapshotCreateOptions{Name: "x", RecordIntegrity: true})
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCancelled) {
 		t.Fatalf("got %v, want cancelled through the token", err)
+	}
+}
+
+// Arguments are encoded strictly too: a path that is not UTF-8 is an
+// invalid_argument error, not a different path with U+FFFD in it.
+func TestArgumentsMustBeUTF8(t *testing.T) {
+	_, err := cArgs(map[string]string{"ref": "/a\xffb"})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeInvalidArgument {
+		t.Errorf("got %v, want invalid_argument", err)
+	}
+	// Unset options stay out of the object (omitzero), as before.
+	b, err := json.Marshal(snapshotCreateArgs{SourceSandbox: "s", Name: "n"})
+	if err != nil || string(b) != `{"source_sandbox":"s","name":"n"}` {
+		t.Errorf("create args %s %v", b, err)
+	}
+	b, err = json.Marshal(exportArgs{Ref: "r", Out: "o"})
+	if err != nil || string(b) != `{"ref":"r","out":"o"}` {
+		t.Errorf("export args %s %v", b, err)
 	}
 }

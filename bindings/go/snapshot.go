@@ -48,12 +48,12 @@ type SnapshotCreateOptions struct {
 
 type snapshotCreateArgs struct {
 	SourceSandbox      string            `json:"source_sandbox"`
-	Name               string            `json:"name,omitempty"`
-	Path               string            `json:"path,omitempty"`
+	Name               string            `json:"name,omitzero"`
+	Path               string            `json:"path,omitzero"`
 	Labels             map[string]string `json:"labels,omitempty"`
-	Force              bool              `json:"force,omitempty"`
-	RecordIntegrity    bool              `json:"record_integrity,omitempty"`
-	IntegrityAlgorithm string            `json:"integrity_algorithm,omitempty"`
+	Force              bool              `json:"force,omitzero"`
+	RecordIntegrity    bool              `json:"record_integrity,omitzero"`
+	IntegrityAlgorithm string            `json:"integrity_algorithm,omitzero"`
 }
 
 // Create creates a snapshot from a stopped or crashed sandbox (or one never
@@ -130,18 +130,21 @@ func (f snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	list := handleList{home: h}
-	err = h.quick(ctx, "snapshot_list", struct{}{}, &list,
+	var r handleListResult
+	err = h.quick(ctx, "snapshot_list", struct{}{}, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_snapshot_list(out, native, args)
 		})
 	if err != nil {
 		return nil, err
 	}
-	if list.handles == nil {
-		list.handles = []*SnapshotHandle{} // an empty index lists as [], not nil
+	for _, handle := range r.Snapshots {
+		handle.home = h
 	}
-	return list.handles, nil
+	if r.Snapshots == nil {
+		return []*SnapshotHandle{}, nil // an empty index lists as [], not nil
+	}
+	return r.Snapshots, nil
 }
 
 // ListDir walks dir and parses each subdirectory's manifest without
@@ -152,9 +155,7 @@ func (f snapshotFactory) ListDir(ctx context.Context, dir string) ([]*SnapshotAr
 	if err != nil {
 		return nil, err
 	}
-	var r struct {
-		Artifacts []artifactJSON `json:"artifacts"`
-	}
+	var r listDirResult
 	err = h.quick(ctx, "snapshot_list_dir", map[string]string{"dir": dir}, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_snapshot_list_dir(out, native, args)
@@ -167,6 +168,17 @@ func (f snapshotFactory) ListDir(ctx context.Context, dir string) ([]*SnapshotAr
 		arts[i] = newArtifact(h, a)
 	}
 	return arts, nil
+}
+
+// listDirResult is snapshot_list_dir's result. The skipped directories are
+// read but not returned: ListDir's contract is the artifacts it parsed.
+type listDirResult struct {
+	Artifacts []artifactJSON `json:"artifacts"`
+	Skipped   []struct {
+		Path    string `json:"path"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"skipped"`
 }
 
 // Remove removes a snapshot artifact (by bare name, digest or path) and its
@@ -196,14 +208,17 @@ func (f snapshotFactory) Reindex(ctx context.Context, dir string) (uint32, error
 		return 0, err
 	}
 	args := struct {
-		Dir string `json:"dir,omitempty"`
+		Dir string `json:"dir,omitzero"`
 	}{dir}
-	var r struct {
-		Indexed uint32 `json:"indexed"`
-	}
+	var r reindexResult
 	err = h.quick(ctx, "snapshot_reindex", args, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_snapshot_reindex(out, native, args)
 		})
 	return r.Indexed, err
+}
+
+// reindexResult is snapshot_reindex's result.
+type reindexResult struct {
+	Indexed uint32 `json:"indexed"`
 }
