@@ -1,10 +1,5 @@
 package microsnap
 
-/*
-#include "microsnap.h"
-*/
-import "C"
-
 import (
 	"context"
 	"errors"
@@ -13,27 +8,30 @@ import (
 	"github.com/go-json-experiment/json"
 )
 
-// Code is a stable microsnap error code, as defined by the C header
-// (MSNAP_ERR_*). The values never change meaning across library versions.
+// Code is a stable microsnap error code: the status every library call
+// returns, MSNAP_OK or one of the MSNAP_ERR_* constants of
+// include/microsnap.h. The values never change meaning across library
+// versions.
 type Code int32
 
-// The error codes. Their values come from include/microsnap.h.
+// The error codes, with the values of include/microsnap.h (a test keeps
+// them equal) and the meanings of docs/abi.md.
 const (
-	CodeOK                Code = C.MSNAP_OK
-	CodeSnapshotNotFound  Code = C.MSNAP_ERR_SNAPSHOT_NOT_FOUND
-	CodeSandboxNotFound   Code = C.MSNAP_ERR_SANDBOX_NOT_FOUND
-	CodeImageNotFound     Code = C.MSNAP_ERR_IMAGE_NOT_FOUND
-	CodeAlreadyExists     Code = C.MSNAP_ERR_ALREADY_EXISTS
-	CodeSandboxRunning    Code = C.MSNAP_ERR_SANDBOX_RUNNING
-	CodeHasChildren       Code = C.MSNAP_ERR_HAS_CHILDREN
-	CodeIntegrityMismatch Code = C.MSNAP_ERR_INTEGRITY_MISMATCH
-	CodeInvalidArgument   Code = C.MSNAP_ERR_INVALID_ARGUMENT
-	CodeInvalidManifest   Code = C.MSNAP_ERR_INVALID_MANIFEST
-	CodeInvalidArchive    Code = C.MSNAP_ERR_INVALID_ARCHIVE
-	CodeUnsupported       Code = C.MSNAP_ERR_UNSUPPORTED
-	CodeIO                Code = C.MSNAP_ERR_IO
-	CodeCancelled         Code = C.MSNAP_ERR_CANCELLED
-	CodeInternal          Code = C.MSNAP_ERR_INTERNAL
+	CodeOK                Code = 0  // success
+	CodeSnapshotNotFound  Code = 1  // no snapshot by that name, digest or path
+	CodeSandboxNotFound   Code = 2  // no sandbox by that name
+	CodeImageNotFound     Code = 3  // the image is not in the home's OCI layout
+	CodeAlreadyExists     Code = 4  // destination or name taken
+	CodeSandboxRunning    Code = 5  // the sandbox is running (a live handle holds its lock)
+	CodeHasChildren       Code = 6  // the snapshot has indexed children (use force)
+	CodeIntegrityMismatch Code = 7  // content differs from what the manifest records
+	CodeInvalidArgument   Code = 8  // bad argument: JSON, name, handle, NULL, UTF-8
+	CodeInvalidManifest   Code = 9  // manifest.json malformed or inconsistent with the artifact
+	CodeInvalidArchive    Code = 10 // archive malformed or hostile
+	CodeUnsupported       Code = 11 // valid but not supported (unknown algorithm, qcow2 backing file, newer DB)
+	CodeIO                Code = 12 // filesystem or database error
+	CodeCancelled         Code = 13 // cancelled by the context (or the library's cancel token)
+	CodeInternal          Code = 14 // a bug in the library (including a caught panic)
 )
 
 // codeNames are the names the library uses in its error objects.

@@ -18,8 +18,9 @@ import (
 )
 
 // SupportedABIVersion is the libmicrosnap ABI version this package is
-// written against (MSNAP_ABI_VERSION of the header it was compiled with).
-const SupportedABIVersion = C.MSNAP_ABI_VERSION
+// written against: MSNAP_ABI_VERSION of include/microsnap.h (a test keeps
+// the two equal).
+const SupportedABIVersion = 1
 
 // abiError is checked once, when the package loads: a library implementing
 // another ABI version is refused by every call that opens a home.
@@ -48,7 +49,7 @@ func LibraryVersion() string { return C.GoString(C.msnap_version()) }
 // released by the garbage collector.
 type Home struct {
 	// Snapshot gives the snapshot functions (Create, Open, Get, List, ...)
-	// on this home.
+	// on this home; the package-level Snapshot variable documents them.
 	Snapshot snapshotFactory
 
 	native  *C.msnap_context

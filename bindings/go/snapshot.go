@@ -14,9 +14,68 @@ type snapshotFactory struct {
 	home *Home // nil: the default home (DefaultHome)
 }
 
-// Snapshot gives the package-level snapshot functions on the default home
-// ($MICROSNAP_HOME, else ~/.microsnap), e.g. m.Snapshot.Create(ctx, ...).
-// Use Home.Snapshot for an explicit home.
+// Snapshot gives the snapshot functions on the default home
+// ($MICROSNAP_HOME, else ~/.microsnap), e.g. m.Snapshot.Create(ctx, ...);
+// Home.Snapshot gives the same functions on an explicit home. They are
+// methods of an unexported type, as in the microsandbox Go SDK whose API
+// this package reproduces, so go doc lists them here (a test keeps this
+// list equal to the methods):
+//
+//	func (snapshotFactory) Create(ctx context.Context, sourceSandbox string, opts SnapshotCreateOptions) (*SnapshotArtifact, error)
+//
+// Create creates a snapshot from a stopped or crashed sandbox (or one never
+// started). Set exactly one of opts.Name (resolved under the default
+// snapshots directory) or opts.Path (an explicit artifact directory). A
+// running sandbox is ErrSandboxRunning; a taken destination is
+// ErrAlreadyExists unless opts.Force. A cancelled ctx stops the copy and
+// leaves nothing behind.
+//
+//	func (snapshotFactory) Export(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) error
+//
+// Export bundles a snapshot (bare name, digest or artifact path) into a
+// .tar.zst archive at outPath. Set opts.PlainTar to skip compression. A
+// cancelled ctx stops the export and removes the partial archive.
+//
+//	func (snapshotFactory) Get(ctx context.Context, nameOrDigest string) (*SnapshotHandle, error)
+//
+// Get looks up a lightweight handle in the local index by bare name,
+// manifest digest, or artifact path.
+//
+//	func (snapshotFactory) Import(ctx context.Context, archive, dest string) (*SnapshotHandle, error)
+//
+// Import unpacks a snapshot archive (.tar.zst or .tar, detected from its
+// content) into the home's snapshots directory, or into dest if it is not
+// "", and indexes it. It returns the handle of the archive's head snapshot
+// (the last one that is no other's parent). A malformed or hostile archive
+// is ErrInvalidArchive; a failed or cancelled import leaves nothing behind.
+//
+//	func (snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error)
+//
+// List lists the indexed snapshots from the local index, newest first.
+//
+//	func (snapshotFactory) ListDir(ctx context.Context, dir string) ([]*SnapshotArtifact, error)
+//
+// ListDir walks dir and parses each subdirectory's manifest without
+// touching the index. It returns one artifact per parsed subdirectory;
+// subdirectories that are not readable artifacts are skipped.
+//
+//	func (snapshotFactory) Open(ctx context.Context, pathOrName string) (*SnapshotArtifact, error)
+//
+// Open opens an existing artifact by bare name (resolved under the default
+// snapshots directory) or artifact directory path. It validates metadata
+// only; call Verify for content checks.
+//
+//	func (snapshotFactory) Reindex(ctx context.Context, dir string) (uint32, error)
+//
+// Reindex walks dir and rebuilds the local index from the artifacts it
+// finds, returning how many it indexed. An empty dir means the home's
+// snapshots directory.
+//
+//	func (snapshotFactory) Remove(ctx context.Context, pathOrName string, force bool) error
+//
+// Remove removes a snapshot artifact (by bare name, digest or path) and its
+// index row. It refuses, with ErrHasChildren, to delete a snapshot with
+// indexed children unless force is true.
 var Snapshot snapshotFactory
 
 func (f snapshotFactory) resolve() (*Home, error) {
