@@ -16,7 +16,7 @@ func BenchmarkDecodeList10000(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var r handleListResult
-		err := json.Unmarshal(body, &r)
+		err := decodeResult("snapshot_list", body, &r)
 		list := r.Snapshots
 		if err != nil || len(list) != 10_000 {
 			b.Fatalf("%d handles: %v", len(list), err)

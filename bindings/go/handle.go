@@ -2,9 +2,11 @@ package microsnap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -38,6 +40,26 @@ type handleListResult struct {
 	Snapshots handleSlice `json:"snapshots"`
 }
 
+// handles returns the listing's handles, on home h. An empty index lists
+// as [], not nil.
+func (r *handleListResult) handles(h *Home) ([]*SnapshotHandle, error) {
+	if r.Snapshots == nil {
+		return nil, badResult("snapshot_list", errors.New(`missing member "snapshots"`))
+	}
+	for _, handle := range r.Snapshots {
+		handle.home = h
+	}
+	return r.Snapshots, nil
+}
+
+// decodeOptions lets the tokenizer skip its check for repeated member
+// names, a fifth of a listing's decode: the handle decoder checks its own
+// members, and handleSlice refuses a second "snapshots". (An unknown member
+// is skipped whether repeated or not.)
+func (*handleListResult) decodeOptions() json.Options {
+	return jsontext.AllowDuplicateNames(true)
+}
+
 // handleSlice reads an array of handle objects, each straight into the
 // SnapshotHandle List returns: a listing has thousands, and decoding into
 // a []handleJSON first would copy each one, and the growing array again.
@@ -45,6 +67,10 @@ type handleListResult struct {
 type handleSlice []*SnapshotHandle
 
 func (s *handleSlice) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if *s != nil {
+		return errors.New(`duplicate member "snapshots"`)
+	}
+	*s = handleSlice{}
 	if kind := dec.PeekKind(); kind != '[' {
 		return fmt.Errorf("expected an array of handles, found %v", kind)
 	}

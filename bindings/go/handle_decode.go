@@ -51,7 +51,10 @@ func (h *handleJSON) decode(dec *jsontext.Decoder, pool *stringPool) error {
 			}
 			continue
 		}
-		seen |= 1 << m // a repeated name is the tokenizer's error
+		if seen&(1<<m) != 0 { // List lets the tokenizer allow repeats (handleListResult)
+			return fmt.Errorf("handle: duplicate member %q", handleMembers[m])
+		}
+		seen |= 1 << m
 		if err := v.read(m, dec, pool); err != nil {
 			return fmt.Errorf("handle member %q: %w", handleMembers[m], err)
 		}
@@ -148,7 +151,7 @@ func (v *handleJSON) read(m int, dec *jsontext.Decoder, pool *stringPool) error 
 }
 
 // labels is the handle's labels object as the key, value pairs the
-// library sent (keys unique: the tokenizer refuses a repeated name). A map
+// library sent, keys unique. A map
 // for each of a listing's handles would be most of its memory, and the
 // accessor copies the labels into a new map anyway.
 type labels struct {
@@ -163,6 +166,7 @@ func (l *labels) read(dec *jsontext.Decoder, pool *stringPool) error {
 		return err
 	}
 	l.pairs = nil
+	var keys map[string]bool // only once a key is out of order; see below
 	for i := 0; dec.PeekKind() != '}'; i++ {
 		key, err := dec.ReadValue()
 		if err != nil {
@@ -171,6 +175,21 @@ func (l *labels) read(dec *jsontext.Decoder, pool *stringPool) error {
 		k, err := pool.str(key, slotLabelKeys+i)
 		if err != nil {
 			return err
+		}
+		// A repeated key is an error. The library sends the keys sorted, so
+		// uniqueness is a comparison with the previous key; only keys out of
+		// order need a set.
+		if n := len(l.pairs); keys == nil && n > 0 && k <= l.pairs[n-2] {
+			keys = make(map[string]bool, n/2+1)
+			for j := 0; j < n; j += 2 {
+				keys[l.pairs[j]] = true
+			}
+		}
+		if keys != nil {
+			if keys[k] {
+				return fmt.Errorf("duplicate label %q", k)
+			}
+			keys[k] = true
 		}
 		value, err := dec.ReadValue()
 		if err != nil {

@@ -45,8 +45,10 @@ func asRef(h *SnapshotHandle) refHandle {
 
 func decodeList(body string) ([]*SnapshotHandle, error) {
 	var r handleListResult
-	err := decodeResult("snapshot_list", []byte(body), &r)
-	return r.Snapshots, err
+	if err := decodeResult("snapshot_list", []byte(body), &r); err != nil {
+		return nil, err
+	}
+	return r.handles(nil)
 }
 
 func withMember(name, value string) string {
@@ -155,6 +157,8 @@ func TestHandleDecodeRefusesMalformedInput(t *testing.T) {
 		"label not a string":     list(replaceMember("labels", `{"a":1}`)),
 		"labels an array":        list(replaceMember("labels", `["a"]`)),
 		"duplicate label":        list(replaceMember("labels", `{"a":"1","a":"2"}`)),
+		"duplicate label later":  list(replaceMember("labels", `{"b":"1","a":"2","b":"3"}`)),
+		"no snapshots":           `{}`,
 		"control character":      list(replaceMember("path", "\"/a\x01b\"")),
 		"bad escape":             list(replaceMember("path", `"/a\x"`)),
 		"lone surrogate":         list(replaceMember("path", `"\ud83d"`)),

@@ -195,7 +195,11 @@ func decodeResult(what string, body []byte, result any) error {
 	if result == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, result); err != nil {
+	var opts []json.Options
+	if o, ok := result.(interface{ decodeOptions() json.Options }); ok {
+		opts = append(opts, o.decodeOptions())
+	}
+	if err := json.Unmarshal(body, result, opts...); err != nil {
 		return badResult(what, err)
 	}
 	return nil

@@ -197,13 +197,7 @@ func (f snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, handle := range r.Snapshots {
-		handle.home = h
-	}
-	if r.Snapshots == nil {
-		return []*SnapshotHandle{}, nil // an empty index lists as [], not nil
-	}
-	return r.Snapshots, nil
+	return r.handles(h)
 }
 
 // ListDir walks dir and parses each subdirectory's manifest without
