@@ -29,12 +29,12 @@ type SnapshotExportOptions struct {
 type exportArgs struct {
 	Ref         string `json:"ref"`
 	Out         string `json:"out"`
-	WithParents bool   `json:"with_parents,omitempty"`
-	WithImage   bool   `json:"with_image,omitempty"`
-	PlainTar    bool   `json:"plain_tar,omitempty"`
-	Dense       bool   `json:"dense,omitempty"`
-	Level       *int   `json:"level,omitempty"`
-	Threads     *int   `json:"threads,omitempty"`
+	WithParents bool   `json:"with_parents,omitzero"`
+	WithImage   bool   `json:"with_image,omitzero"`
+	PlainTar    bool   `json:"plain_tar,omitzero"`
+	Dense       bool   `json:"dense,omitzero"`
+	Level       *int   `json:"level,omitzero"`
+	Threads     *int   `json:"threads,omitzero"`
 }
 
 // Export bundles a snapshot (bare name, digest or artifact path) into a
@@ -97,11 +97,9 @@ func (f snapshotFactory) Import(ctx context.Context, archive, dest string) (*Sna
 	}
 	args := struct {
 		Archive string `json:"archive"`
-		Dest    string `json:"dest,omitempty"`
+		Dest    string `json:"dest,omitzero"`
 	}{archive, dest}
-	var r struct {
-		Head handleJSON `json:"head"`
-	}
+	var r importResult
 	err = h.long(ctx, "snapshot_import", args, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char, cancel *C.msnap_cancel, monitor C.uintptr_t) C.int32_t {
 			return C.go_snapshot_import(out, native, args, cancel, monitor)
@@ -110,4 +108,13 @@ func (f snapshotFactory) Import(ctx context.Context, archive, dest string) (*Sna
 		return nil, err
 	}
 	return newHandle(h, r.Head), nil
+}
+
+// importResult is snapshot_import's result. Import returns the head; the
+// other imported handles and the image manifest digests are read but not
+// kept.
+type importResult struct {
+	Head     handleJSON   `json:"head"`
+	Imported []handleJSON `json:"imported"`
+	Images   []string     `json:"images"`
 }

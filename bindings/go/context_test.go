@@ -204,3 +204,53 @@ func TestProgressReportsAndPanics(t *testing.T) {
 		t.Errorf("panicked Create left its artifact: %v", err)
 	}
 }
+
+// Done never goes backwards within a phase, in every long operation, with
+// the parallel workers of hashing and compression at work. The library
+// guarantees it (docs/abi.md) and the binding passes each report on as it
+// comes, so this observes the library's guarantee through Go.
+func TestProgressNeverGoesBackwards(t *testing.T) {
+	h := newHome(t)
+	stoppedSandbox(t, h, "baseline", 7)
+	archive := filepath.Join(t.TempDir(), "p.tar.zst")
+	var art *m.SnapshotArtifact
+	for _, op := range []struct {
+		name   string
+		phases []string
+		run    func(ctx context.Context) error
+	}{
+		{"create", []string{"copy", "hash"}, func(ctx context.Context) (err error) {
+			art, err = h.Snapshot.Create(ctx, "baseline", m.SnapshotCreateOptions{Name: "p", RecordIntegrity: true})
+			return err
+		}},
+		{"verify", []string{"hash"}, func(ctx context.Context) error { _, err := art.Verify(ctx); return err }},
+		{"export", []string{"export"}, func(ctx context.Context) error {
+			return h.Snapshot.Export(ctx, "p", archive, m.SnapshotExportOptions{Threads: 2})
+		}},
+		{"import", []string{"import"}, func(ctx context.Context) error {
+			_, err := h.Snapshot.Import(ctx, archive, t.TempDir())
+			return err
+		}},
+	} {
+		var reports []m.Progress
+		ctx := m.ContextWithProgress(context.Background(), func(p m.Progress) { reports = append(reports, p) })
+		if err := op.run(ctx); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		last := map[string]uint64{}
+		for i, r := range reports {
+			if r.Done > r.Total {
+				t.Errorf("%s report %d %+v: done > total", op.name, i, r)
+			}
+			if prev, ok := last[r.Phase]; ok && r.Done < prev {
+				t.Errorf("%s report %d: %s went back from %d to %d of %d", op.name, i, r.Phase, prev, r.Done, r.Total)
+			}
+			last[r.Phase] = r.Done
+		}
+		for _, want := range op.phases {
+			if _, ok := last[want]; !ok {
+				t.Errorf("%s: no %s report among %v", op.name, want, reports)
+			}
+		}
+	}
+}

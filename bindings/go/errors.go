@@ -1,38 +1,37 @@
 package microsnap
 
-/*
-#include "microsnap.h"
-*/
-import "C"
-
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/go-json-experiment/json"
 )
 
-// Code is a stable microsnap error code, as defined by the C header
-// (MSNAP_ERR_*). The values never change meaning across library versions.
+// Code is a stable microsnap error code: the status every library call
+// returns, MSNAP_OK or one of the MSNAP_ERR_* constants of
+// include/microsnap.h. The values never change meaning across library
+// versions.
 type Code int32
 
-// The error codes. Their values come from include/microsnap.h.
+// The error codes, with the values of include/microsnap.h (a test keeps
+// them equal) and the meanings of docs/abi.md.
 const (
-	CodeOK                Code = C.MSNAP_OK
-	CodeSnapshotNotFound  Code = C.MSNAP_ERR_SNAPSHOT_NOT_FOUND
-	CodeSandboxNotFound   Code = C.MSNAP_ERR_SANDBOX_NOT_FOUND
-	CodeImageNotFound     Code = C.MSNAP_ERR_IMAGE_NOT_FOUND
-	CodeAlreadyExists     Code = C.MSNAP_ERR_ALREADY_EXISTS
-	CodeSandboxRunning    Code = C.MSNAP_ERR_SANDBOX_RUNNING
-	CodeHasChildren       Code = C.MSNAP_ERR_HAS_CHILDREN
-	CodeIntegrityMismatch Code = C.MSNAP_ERR_INTEGRITY_MISMATCH
-	CodeInvalidArgument   Code = C.MSNAP_ERR_INVALID_ARGUMENT
-	CodeInvalidManifest   Code = C.MSNAP_ERR_INVALID_MANIFEST
-	CodeInvalidArchive    Code = C.MSNAP_ERR_INVALID_ARCHIVE
-	CodeUnsupported       Code = C.MSNAP_ERR_UNSUPPORTED
-	CodeIO                Code = C.MSNAP_ERR_IO
-	CodeCancelled         Code = C.MSNAP_ERR_CANCELLED
-	CodeInternal          Code = C.MSNAP_ERR_INTERNAL
+	CodeOK                Code = 0  // success
+	CodeSnapshotNotFound  Code = 1  // no snapshot by that name, digest or path
+	CodeSandboxNotFound   Code = 2  // no sandbox by that name
+	CodeImageNotFound     Code = 3  // the image is not in the home's OCI layout
+	CodeAlreadyExists     Code = 4  // destination or name taken
+	CodeSandboxRunning    Code = 5  // the sandbox is running (a live handle holds its lock)
+	CodeHasChildren       Code = 6  // the snapshot has indexed children (use force)
+	CodeIntegrityMismatch Code = 7  // content differs from what the manifest records
+	CodeInvalidArgument   Code = 8  // bad argument: JSON, name, handle, NULL, UTF-8
+	CodeInvalidManifest   Code = 9  // manifest.json malformed or inconsistent with the artifact
+	CodeInvalidArchive    Code = 10 // archive malformed or hostile
+	CodeUnsupported       Code = 11 // valid but not supported (unknown algorithm, qcow2 backing file, newer DB)
+	CodeIO                Code = 12 // filesystem or database error
+	CodeCancelled         Code = 13 // cancelled by the context (or the library's cancel token)
+	CodeInternal          Code = 14 // a bug in the library (including a caught panic)
 )
 
 // codeNames are the names the library uses in its error objects.
@@ -148,20 +147,20 @@ func closedError(what string) error {
 	return &Error{Code: CodeInvalidArgument, Name: CodeInvalidArgument.String(), Message: what + " is closed", cause: ErrClosed}
 }
 
-// errorBody is the library's error object: code and message, then the
-// details some codes add (decoded separately, so that a detail this
-// package does not expect never hides the message).
+// errorObject is the library's error object: code and message, then the
+// details some codes add.
+type errorObject struct {
+	errorBody
+	Path     string `json:"path"`     // integrity_mismatch
+	Expected string `json:"expected"` // integrity_mismatch
+	Actual   string `json:"actual"`   // integrity_mismatch
+	Digest   string `json:"digest"`   // has_children
+	Children uint64 `json:"children"` // has_children
+}
+
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-}
-
-type errorDetails struct {
-	Path     string `json:"path"`
-	Expected string `json:"expected"`
-	Actual   string `json:"actual"`
-	Digest   string `json:"digest"`
-	Children uint64 `json:"children"`
 }
 
 // decodeError turns a failed call's status and error object into an
@@ -169,19 +168,23 @@ type errorDetails struct {
 // A cancellation while ctx is done unwraps to ctx.Err().
 func decodeError(ctx context.Context, code Code, body []byte) error {
 	e := &Error{Code: code, Name: code.String()}
-	var b errorBody
-	if err := json.Unmarshal(body, &b); err != nil {
+	var o errorObject
+	err := json.Unmarshal(body, &o)
+	if err != nil {
+		// A detail of a type this package does not expect must not hide
+		// the message: read code and message alone.
+		o = errorObject{}
+		err = json.Unmarshal(body, &o.errorBody)
+	}
+	if err != nil {
 		e.Message = fmt.Sprintf("unreadable error object %q", body)
 	} else {
-		if b.Code != "" {
-			e.Name = b.Code
+		if o.Code != "" {
+			e.Name = o.Code
 		}
-		e.Message = b.Message
-		var d errorDetails
-		if json.Unmarshal(body, &d) == nil {
-			e.Path, e.Expected, e.Actual = d.Path, d.Expected, d.Actual
-			e.Digest, e.Children = d.Digest, d.Children
-		}
+		e.Message = o.Message
+		e.Path, e.Expected, e.Actual = o.Path, o.Expected, o.Actual
+		e.Digest, e.Children = o.Digest, o.Children
 	}
 	if code == CodeCancelled && ctx != nil && ctx.Err() != nil {
 		e.cause = ctx.Err()

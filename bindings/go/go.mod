@@ -1,8 +1,9 @@
 module github.com/microsnap/microsnap/bindings/go
 
-go 1.24
+go 1.26
 
 require (
+	github.com/go-json-experiment/json v1.27.2
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
 )

@@ -2,7 +2,12 @@ package microsnap
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // SnapshotHandle is a lightweight view of a snapshot in the home's local
@@ -13,42 +18,75 @@ type SnapshotHandle struct {
 	h    handleJSON
 }
 
-// handleJSON is the library's snapshot handle object (docs/abi.md), as
-// handle_json.go decodes it. It is shaped for listings of thousands: the
-// nullable members are values with a presence flag rather than pointers,
-// and labels are the pairs the library sent rather than a map (a map each
-// would be most of a listing's memory); the accessors build the pointers
-// and the map, which they copy anyway.
+// handleJSON is the library's snapshot handle object (docs/abi.md).
 type handleJSON struct {
-	Digest              string
-	Name                optional[string]
-	ParentDigest        optional[string]
-	ImageRef            string
-	ImageManifestDigest string
-	Format              string
-	Fstype              string
-	SizeBytes           optional[uint64]
-	Path                string
-	CreatedAtUnixNanos  int64    // created_at, the same time as text, is checked but not kept
-	Labels              []string // key, value, key, value, ...; keys unique
-	ChildCount          uint64
+	Digest              string           `json:"digest"`
+	Name                optional[string] `json:"name"`
+	ParentDigest        optional[string] `json:"parent_digest"`
+	ImageRef            string           `json:"image_ref"`
+	ImageManifestDigest string           `json:"image_manifest_digest"`
+	Format              string           `json:"format"`
+	Fstype              string           `json:"fstype"`
+	SizeBytes           optional[uint64] `json:"size_bytes"`
+	Path                string           `json:"path"`
+	CreatedAt           string           `json:"created_at"` // the same time as CreatedAtUnixNanos, as text
+	CreatedAtUnixNanos  int64            `json:"created_at_unix_nanos"`
+	Labels              labels           `json:"labels"`
+	ChildCount          uint64           `json:"child_count"`
 }
 
-// optional is a JSON member that may be null.
-type optional[T any] struct {
-	value T
-	set   bool
+// handleListResult is snapshot_list's result.
+type handleListResult struct {
+	Snapshots handleSlice `json:"snapshots"`
 }
 
-func some[T any](v T) optional[T] { return optional[T]{v, true} }
-
-// ptr returns a pointer to a copy of the value, or nil for null.
-func (o optional[T]) ptr() *T {
-	if !o.set {
-		return nil
+// handles returns the listing's handles, on home h. An empty index lists
+// as [], not nil.
+func (r *handleListResult) handles(h *Home) ([]*SnapshotHandle, error) {
+	if r.Snapshots == nil {
+		return nil, badResult("snapshot_list", errors.New(`missing member "snapshots"`))
 	}
-	v := o.value
-	return &v
+	for _, handle := range r.Snapshots {
+		handle.home = h
+	}
+	return r.Snapshots, nil
+}
+
+// decodeOptions lets the tokenizer skip its check for repeated member
+// names, a fifth of a listing's decode: the handle decoder checks its own
+// members, and handleSlice refuses a second "snapshots". (An unknown member
+// is skipped whether repeated or not.)
+func (*handleListResult) decodeOptions() json.Options {
+	return jsontext.AllowDuplicateNames(true)
+}
+
+// handleSlice reads an array of handle objects, each straight into the
+// SnapshotHandle List returns: a listing has thousands, and decoding into
+// a []handleJSON first would copy each one, and the growing array again.
+// The handles' home is left to the caller.
+type handleSlice []*SnapshotHandle
+
+func (s *handleSlice) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if *s != nil {
+		return errors.New(`duplicate member "snapshots"`)
+	}
+	*s = handleSlice{}
+	if kind := dec.PeekKind(); kind != '[' {
+		return fmt.Errorf("expected an array of handles, found %v", kind)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	pool := new(stringPool)
+	for dec.PeekKind() != ']' {
+		h := new(SnapshotHandle)
+		if err := h.h.decode(dec, pool); err != nil {
+			return err
+		}
+		*s = append(*s, h)
+	}
+	_, err := dec.ReadToken()
+	return err
 }
 
 func newHandle(home *Home, h handleJSON) *SnapshotHandle {
@@ -93,9 +131,10 @@ func (h *SnapshotHandle) CreatedAt() time.Time { return time.Unix(0, h.h.Created
 // Labels returns the user labels recorded in the index (never nil). It
 // returns a defensive copy.
 func (h *SnapshotHandle) Labels() map[string]string {
-	labels := make(map[string]string, len(h.h.Labels)/2)
-	for i := 0; i+1 < len(h.h.Labels); i += 2 {
-		labels[h.h.Labels[i]] = h.h.Labels[i+1]
+	pairs := h.h.Labels.pairs
+	labels := make(map[string]string, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		labels[pairs[i]] = pairs[i+1]
 	}
 	return labels
 }

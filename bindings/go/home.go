@@ -8,17 +8,19 @@ import "C"
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/go-json-experiment/json"
 )
 
 // SupportedABIVersion is the libmicrosnap ABI version this package is
-// written against (MSNAP_ABI_VERSION of the header it was compiled with).
-const SupportedABIVersion = C.MSNAP_ABI_VERSION
+// written against: MSNAP_ABI_VERSION of include/microsnap.h (a test keeps
+// the two equal).
+const SupportedABIVersion = 1
 
 // abiError is checked once, when the package loads: a library implementing
 // another ABI version is refused by every call that opens a home.
@@ -47,7 +49,7 @@ func LibraryVersion() string { return C.GoString(C.msnap_version()) }
 // released by the garbage collector.
 type Home struct {
 	// Snapshot gives the snapshot functions (Create, Open, Get, List, ...)
-	// on this home.
+	// on this home; the package-level Snapshot variable documents them.
 	Snapshot snapshotFactory
 
 	native  *C.msnap_context
@@ -75,16 +77,12 @@ func openHome(args any) (*Home, error) {
 	}
 	defer freeArgs(cargs)
 	var native *C.msnap_context
-	var opened struct {
-		Home string `json:"home"`
-	}
+	var opened homeOpened
 	var unreadable error
 	err = runQuick(context.Background(), func(out **C.char) C.int32_t {
 		return C.msnap_context_open(&native, out, cargs)
 	}, func(body []byte) error {
-		if err := json.Unmarshal(body, &opened); err != nil {
-			unreadable = badResult("context_open", err)
-		}
+		unreadable = decodeResult("context_open", body, &opened)
 		return unreadable
 	})
 	if unreadable != nil {
@@ -99,6 +97,11 @@ func openHome(args any) (*Home, error) {
 		C.msnap_context_free(native)
 	}, native)
 	return h, nil
+}
+
+// homeOpened is context_open's result.
+type homeOpened struct {
+	Home string `json:"home"`
 }
 
 // Path returns the home's absolute, symlink-free directory.
@@ -175,23 +178,28 @@ func (h *Home) long(ctx context.Context, what string, args any, result any,
 	return err
 }
 
-// rawDecoder is a result that reads the library's JSON text itself instead
-// of through encoding/json (see handle_json.go).
-type rawDecoder interface {
-	decodeRaw(body []byte) error
-}
-
+// decodeResult reads a call's result into result (nothing when result is
+// nil) with github.com/go-json-experiment/json, the code of Go's
+// encoding/json/v2, usable without GOEXPERIMENT. Its defaults are the strict
+// reading the ABI's fully specified output allows: member names match
+// exactly (encoding/json also matched them case-insensitively), a duplicate
+// member is an error, invalid UTF-8 is an error, and a number must fit its
+// Go type exactly (no fraction into an integer, no overflow).
+//
+// A member this package does not know is skipped: a newer library may add
+// one to a result without changing the ABI version (the header bumps it
+// only for incompatible changes). The tests decode every golden result with
+// unknown members rejected (golden_test.go), so a member the library writes
+// and this package has no field for fails a test.
 func decodeResult(what string, body []byte, result any) error {
 	if result == nil {
 		return nil
 	}
-	var err error
-	if d, ok := result.(rawDecoder); ok {
-		err = d.decodeRaw(body)
-	} else {
-		err = json.Unmarshal(body, result)
+	var opts []json.Options
+	if o, ok := result.(interface{ decodeOptions() json.Options }); ok {
+		opts = append(opts, o.decodeOptions())
 	}
-	if err != nil {
+	if err := json.Unmarshal(body, result, opts...); err != nil {
 		return badResult(what, err)
 	}
 	return nil

@@ -24,12 +24,7 @@ type Image struct {
 
 // ListImages lists the images of this home's local OCI layout.
 func (h *Home) ListImages(ctx context.Context) ([]Image, error) {
-	var r struct {
-		Images []struct {
-			Image
-			Ref *string `json:"ref"`
-		} `json:"images"`
-	}
+	var r imageListResult
 	err := h.quick(ctx, "image_list", struct{}{}, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_image_list(out, native, args)
@@ -57,9 +52,7 @@ func (h *Home) ImportImages(ctx context.Context, layoutDir, ref string) ([]Image
 	if ref != "" {
 		args["ref"] = ref
 	}
-	var r struct {
-		Images []Image `json:"images"`
-	}
+	var r imageImportResult
 	err := h.quick(ctx, "image_import", args, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_image_import(out, native, args)
@@ -68,4 +61,18 @@ func (h *Home) ImportImages(ctx context.Context, layoutDir, ref string) ([]Image
 		return nil, err
 	}
 	return r.Images, nil
+}
+
+// imageListResult is image_list's result: images whose ref is null for an
+// unnamed entry (Image.Ref is "" then).
+type imageListResult struct {
+	Images []struct {
+		Image
+		Ref *string `json:"ref"`
+	} `json:"images"`
+}
+
+// imageImportResult is image_import's result.
+type imageImportResult struct {
+	Images []Image `json:"images"`
 }

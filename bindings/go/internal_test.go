@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 func TestDecodeErrorEveryCode(t *testing.T) {
@@ -112,26 +114,21 @@ func TestCancelTokenPathAlone(t *testing.T) {
 	}
 }
 
-// Parallel workers may report their counts out of order; the user's
-// callback sees Done rise monotonically within each phase.
-func TestProgressNeverGoesBackwards(t *testing.T) {
-	var seen []Progress
-	mon := &opMonitor{ctx: context.Background(), fn: func(p Progress) { seen = append(seen, p) }}
-	for _, p := range []Progress{
-		{"copy", 0, 30}, {"copy", 20, 30}, {"copy", 10, 30}, {"copy", 30, 30},
-		{"hash", 0, 30}, {"hash", 30, 30}, {"hash", 20, 30},
-	} {
-		if !mon.report(p) {
-			t.Fatal("report asked to cancel")
-		}
+// Arguments are encoded strictly too: a path that is not UTF-8 is an
+// invalid_argument error, not a different path with U+FFFD in it.
+func TestArgumentsMustBeUTF8(t *testing.T) {
+	_, err := cArgs(map[string]string{"ref": "/a\xffb"})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeInvalidArgument {
+		t.Errorf("got %v, want invalid_argument", err)
 	}
-	want := []Progress{{"copy", 0, 30}, {"copy", 20, 30}, {"copy", 30, 30}, {"hash", 0, 30}, {"hash", 30, 30}}
-	if len(seen) != len(want) {
-		t.Fatalf("seen %v, want %v", seen, want)
+	// Unset options stay out of the object (omitzero), as before.
+	b, err := json.Marshal(snapshotCreateArgs{SourceSandbox: "s", Name: "n"})
+	if err != nil || string(b) != `{"source_sandbox":"s","name":"n"}` {
+		t.Errorf("create args %s %v", b, err)
 	}
-	for i := range want {
-		if seen[i] != want[i] {
-			t.Errorf("report %d = %v, want %v", i, seen[i], want[i])
-		}
+	b, err = json.Marshal(exportArgs{Ref: "r", Out: "o"})
+	if err != nil || string(b) != `{"ref":"r","out":"o"}` {
+		t.Errorf("export args %s %v", b, err)
 	}
 }

@@ -8,12 +8,16 @@ package microsnap
 import "C"
 
 import (
-	"encoding/json"
 	"unsafe"
+
+	"github.com/go-json-experiment/json"
 )
 
 // cArgs encodes v as the JSON argument object of a call. The caller frees
-// the result with C.free (it is our allocation, not the library's).
+// the result with C.free (it is our allocation, not the library's). A
+// string that is not valid UTF-8 (which the library would refuse) is an
+// invalid_argument error here, as the library's would be; encoding/json
+// replaced its bytes with U+FFFD and sent another path.
 func cArgs(v any) (*C.char, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -26,9 +30,9 @@ func freeArgs(p *C.char) { C.free(unsafe.Pointer(p)) }
 
 // useString runs use on a library-owned string where it lies, then frees it
 // with msnap_string_free, the only allowed way; a NULL string is an empty
-// body. use must not keep the slice or anything pointing into it (copying
-// decoders such as encoding/json and handle_json.go do not): it saves
-// copying results that can be megabytes.
+// body. use must not keep the slice or anything pointing into it (a copying
+// decoder such as json.Unmarshal does not): it saves copying results that
+// can be megabytes.
 func useString(p *C.char, use func(body []byte) error) error {
 	if p == nil {
 		return use(nil)

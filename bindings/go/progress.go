@@ -26,8 +26,9 @@ type Progress struct {
 
 // ProgressFunc receives progress reports. It runs on a library worker
 // thread while the operation is in progress, never on two threads at once,
-// so it must not block for long. Within a phase, Done never goes backwards.
-// To stop the operation, cancel its context.
+// so it must not block for long. Within a phase, Done never goes backwards
+// (the library guarantees it, docs/abi.md; the reports are passed on as
+// they come). To stop the operation, cancel its context.
 type ProgressFunc func(Progress)
 
 type progressKey struct{}
@@ -54,13 +55,6 @@ type opMonitor struct {
 	mu       sync.Mutex
 	panicked any
 	didPanic bool
-
-	// The last report passed on, so that Done never goes backwards within
-	// a phase: the library's parallel workers count bytes atomically but
-	// may report out of order. Only the callback thread touches these.
-	lastPhase string
-	lastTotal uint64
-	lastDone  uint64
 }
 
 // report runs the callback and says whether the operation should go on. A
@@ -68,14 +62,7 @@ type opMonitor struct {
 // caught here, the operation is cancelled, and the panic is raised again on
 // the calling goroutine once the call has returned.
 func (m *opMonitor) report(p Progress) (goOn bool) {
-	newPhase := p.Phase != m.lastPhase || p.Total != m.lastTotal || p.Done == 0
-	// A stale report (a worker that counted earlier reported later) is not
-	// passed on; the newer count already was.
-	stale := !newPhase && p.Done < m.lastDone
-	if !stale {
-		m.lastPhase, m.lastTotal, m.lastDone = p.Phase, p.Total, p.Done
-	}
-	if m.fn != nil && !stale {
+	if m.fn != nil {
 		defer func() {
 			if r := recover(); r != nil {
 				m.mu.Lock()

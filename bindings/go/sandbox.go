@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"context"
-	"encoding/json"
 	"runtime"
 	"sync"
 )
@@ -17,12 +16,12 @@ type SandboxOption func(*sandboxCreateArgs)
 
 type sandboxCreateArgs struct {
 	Name      string  `json:"name"`
-	Image     string  `json:"image,omitempty"`
-	Snapshot  string  `json:"snapshot,omitempty"`
-	Upper     string  `json:"upper,omitempty"`
-	Fstype    string  `json:"fstype,omitempty"`
-	SizeBytes *uint64 `json:"size_bytes,omitempty"`
-	Start     *bool   `json:"start,omitempty"`
+	Image     string  `json:"image,omitzero"`
+	Snapshot  string  `json:"snapshot,omitzero"`
+	Upper     string  `json:"upper,omitzero"`
+	Fstype    string  `json:"fstype,omitzero"`
+	SizeBytes *uint64 `json:"size_bytes,omitzero"`
+	Start     *bool   `json:"start,omitzero"`
 }
 
 // WithSnapshot boots the sandbox from a private copy of a snapshot's upper
@@ -197,9 +196,7 @@ func (h *Home) GetSandbox(ctx context.Context, name string) (*SandboxHandle, err
 
 // ListSandboxes lists the sandboxes of this home by name.
 func (h *Home) ListSandboxes(ctx context.Context) ([]*SandboxHandle, error) {
-	var r struct {
-		Sandboxes []sandboxJSON `json:"sandboxes"`
-	}
+	var r sandboxListResult
 	err := h.quick(ctx, "sandbox_list", struct{}{}, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_sandbox_list(out, native, args)
@@ -212,6 +209,11 @@ func (h *Home) ListSandboxes(ctx context.Context) ([]*SandboxHandle, error) {
 		list[i] = &SandboxHandle{home: h, s: s}
 	}
 	return list, nil
+}
+
+// sandboxListResult is sandbox_list's result.
+type sandboxListResult struct {
+	Sandboxes []sandboxJSON `json:"sandboxes"`
 }
 
 // RemoveSandbox removes a sandbox of this home that is not running.
@@ -266,8 +268,8 @@ func (s *Sandbox) Info(ctx context.Context) (*SandboxHandle, error) {
 			return nil, decodeError(ctx, Code(status), body)
 		}
 		var info sandboxJSON
-		if err := json.Unmarshal(body, &info); err != nil {
-			return nil, badResult("sandbox_info", err)
+		if err := decodeResult("sandbox_info", body, &info); err != nil {
+			return nil, err
 		}
 		return &SandboxHandle{home: s.home, s: info}, nil
 	}

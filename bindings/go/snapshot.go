@@ -14,9 +14,68 @@ type snapshotFactory struct {
 	home *Home // nil: the default home (DefaultHome)
 }
 
-// Snapshot gives the package-level snapshot functions on the default home
-// ($MICROSNAP_HOME, else ~/.microsnap), e.g. m.Snapshot.Create(ctx, ...).
-// Use Home.Snapshot for an explicit home.
+// Snapshot gives the snapshot functions on the default home
+// ($MICROSNAP_HOME, else ~/.microsnap), e.g. m.Snapshot.Create(ctx, ...);
+// Home.Snapshot gives the same functions on an explicit home. They are
+// methods of an unexported type, as in the microsandbox Go SDK whose API
+// this package reproduces, so go doc lists them here (a test keeps this
+// list equal to the methods):
+//
+//	func (snapshotFactory) Create(ctx context.Context, sourceSandbox string, opts SnapshotCreateOptions) (*SnapshotArtifact, error)
+//
+// Create creates a snapshot from a stopped or crashed sandbox (or one never
+// started). Set exactly one of opts.Name (resolved under the default
+// snapshots directory) or opts.Path (an explicit artifact directory). A
+// running sandbox is ErrSandboxRunning; a taken destination is
+// ErrAlreadyExists unless opts.Force. A cancelled ctx stops the copy and
+// leaves nothing behind.
+//
+//	func (snapshotFactory) Export(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) error
+//
+// Export bundles a snapshot (bare name, digest or artifact path) into a
+// .tar.zst archive at outPath. Set opts.PlainTar to skip compression. A
+// cancelled ctx stops the export and removes the partial archive.
+//
+//	func (snapshotFactory) Get(ctx context.Context, nameOrDigest string) (*SnapshotHandle, error)
+//
+// Get looks up a lightweight handle in the local index by bare name,
+// manifest digest, or artifact path.
+//
+//	func (snapshotFactory) Import(ctx context.Context, archive, dest string) (*SnapshotHandle, error)
+//
+// Import unpacks a snapshot archive (.tar.zst or .tar, detected from its
+// content) into the home's snapshots directory, or into dest if it is not
+// "", and indexes it. It returns the handle of the archive's head snapshot
+// (the last one that is no other's parent). A malformed or hostile archive
+// is ErrInvalidArchive; a failed or cancelled import leaves nothing behind.
+//
+//	func (snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error)
+//
+// List lists the indexed snapshots from the local index, newest first.
+//
+//	func (snapshotFactory) ListDir(ctx context.Context, dir string) ([]*SnapshotArtifact, error)
+//
+// ListDir walks dir and parses each subdirectory's manifest without
+// touching the index. It returns one artifact per parsed subdirectory;
+// subdirectories that are not readable artifacts are skipped.
+//
+//	func (snapshotFactory) Open(ctx context.Context, pathOrName string) (*SnapshotArtifact, error)
+//
+// Open opens an existing artifact by bare name (resolved under the default
+// snapshots directory) or artifact directory path. It validates metadata
+// only; call Verify for content checks.
+//
+//	func (snapshotFactory) Reindex(ctx context.Context, dir string) (uint32, error)
+//
+// Reindex walks dir and rebuilds the local index from the artifacts it
+// finds, returning how many it indexed. An empty dir means the home's
+// snapshots directory.
+//
+//	func (snapshotFactory) Remove(ctx context.Context, pathOrName string, force bool) error
+//
+// Remove removes a snapshot artifact (by bare name, digest or path) and its
+// index row. It refuses, with ErrHasChildren, to delete a snapshot with
+// indexed children unless force is true.
 var Snapshot snapshotFactory
 
 func (f snapshotFactory) resolve() (*Home, error) {
@@ -48,12 +107,12 @@ type SnapshotCreateOptions struct {
 
 type snapshotCreateArgs struct {
 	SourceSandbox      string            `json:"source_sandbox"`
-	Name               string            `json:"name,omitempty"`
-	Path               string            `json:"path,omitempty"`
+	Name               string            `json:"name,omitzero"`
+	Path               string            `json:"path,omitzero"`
 	Labels             map[string]string `json:"labels,omitempty"`
-	Force              bool              `json:"force,omitempty"`
-	RecordIntegrity    bool              `json:"record_integrity,omitempty"`
-	IntegrityAlgorithm string            `json:"integrity_algorithm,omitempty"`
+	Force              bool              `json:"force,omitzero"`
+	RecordIntegrity    bool              `json:"record_integrity,omitzero"`
+	IntegrityAlgorithm string            `json:"integrity_algorithm,omitzero"`
 }
 
 // Create creates a snapshot from a stopped or crashed sandbox (or one never
@@ -130,18 +189,15 @@ func (f snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	list := handleList{home: h}
-	err = h.quick(ctx, "snapshot_list", struct{}{}, &list,
+	var r handleListResult
+	err = h.quick(ctx, "snapshot_list", struct{}{}, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_snapshot_list(out, native, args)
 		})
 	if err != nil {
 		return nil, err
 	}
-	if list.handles == nil {
-		list.handles = []*SnapshotHandle{} // an empty index lists as [], not nil
-	}
-	return list.handles, nil
+	return r.handles(h)
 }
 
 // ListDir walks dir and parses each subdirectory's manifest without
@@ -152,9 +208,7 @@ func (f snapshotFactory) ListDir(ctx context.Context, dir string) ([]*SnapshotAr
 	if err != nil {
 		return nil, err
 	}
-	var r struct {
-		Artifacts []artifactJSON `json:"artifacts"`
-	}
+	var r listDirResult
 	err = h.quick(ctx, "snapshot_list_dir", map[string]string{"dir": dir}, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_snapshot_list_dir(out, native, args)
@@ -167,6 +221,17 @@ func (f snapshotFactory) ListDir(ctx context.Context, dir string) ([]*SnapshotAr
 		arts[i] = newArtifact(h, a)
 	}
 	return arts, nil
+}
+
+// listDirResult is snapshot_list_dir's result. The skipped directories are
+// read but not returned: ListDir's contract is the artifacts it parsed.
+type listDirResult struct {
+	Artifacts []artifactJSON `json:"artifacts"`
+	Skipped   []struct {
+		Path    string `json:"path"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"skipped"`
 }
 
 // Remove removes a snapshot artifact (by bare name, digest or path) and its
@@ -196,14 +261,17 @@ func (f snapshotFactory) Reindex(ctx context.Context, dir string) (uint32, error
 		return 0, err
 	}
 	args := struct {
-		Dir string `json:"dir,omitempty"`
+		Dir string `json:"dir,omitzero"`
 	}{dir}
-	var r struct {
-		Indexed uint32 `json:"indexed"`
-	}
+	var r reindexResult
 	err = h.quick(ctx, "snapshot_reindex", args, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char) C.int32_t {
 			return C.msnap_snapshot_reindex(out, native, args)
 		})
 	return r.Indexed, err
+}
+
+// reindexResult is snapshot_reindex's result.
+type reindexResult struct {
+	Indexed uint32 `json:"indexed"`
 }

@@ -183,9 +183,14 @@ pub fn build_go_list(binding: &Path, work: &Path) -> Res<PathBuf> {
             release.display()
         ),
     )?;
+    // The binding's own dependencies: their checksums from its go.sum, and
+    // -mod=mod lets go add their requirements (and the go version they
+    // need) to this generated go.mod.
+    fs::copy(binding.join("go.sum"), dir.join("go.sum"))?;
     let out = Command::new("go")
         .args([
             "build",
+            "-mod=mod",
             "-tags",
             "microsnap_pkgconfig",
             "-o",
