@@ -91,6 +91,22 @@ func (f snapshotFactory) ExportWithReport(ctx context.Context, nameOrPath, outPa
 // (the last one that is no other's parent). A malformed or hostile archive
 // is ErrInvalidArchive; a failed or cancelled import leaves nothing behind.
 func (f snapshotFactory) Import(ctx context.Context, archive, dest string) (*SnapshotHandle, error) {
+	return f.ImportWithOptions(ctx, archive, SnapshotImportOptions{Dest: dest})
+}
+
+// SnapshotImportOptions configures Snapshot.ImportWithOptions.
+type SnapshotImportOptions struct {
+	// Dest is the directory the artifacts are unpacked into; "" is the
+	// home's snapshots directory.
+	Dest string
+	// Name, if not "", is the bare name the head is installed under in Dest,
+	// instead of the directory name the archive carries; its ancestors keep
+	// theirs.
+	Name string
+}
+
+// ImportWithOptions is Import with a destination and a name for the head.
+func (f snapshotFactory) ImportWithOptions(ctx context.Context, archive string, opts SnapshotImportOptions) (*SnapshotHandle, error) {
 	h, err := f.resolve()
 	if err != nil {
 		return nil, err
@@ -98,7 +114,8 @@ func (f snapshotFactory) Import(ctx context.Context, archive, dest string) (*Sna
 	args := struct {
 		Archive string `json:"archive"`
 		Dest    string `json:"dest,omitzero"`
-	}{archive, dest}
+		Name    string `json:"name,omitzero"`
+	}{archive, opts.Dest, opts.Name}
 	var r importResult
 	err = h.long(ctx, "snapshot_import", args, &r,
 		func(out **C.char, native *C.msnap_context, args *C.char, cancel *C.msnap_cancel, monitor C.uintptr_t) C.int32_t {

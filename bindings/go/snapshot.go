@@ -36,6 +36,11 @@ type snapshotFactory struct {
 // .tar.zst archive at outPath. Set opts.PlainTar to skip compression. A
 // cancelled ctx stops the export and removes the partial archive.
 //
+//	func (snapshotFactory) ExportWithReport(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) (*SnapshotExportReport, error)
+//
+// ExportWithReport is Export, returning the library's report of what it
+// wrote.
+//
 //	func (snapshotFactory) Get(ctx context.Context, nameOrDigest string) (*SnapshotHandle, error)
 //
 // Get looks up a lightweight handle in the local index by bare name,
@@ -48,6 +53,10 @@ type snapshotFactory struct {
 // "", and indexes it. It returns the handle of the archive's head snapshot
 // (the last one that is no other's parent). A malformed or hostile archive
 // is ErrInvalidArchive; a failed or cancelled import leaves nothing behind.
+//
+//	func (snapshotFactory) ImportWithOptions(ctx context.Context, archive string, opts SnapshotImportOptions) (*SnapshotHandle, error)
+//
+// ImportWithOptions is Import with a destination and a name for the head.
 //
 //	func (snapshotFactory) List(ctx context.Context) ([]*SnapshotHandle, error)
 //

@@ -95,6 +95,16 @@ def test_import_into_dest(home, other, tmp_path):
     assert head.path.parent == dest
 
 
+def test_import_under_a_name(home, other, tmp_path):
+    snapshot_with_marker(home)
+    archive = home.Snapshot.export("x", tmp_path / "x.tar.zst").path
+    head = other.Snapshot.import_(archive, name="mine")
+    assert head.name == "mine"
+    assert other.Snapshot.get("mine").digest == head.digest
+    with pytest.raises(microsnap.InvalidArgument):
+        other.Snapshot.import_(archive, name="../up")
+
+
 def test_pathlike_arguments(home, other, tmp_path):
     snapshot_with_marker(home)
     result = home.Snapshot.export("x", StrPath(tmp_path / "p.tar.zst"))

@@ -95,7 +95,7 @@ func snapshotList(e *env) *cobra.Command {
 				if p := h.ParentDigest(); p != nil {
 					parent = shortDigest(*p)
 				}
-				rows[i] = []string{orDash(h.Name()), shortDigest(h.Digest()), parent, h.ImageRef(), size,
+				rows[i] = []string{nameOrPath(h), shortDigest(h.Digest()), parent, h.ImageRef(), size,
 					fmt.Sprint(h.ChildCount()), h.CreatedAt().Local().Format("2006-01-02 15:04:05")}
 			}
 			if e.json {
@@ -105,6 +105,16 @@ func snapshotList(e *env) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// nameOrPath is what ls shows in its NAME column: the bare name where one
+// resolves to the snapshot (it sits in the home's snapshots directory), else
+// its path. Either works as the SNAPSHOT argument of every other command.
+func nameOrPath(h *m.SnapshotHandle) string {
+	if n := h.Name(); n != nil {
+		return *n
+	}
+	return h.Path()
 }
 
 func snapshotInspect(e *env) *cobra.Command {
@@ -306,10 +316,6 @@ it. Prints the archive's head snapshot.`,
 			if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/:") || strings.HasPrefix(name, ".") {
 				return usageErrorf("--name %q is not a bare snapshot name", name)
 			}
-			// msnap_snapshot_import takes no "name" yet, so the Go binding
-			// cannot pass one; say so rather than ignore the flag.
-			return &m.Error{Code: m.CodeUnsupported, Name: "unsupported",
-				Message: "--name needs a libmicrosnap whose import installs the head under a chosen name; this one cannot"}
 		}
 		if err := mustExist(pos[0], "archive"); err != nil {
 			return err
@@ -318,7 +324,8 @@ it. Prints the archive's head snapshot.`,
 		if err != nil {
 			return err
 		}
-		h, err := home.Snapshot.Import(e.withProgress(e.ctx), pos[0], dest)
+		h, err := home.Snapshot.ImportWithOptions(e.withProgress(e.ctx), pos[0],
+			m.SnapshotImportOptions{Dest: dest, Name: name})
 		e.done()
 		if err != nil {
 			return err

@@ -10,9 +10,6 @@ import (
 // Issue 19 §1: `snapshot import --name NAME` installs the archive's head as
 // <dest>/NAME, a name of the user's choosing.
 func TestImportUnderAName(t *testing.T) {
-	// Remove this skip when msnap_snapshot_import takes "name" and the Go
-	// binding passes it (snapshotImport in cmd_snapshot.go then calls it).
-	t.Skip("needs engine import name: msnap_snapshot_import has no \"name\" argument yet, and the Go binding's Import has no way to pass one")
 	home := newHome(t, 1)
 	r := must(t, cli(t, home, "--json", "snapshot", "create", "s1", "--from", "base"))
 	var art map[string]any

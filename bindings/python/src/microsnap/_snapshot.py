@@ -184,17 +184,24 @@ class Snapshot(BoundToHome):
         archive: PathArg,
         dest: PathArg | None = None,
         *,
+        name: str | None = None,
         progress: ProgressCallback | None = None,
         cancel: Cancel | None = None,
     ) -> SnapshotHandle:
         """Unpack an archive into the home's snapshots (or ``dest``); the head snapshot.
 
         Every entry is checked and recorded integrity verified; parents and
-        an image in the archive are imported too. A failed or cancelled
-        import leaves the destination and the index as they were.
+        an image in the archive are imported too. ``name`` installs the head
+        as ``dest/name`` instead of the directory name the archive carries. A
+        failed or cancelled import leaves the destination and the index as
+        they were.
         """
         home = cls._home()
-        args = {"archive": path_arg(archive), "dest": path_arg(dest) if dest is not None else None}
+        args = {
+            "archive": path_arg(archive),
+            "dest": path_arg(dest) if dest is not None else None,
+            "name": name,
+        }
         data = call_long(
             _lib.lib().msnap_snapshot_import,
             home.context(),
