@@ -298,53 +298,48 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         Locator::Path(p) => p,
     };
     let key = dir.to_string_lossy().into_owned();
-    let row = home.db().read(|c| index::find_by_path(c, &key))?;
-    let on_disk = dir.join(MANIFEST_FILE).is_file();
-    if row.is_none() && !on_disk {
-        return Err(Error::SnapshotNotFound(reference.to_string()));
-    }
-    // The digest to check for children: the index's, else the manifest's
-    // (a malformed artifact has none and can always be removed).
-    let digest = match &row {
-        Some(r) => Some(r.digest.clone()),
-        None => Manifest::read_dir(&dir).ok().map(|(_, d)| d),
-    };
-    if let (Some(digest), false) = (&digest, force) {
-        let (children, copies) = home.db().read(|c| {
-            Ok((
-                index::child_count(c, digest)?,
-                index::find_by_digest(c, digest)?.len(),
-            ))
-        })?;
-        if children > 0 && copies <= 1 {
-            return Err(Error::HasChildren {
-                digest: digest.clone(),
-                children,
-            });
+    let parent = dir
+        .parent()
+        .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
+    let trash = Staging::new(&home.staging_area_for(parent)?, "remove")?;
+    let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;
+    // Decided and done inside one write transaction. Creates publish and
+    // index under the same lock, so what is at the path and its row cannot
+    // change between looking and removing: a remove that raced another one
+    // finds nothing and says so, and a row is dropped as stale only while no
+    // artifact (perhaps a new one of the same name) stands at its path.
+    home.db().write(|tx| {
+        let row = index::find_by_path(tx, &key)?;
+        let on_disk = dir.join(MANIFEST_FILE).is_file();
+        if row.is_none() && !on_disk {
+            return Err(Error::SnapshotNotFound(reference.to_string()));
         }
-    }
-    if on_disk {
-        let parent = dir
-            .parent()
-            .ok_or_else(|| Error::InvalidArgument(format!("invalid path {}", dir.display())))?;
-        let trash = Staging::new(&home.staging_area_for(parent)?, "remove")?;
-        let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;
-        // Moved away inside the write transaction that drops the row, so a
-        // concurrent remove that sees the row but not the directory waits
-        // for us and then finds no row (below) instead of also succeeding.
-        home.db().write(|tx| {
+        // The digest to check for children: the index's, else the manifest's
+        // (a malformed artifact has none and can always be removed).
+        let digest = match &row {
+            Some(r) => Some(r.digest.clone()),
+            None => Manifest::read_dir(&dir).ok().map(|(_, d)| d),
+        };
+        if let (Some(digest), false) = (&digest, force) {
+            let children = index::child_count(tx, digest)?;
+            let copies = index::find_by_digest(tx, digest)?.len();
+            if children > 0 && copies <= 1 {
+                return Err(Error::HasChildren {
+                    digest: digest.clone(),
+                    children,
+                });
+            }
+        }
+        if on_disk {
             trash
                 .take(&dir)
                 .map_err(|e| removed_meanwhile(e, reference))?;
             crate::fault::point("snapshot.remove.before_index")?;
-            index::remove_by_path(tx, &key).map(|_| ())
-        })?;
-        crate::fault::point("snapshot.remove.before_cleanup")?;
-        drop(trash);
-    } else if !home.db().write(|tx| index::remove_by_path(tx, &key))? {
-        // Only a stale row was left, and someone else dropped it first.
-        return Err(Error::SnapshotNotFound(reference.to_string()));
-    }
+        }
+        index::remove_by_path(tx, &key).map(drop)
+    })?;
+    crate::fault::point("snapshot.remove.before_cleanup")?;
+    drop(trash);
     Ok(())
 }
 
