@@ -8,8 +8,9 @@
 //!
 //! The bytes are tar-rs's `GnuHeader` and `GnuExtSparseHeader` fields and
 //! setters; the framing (splitting a map over extension blocks, reading it
-//! back under a run limit) is ours, because tar-rs only reads sparse
-//! entries inside its own `Archive` reader, unbounded, and writes none.
+//! back under a run limit) is ours: tar-rs reads sparse maps only inside its
+//! own `Archive`, with no limit on their size, and writes them only for a
+//! whole `File` whose extents it finds itself.
 use super::tar_format::{self, parse_numeric, BLOCK};
 use tar::{GnuExtSparseHeader, GnuSparseHeader, Header};
 
