@@ -121,7 +121,7 @@ fn armed_point(name: &str) -> Result<()> {
                 Action::Die => die(name),
                 Action::IoError => Err(Error::Io {
                     context: format!("injected fault at {name}"),
-                    source: std::io::Error::from_raw_os_error(libc::EIO),
+                    source: std::io::Error::from(rustix::io::Errno::IO),
                 }),
             }
         }
@@ -167,10 +167,8 @@ fn die(name: &str) -> ! {
 }
 
 fn kill_self() {
-    // SAFETY: getpid and kill have no memory-safety preconditions.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
+    use rustix::process::{getpid, kill_process, Signal};
+    let _ = kill_process(getpid(), Signal::KILL);
 }
 
 #[cfg(test)]

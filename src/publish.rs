@@ -236,60 +236,30 @@ fn same_inode(file: &File, path: &Path) -> bool {
 
 /// Non-blocking exclusive flock: Ok(false) when someone else holds it.
 pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
-    try_flock(file, libc::LOCK_EX)
-}
-
-fn try_flock(file: &File, operation: libc::c_int) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a valid, open descriptor owned by `file`.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(err)
+    match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
-fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-}
-
+/// renameat2(2) relative to the working directory. `flags` are the kernel's
+/// `RENAME_*` bits (callers pass libc's constants).
 fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
-    let (f, t) = (c_path(from)?, c_path(to)?);
-    // SAFETY: both pointers are valid NUL-terminated strings for the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    Ok(renameat_with(CWD, from, CWD, to, RenameFlags::from_bits_retain(flags))?)
 }
 
 /// rename that fails if `to` exists (plain rename(2) would silently replace
 /// an empty directory there).
 fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    use rustix::io::Errno;
     match renameat2(from, to, libc::RENAME_NOREPLACE) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(e) if Errno::from_io_error(&e) == Some(Errno::EXIST) => {
             Err(Error::AlreadyExists(to.display().to_string()))
         }
-        Err(e)
-            if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) =>
-        {
+        Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::INVAL | Errno::NOSYS)) => {
             // Filesystem without RENAME_NOREPLACE: best effort check-then-rename.
             if fs::symlink_metadata(to).is_ok() {
                 return Err(Error::AlreadyExists(to.display().to_string()));

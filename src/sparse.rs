@@ -20,6 +20,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
+
+use rustix::fs::SeekFrom;
+use rustix::io::Errno;
 use std::path::{Path, PathBuf};
 
 /// The block size holes are tracked at. 4 KiB is the allocation unit of
@@ -66,26 +69,25 @@ pub fn data_extents(file: &File) -> io::Result<Vec<Extent>> {
             }]
         }
     };
-    let fd = file.as_raw_fd();
     let mut extents: Vec<Extent> = Vec::new();
     let mut pos = 0u64;
     while pos < size {
-        let start = match seek(fd, pos, libc::SEEK_DATA) {
+        let start = match rustix::fs::seek(file, SeekFrom::Data(pos)) {
             Ok(start) => start,
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
-            Err(e) if seek_unsupported(&e) => return Ok(whole_file()),
-            Err(e) => return Err(e),
+            Err(Errno::NXIO) => break,
+            Err(e) if seek_unsupported(e) => return Ok(whole_file()),
+            Err(e) => return Err(e.into()),
         };
         if start >= size {
             break;
         }
-        let end = match seek(fd, start, libc::SEEK_HOLE) {
+        let end = match rustix::fs::seek(file, SeekFrom::Hole(start)) {
             Ok(end) => end,
             // The file shrank between the two seeks; there is no hole after
             // `start` any more, so the data runs to the size we measured.
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => size,
-            Err(e) if seek_unsupported(&e) => return Ok(whole_file()),
-            Err(e) => return Err(e),
+            Err(Errno::NXIO) => size,
+            Err(e) if seek_unsupported(e) => return Ok(whole_file()),
+            Err(e) => return Err(e.into()),
         };
         // A concurrent writer could make SEEK_HOLE answer at or before
         // `start`; never loop forever on it.
@@ -102,25 +104,8 @@ pub fn data_extents(file: &File) -> io::Result<Vec<Extent>> {
     Ok(extents)
 }
 
-fn seek_unsupported(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP)
-    )
-}
-
-/// `lseek(fd, offset, whence)`.
-fn seek(fd: libc::c_int, offset: u64, whence: libc::c_int) -> io::Result<u64> {
-    let offset = libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond off_t"))?;
-    // SAFETY: lseek only reads its integer arguments; `fd` is borrowed from a
-    // live `File` for the duration of the call.
-    let r = unsafe { libc::lseek(fd, offset, whence) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as u64)
-    }
+fn seek_unsupported(e: Errno) -> bool {
+    matches!(e, Errno::INVAL | Errno::OPNOTSUPP)
 }
 
 /// Bytes the file occupies on disk (`st_blocks * 512`).
@@ -269,6 +254,7 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) {
     ) else {
         return;
     };
+    // rustix has no sync_file_range, so this one stays raw libc.
     // SAFETY: sync_file_range only reads its integer arguments; the
     // descriptor is borrowed from a live File for the duration of the call.
     let _ = unsafe {
@@ -380,57 +366,34 @@ fn source_shrank() -> io::Error {
 
 fn reflink_unsupported(e: &io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
-        Some(libc::EOPNOTSUPP | libc::EXDEV | libc::EINVAL | libc::ENOTTY | libc::ENOSYS)
+        Errno::from_io_error(e),
+        Some(Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::NOSYS)
     )
 }
 
 fn copy_range_unsupported(e: &io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
-        Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL)
+        Errno::from_io_error(e),
+        Some(Errno::XDEV | Errno::NOSYS | Errno::OPNOTSUPP | Errno::INVAL)
     )
 }
 
 /// `ioctl(dst, FICLONE, src)`: make `dst` share all of `src`'s blocks.
 fn ficlone(src: &File, dst: &File) -> io::Result<()> {
-    // SAFETY: FICLONE takes the source descriptor as its integer argument and
-    // touches no user memory; both descriptors are borrowed from live Files.
-    let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    Ok(rustix::fs::ioctl_ficlone(dst, src)?)
 }
 
 /// One `copy_file_range` call copying up to `len` bytes at the same `offset`
 /// in both files; returns the bytes copied (0 at end of source).
 fn copy_file_range(src: &File, dst: &File, offset: u64, len: u64) -> io::Result<u64> {
-    let to_off = |v: u64| {
-        libc::loff_t::try_from(v)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond loff_t"))
-    };
-    let mut off_in = to_off(offset)?;
-    let mut off_out = off_in;
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    // SAFETY: both offsets point to live locals for the duration of the call
-    // (the kernel updates them); the descriptors are borrowed from live Files.
-    let r = unsafe {
-        libc::copy_file_range(
-            src.as_raw_fd(),
-            &mut off_in,
-            dst.as_raw_fd(),
-            &mut off_out,
-            len,
-            0,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as u64)
+    // The kernel takes loff_t offsets; rustix passes ours as they are.
+    if i64::try_from(offset).is_err() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "offset beyond loff_t"));
     }
+    let (mut off_in, mut off_out) = (offset, offset);
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let copied = rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), len)?;
+    Ok(copied as u64)
 }
 
 /// Writes file content at given offsets but skips every all-zero block, so

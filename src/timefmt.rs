@@ -1,224 +1,71 @@
 //! RFC 3339 timestamps exactly as microsandbox v0.6.3 writes and reads them
-//! (vectors/SPEC-NOTES.md §5), without a date-time dependency.
+//! (vectors/SPEC-NOTES.md §5).
 //!
-//! Writing matches chrono 0.4's `Utc::now().to_rfc3339()`: offset always
-//! `+00:00`, fraction omitted when zero, else 3, 6 or 9 digits (the shortest
-//! exact one). Reading matches chrono's `DateTime::parse_from_rfc3339`.
-//! Calendar math is Howard Hinnant's `days_from_civil` / `civil_from_days`
-//! (proleptic Gregorian, valid for any i64 day count we can produce here).
-use std::time::{SystemTime, UNIX_EPOCH};
+//! v0.6.3 writes `chrono::Utc::now().to_rfc3339()` and reads with
+//! `DateTime::parse_from_rfc3339`, with chrono 0.4.45 from its lockfile. We
+//! call the same functions of the same chrono, so what we write and what we
+//! accept are theirs by construction rather than by imitation: offset always
+//! `+00:00`, the fraction omitted when zero, else 3, 6 or 9 digits (chrono's
+//! `AutoSi`); on read `T`/`t`/space, `Z`/`z`/`±HH:MM`, second 60, digits
+//! past the ninth dropped.
+use chrono::{DateTime, Utc};
 
-const NANOS_PER_SEC: i64 = 1_000_000_000;
-const SECS_PER_DAY: i64 = 86_400;
 /// chrono represents a leap second as nanos in `1e9..2e9` on second :59.
 const MAX_LEAP_NANOS: u32 = 1_999_999_999;
 
-/// The current UTC time, formatted as chrono's `Utc::now().to_rfc3339()`.
+/// The current UTC time, as chrono's `Utc::now().to_rfc3339()`.
 pub fn now_rfc3339() -> String {
-    let (secs, nanos) = now_parts();
-    format_rfc3339(secs, nanos)
+    Utc::now().to_rfc3339()
 }
 
 /// The current time as Unix nanoseconds (saturating outside 1677..2262).
 pub fn now_unix_nanos() -> i64 {
-    let (secs, nanos) = now_parts();
-    secs.saturating_mul(NANOS_PER_SEC)
-        .saturating_add(i64::from(nanos))
+    let now = Utc::now();
+    now.timestamp_nanos_opt().unwrap_or(if now.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
-/// Seconds and non-negative nanoseconds since the Unix epoch.
-fn now_parts() -> (i64, u32) {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since) => (
-            i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-            since.subsec_nanos(),
-        ),
-        // A clock set before 1970: step back whole seconds, keep nanos positive.
-        Err(e) => {
-            let before = e.duration();
-            let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
-            match before.subsec_nanos() {
-                0 => (-secs, 0),
-                n => (-secs - 1, 1_000_000_000 - n),
-            }
-        }
-    }
-}
-
-/// Format a UTC instant as `YYYY-MM-DDTHH:MM:SS[.fraction]+00:00`.
+/// Format a UTC instant as `YYYY-MM-DDTHH:MM:SS[.fraction]+00:00`, as
+/// `to_rfc3339` does.
 ///
-/// `nanos` of 1e9 or more is chrono's leap-second form and prints second 60
-/// (`23:59:60.500` for secs at 23:59:59 and nanos 1_500_000_000); larger
-/// values are clamped to that range. Years outside 0..=9999 get an explicit
-/// sign and at least four digits, as chrono writes them.
+/// `nanos` of 1e9 or more is chrono's leap-second form: on second :59 it
+/// prints second 60 (`23:59:60.500` for nanos 1_500_000_000); elsewhere,
+/// where chrono has no leap second, it is the same instant one second on.
+/// Larger nanos are clamped to that range, and instants beyond chrono's
+/// years (±262,143) to its first or last representable one.
 pub fn format_rfc3339(unix_secs: i64, nanos: u32) -> String {
     let nanos = nanos.min(MAX_LEAP_NANOS);
-    let days = unix_secs.div_euclid(SECS_PER_DAY);
-    let secs_of_day = unix_secs.rem_euclid(SECS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let hour = secs_of_day / 3600;
-    let minute = secs_of_day % 3600 / 60;
-    let (second, fraction) = match nanos.checked_sub(1_000_000_000) {
-        Some(leap_fraction) => (secs_of_day % 60 + 1, leap_fraction),
-        None => (secs_of_day % 60, nanos),
-    };
-    let year = if (0..=9999).contains(&year) {
-        format!("{year:04}")
-    } else {
-        format!("{year:+05}")
-    };
-    format!(
-        "{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{}+00:00",
-        auto_si_fraction(fraction)
-    )
-}
-
-/// chrono's `SecondsFormat::AutoSi`: nothing for 0, else `.` plus 3, 6 or 9
-/// digits, whichever is the shortest that loses nothing.
-fn auto_si_fraction(nanos: u32) -> String {
-    if nanos == 0 {
-        String::new()
-    } else if nanos % 1_000_000 == 0 {
-        format!(".{:03}", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
-        format!(".{:06}", nanos / 1_000)
-    } else {
-        format!(".{nanos:09}")
-    }
+    let instant = DateTime::<Utc>::from_timestamp(unix_secs, nanos)
+        .or_else(|| {
+            let next = unix_secs.checked_add(1)?;
+            DateTime::<Utc>::from_timestamp(next, nanos.checked_sub(1_000_000_000)?)
+        })
+        .unwrap_or(if unix_secs < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        });
+    instant.to_rfc3339()
 }
 
 /// Parse what chrono's `DateTime::parse_from_rfc3339` accepts and return
 /// the instant as Unix nanoseconds; `None` for anything else, or when the
 /// instant does not fit in an i64 of nanoseconds (before 1677 or after 2262).
-///
-/// Accepted, as chrono does: `T`, `t` or a space between date and time;
-/// `Z`, `z` or a `±HH:MM` offset up to 23:59 (U+2212 MINUS SIGN too); an
-/// optional fraction of 1 or more digits, digits past the ninth ignored;
-/// second 60 at any minute (read as :59 plus one second).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let year = digits(b, 0, 4)?;
-    let month = digits(b, 5, 2)?;
-    let day = digits(b, 8, 2)?;
-    let hour = digits(b, 11, 2)?;
-    let minute = digits(b, 14, 2)?;
-    let second = digits(b, 17, 2)?;
-    let separators_ok = b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't' | b' ')
-        && b[13] == b':'
-        && b[16] == b':';
-    if !separators_ok || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-
-    let mut rest = &b[19..];
-    let mut fraction_nanos = 0;
-    if let Some((b'.', after_dot)) = rest.split_first() {
-        let digit_count = after_dot.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digit_count == 0 {
-            return None;
-        }
-        // Only the first nine digits count; the rest are skipped.
-        let kept = &after_dot[..digit_count.min(9)];
-        let value = kept.iter().fold(0, |n, c| n * 10 + i64::from(c - b'0'));
-        fraction_nanos = value * 10_i64.pow(9 - kept.len() as u32);
-        rest = &after_dot[digit_count..];
-    }
-    let offset_secs = parse_offset(rest)?;
-
-    let days = days_from_civil(year, month, day);
-    let local_secs = days * SECS_PER_DAY + hour * 3600 + minute * 60 + second;
-    (local_secs - offset_secs)
-        .checked_mul(NANOS_PER_SEC)?
-        .checked_add(fraction_nanos)
-}
-
-/// The offset part, which must end the string: `Z`/`z` or `±HH:MM` (the
-/// minus may also be U+2212). Returns seconds east of UTC.
-fn parse_offset(rest: &[u8]) -> Option<i64> {
-    const UNICODE_MINUS: &[u8] = "\u{2212}".as_bytes();
-    let (negative, hhmm) = match rest {
-        [b'Z' | b'z'] => return Some(0),
-        [b'+', hhmm @ ..] => (false, hhmm),
-        [b'-', hhmm @ ..] => (true, hhmm),
-        _ if rest.starts_with(UNICODE_MINUS) => (true, &rest[UNICODE_MINUS.len()..]),
-        _ => return None,
-    };
-    if hhmm.len() != 5 || hhmm[2] != b':' {
-        return None;
-    }
-    let hours = digits(hhmm, 0, 2)?;
-    let minutes = digits(hhmm, 3, 2)?;
-    if hours > 23 || minutes > 59 {
-        return None;
-    }
-    let secs = hours * 3600 + minutes * 60;
-    Some(if negative { -secs } else { secs })
-}
-
-/// `len` ASCII digits at `at`, as a number.
-fn digits(b: &[u8], at: usize, len: usize) -> Option<i64> {
-    let field = b.get(at..at + len)?;
-    field.iter().try_fold(0, |n, &c| {
-        c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
-    })
-}
-
-fn is_leap_year(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y.rem_euclid(400);
-    let shifted_month = (month + 9) % 12; // March = 0
-    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153; // March = 0
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    DateTime::parse_from_rfc3339(s).ok()?.timestamp_nanos_opt()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const S: i64 = NANOS_PER_SEC;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    const S: i64 = 1_000_000_000;
+    const SECS_PER_DAY: i64 = 86_400;
 
     #[test]
     fn formats_like_chrono_to_rfc3339() {
@@ -267,15 +114,31 @@ mod tests {
             format_rfc3339(253_402_300_800, 0),
             "+10000-01-01T00:00:00+00:00"
         );
-        let minus_one = days_from_civil(-1, 1, 1) * SECS_PER_DAY;
+        // 0000-01-01 is day -719_528; year -1, not a leap year, starts 365 days before it.
+        let minus_one = (-719_528 - 365) * SECS_PER_DAY;
         assert_eq!(format_rfc3339(minus_one, 0), "-0001-01-01T00:00:00+00:00");
         assert_eq!(
             format_rfc3339(-62_167_219_200, 0),
             "0000-01-01T00:00:00+00:00"
         );
-        // Must not panic at the ends of the range.
-        let _ = format_rfc3339(i64::MIN, u32::MAX);
-        let _ = format_rfc3339(i64::MAX, 0);
+        // Beyond chrono's years: clamped to its ends, never a panic.
+        assert_eq!(
+            format_rfc3339(i64::MIN, u32::MAX),
+            "-262143-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            format_rfc3339(i64::MAX, 0),
+            "+262142-12-31T23:59:59.999999999+00:00"
+        );
+    }
+
+    #[test]
+    fn leap_nanos_off_second_59_are_the_next_second() {
+        // 12:00:00 plus 1.25 s, where chrono has no leap second.
+        assert_eq!(
+            format_rfc3339(1_777_636_800, 1_250_000_000),
+            "2026-05-01T12:00:01.250+00:00"
+        );
     }
 
     #[test]
@@ -405,15 +268,6 @@ mod tests {
             "9999-12-31T23:59:59Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn civil_round_trip_over_many_days() {
-        for days in (-800_000..800_000).step_by(97) {
-            let (y, m, d) = civil_from_days(days);
-            assert!((1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m));
-            assert_eq!(days_from_civil(y, m, d), days);
         }
     }
 }

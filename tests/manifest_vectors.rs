@@ -468,3 +468,41 @@ fn write_to_refuses_an_invalid_manifest() {
         "nothing written"
     );
 }
+
+/// Vector 14: v0.6.3 does not validate `created_at` on read (SPEC-NOTES §5,
+/// digests.tsv "index falls back to now()"). The manifest parses, keeps its
+/// bytes and digest, and indexing it lists the text as written with the
+/// time of indexing as its instant.
+#[test]
+fn created_at_that_is_not_rfc3339_is_accepted_and_indexes_as_now() {
+    use microsnap::home::Home;
+    use microsnap::snapshot;
+
+    let file = "14-created-at-not-rfc3339.json";
+    let bytes = fs::read(vectors_dir().join(file)).unwrap();
+    let manifest = Manifest::parse(&bytes).unwrap();
+    assert_eq!(manifest.created_at, "yesterday");
+    assert_eq!(manifest.canonical_bytes(), bytes);
+    assert_eq!(microsnap::timefmt::parse_rfc3339(&manifest.created_at), None);
+
+    let root = tempfile::tempdir().unwrap();
+    let home = Home::open(root.path()).unwrap();
+    let artifact = home.snapshots_dir().join("not-rfc3339");
+    fs::create_dir_all(&artifact).unwrap();
+    fs::write(artifact.join(MANIFEST_FILE), &bytes).unwrap();
+    let upper = fs::File::create(artifact.join(&manifest.upper.file)).unwrap();
+    upper.set_len(manifest.upper.size_bytes).unwrap(); // sparse: no disk used
+
+    let before = microsnap::timefmt::now_unix_nanos();
+    let opened = snapshot::open(&home, "not-rfc3339").unwrap();
+    let after = microsnap::timefmt::now_unix_nanos();
+    assert_eq!(opened.manifest.created_at, "yesterday");
+    let listed = snapshot::list(&home).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].created_at, "yesterday");
+    let at = listed[0].created_at_unix_nanos;
+    assert!(
+        (before..=after).contains(&at),
+        "indexed as {at}, expected now ({before}..={after})"
+    );
+}

@@ -7,7 +7,7 @@
 //!
 //! | file | concept |
 //! |---|---|
-//! | `tar_format.rs` | one 512-byte header: fields, octal/base-256, checksum, long names |
+//! | `tar_format.rs` | one 512-byte header (tar-rs's `Header`): strict numbers, checksum, long names |
 //! | `sparse_entry.rs` | GNU old-sparse maps and their validation |
 //! | `tar_reader.rs` / `tar_writer.rs` | streaming tar framing |
 //! | `compression.rs` | zstd/plain detection, encoder and decoder settings |

@@ -5,16 +5,18 @@
 //! Why this format: GNU tar 1.34 (`tar -xf`) restores it as a sparse file, it
 //! needs no PAX support from the reader, and its map streams ahead of the
 //! data, so export can write it from SEEK_DATA/SEEK_HOLE without buffering.
-use super::tar_format::{
-    field, parse_numeric, put_numeric, BLOCK, GNU_IS_EXTENDED, GNU_REAL_SIZE, GNU_SPARSE_SLOTS,
-};
+//!
+//! The bytes are tar-rs's `GnuHeader` and `GnuExtSparseHeader` fields and
+//! setters; the framing (splitting a map over extension blocks, reading it
+//! back under a run limit) is ours: tar-rs reads sparse maps only inside its
+//! own `Archive`, with no limit on their size, and writes them only for a
+//! whole `File` whose extents it finds itself.
+use super::tar_format::{self, parse_numeric, BLOCK};
+use tar::{GnuExtSparseHeader, GnuSparseHeader, Header};
 
-/// Bytes of one map slot: offset (12) + length (12).
-const SLOT: usize = 24;
+/// Map slots in a GNU header and in one extension block.
 const HEADER_SLOTS: usize = 4;
 const EXTENSION_SLOTS: usize = 21;
-/// Offset of the "more extension blocks follow" flag in an extension block.
-const EXTENSION_IS_EXTENDED: usize = EXTENSION_SLOTS * SLOT;
 
 /// Most runs a map may have: about 48k extension blocks. A real upper with
 /// more extents than this is pathological; a hostile one is refused.
@@ -102,62 +104,69 @@ impl SparseMap {
     }
 }
 
-/// Write the map into a GNU header (slots, extended flag, real size) and
-/// return the extension blocks that must follow the header.
+/// Write the map into a GNU header made by `encode_header` (slots,
+/// extended flag, real size) and return the extension blocks that must
+/// follow the header. A header without the GNU magic gets no map.
 pub fn encode(map: &SparseMap, header: &mut [u8; BLOCK]) -> Vec<[u8; BLOCK]> {
-    put_numeric(header, GNU_REAL_SIZE, map.real_size);
     let (inline, rest) = map.runs.split_at(map.runs.len().min(HEADER_SLOTS));
-    for (i, run) in inline.iter().enumerate() {
-        put_slot(header, GNU_SPARSE_SLOTS + i * SLOT, run);
-    }
-    header[GNU_IS_EXTENDED] = u8::from(!rest.is_empty());
+    debug_assert!(Header::from_byte_slice(header).as_gnu().is_some());
+    tar_format::edit(header, |h| {
+        if let Some(gnu) = h.as_gnu_mut() {
+            gnu.set_real_size(map.real_size);
+            put_slots(&mut gnu.sparse, inline);
+            gnu.set_is_extended(!rest.is_empty());
+        }
+    });
     let chunks: Vec<&[SparseRun]> = rest.chunks(EXTENSION_SLOTS).collect();
     let count = chunks.len();
     chunks
         .into_iter()
         .enumerate()
         .map(|(n, chunk)| {
-            let mut block = [0u8; BLOCK];
-            for (i, run) in chunk.iter().enumerate() {
-                put_slot(&mut block, i * SLOT, run);
-            }
-            block[EXTENSION_IS_EXTENDED] = u8::from(n + 1 < count);
-            block
+            let mut block = GnuExtSparseHeader::new();
+            put_slots(block.sparse_mut(), chunk);
+            block.set_is_extended(n + 1 < count);
+            *block.as_bytes()
         })
         .collect()
 }
 
-fn put_slot(block: &mut [u8; BLOCK], at: usize, run: &SparseRun) {
-    put_numeric(block, (at, 12), run.offset);
-    put_numeric(block, (at + 12, 12), run.len);
+fn put_slots(slots: &mut [GnuSparseHeader], runs: &[SparseRun]) {
+    for (slot, run) in slots.iter_mut().zip(runs) {
+        slot.set_offset(run.offset);
+        slot.set_length(run.len);
+    }
 }
 
 /// The real size and inline runs of a GNU sparse header, and whether
 /// extension blocks follow.
 pub fn decode_header(header: &[u8; BLOCK]) -> Result<(u64, Vec<SparseRun>, bool), String> {
-    let real_size =
-        parse_numeric(field(header, GNU_REAL_SIZE)).ok_or("sparse real size is not a number")?;
-    let runs = decode_slots(header, GNU_SPARSE_SLOTS, HEADER_SLOTS)?;
-    Ok((real_size, runs, header[GNU_IS_EXTENDED] != 0))
+    let gnu = Header::from_byte_slice(header)
+        .as_gnu()
+        .ok_or("sparse entry header is not a GNU header")?;
+    let real_size = parse_numeric(&gnu.realsize).ok_or("sparse real size is not a number")?;
+    let runs = decode_slots(&gnu.sparse)?;
+    Ok((real_size, runs, gnu.isextended[0] != 0))
 }
 
 /// The runs of one extension block, and whether another block follows.
 pub fn decode_extension(block: &[u8; BLOCK]) -> Result<(Vec<SparseRun>, bool), String> {
-    let runs = decode_slots(block, 0, EXTENSION_SLOTS)?;
-    Ok((runs, block[EXTENSION_IS_EXTENDED] != 0))
+    let mut ext = GnuExtSparseHeader::new();
+    ext.as_mut_bytes().copy_from_slice(block);
+    let runs = decode_slots(ext.sparse())?;
+    Ok((runs, ext.isextended[0] != 0))
 }
 
-fn decode_slots(block: &[u8; BLOCK], start: usize, slots: usize) -> Result<Vec<SparseRun>, String> {
+fn decode_slots(slots: &[GnuSparseHeader]) -> Result<Vec<SparseRun>, String> {
     let mut runs = Vec::new();
-    for i in 0..slots {
-        let at = start + i * SLOT;
+    for (i, slot) in slots.iter().enumerate() {
         // GNU tar ends the list at the first slot whose field is empty.
-        if block[at] == 0 {
+        if slot.offset[0] == 0 {
             break;
         }
-        let offset = parse_numeric(field(block, (at, 12)))
+        let offset = parse_numeric(&slot.offset)
             .ok_or_else(|| format!("sparse map slot {i}: offset is not a number"))?;
-        let len = parse_numeric(field(block, (at + 12, 12)))
+        let len = parse_numeric(&slot.numbytes)
             .ok_or_else(|| format!("sparse map slot {i}: length is not a number"))?;
         runs.push(SparseRun { offset, len });
     }
@@ -177,7 +186,15 @@ mod tests {
         let data: Vec<SparseRun> = (0..30).map(|i| run(i * 8192, 4096)).collect();
         let map = SparseMap::for_data(1 << 20, data);
         assert_eq!(map.runs.len(), 31, "30 data runs and the terminal run");
-        let mut header = [0u8; BLOCK];
+        let mut header = tar_format::encode_header(&tar_format::HeaderSpec {
+            name: b"a/upper.ext4",
+            kind: tar_format::EntryType::GnuSparse,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            size: map.stored_bytes(),
+        });
         let ext = encode(&map, &mut header);
         assert_eq!(
             ext.len(),

@@ -1,38 +1,27 @@
-//! The 512-byte tar header: field layout, numeric encodings (octal and GNU
-//! base-256), the header checksum, and GNU long-name entries.
+//! The 512-byte tar header: tar-rs's `Header`/`GnuHeader` for the layout,
+//! the numeric encodings on write (octal, GNU base-256) and the checksum;
+//! our own strict reading of numbers; GNU long-name entries.
 //!
 //! We write GNU-format headers (magic `"ustar  \0"`) like microsandbox v0.6.3's
 //! tar writer does (SPEC-NOTES §8), and read GNU, POSIX ustar and v7 headers.
-//! Nothing here trusts a number it decodes: callers bound every size.
+//! Nothing here trusts a number it decodes: callers bound every size. That is
+//! why numbers are read with [`parse_numeric`] rather than tar-rs's getters,
+//! which keep only the low 64 bits of a base-256 field (a negative or
+//! oversized value reads as some other number) and refuse the all-blank
+//! field GNU tar reads as 0.
+use tar::Header;
 
 /// Size of one tar block; headers are one block, data is padded to blocks.
 pub const BLOCK: usize = 512;
 
 /// GNU magic + version, bytes 257..265 of a GNU header.
 pub const GNU_MAGIC: &[u8; 8] = b"ustar  \0";
-const USTAR_MAGIC: &[u8; 6] = b"ustar\0";
 
 /// Name of the pseudo-entry that carries a GNU long name.
 pub const GNU_LONG_NAME_ENTRY: &[u8] = b"././@LongLink";
 
-// Field offsets shared by every header flavour.
-const NAME: (usize, usize) = (0, 100);
-const MODE: (usize, usize) = (100, 8);
-const UID: (usize, usize) = (108, 8);
-const GID: (usize, usize) = (116, 8);
-const SIZE: (usize, usize) = (124, 12);
-const MTIME: (usize, usize) = (136, 12);
-const CHECKSUM: (usize, usize) = (148, 8);
-const TYPEFLAG: usize = 156;
-const MAGIC: (usize, usize) = (257, 8);
-const DEVMAJOR: (usize, usize) = (329, 8);
-const DEVMINOR: (usize, usize) = (337, 8);
-/// POSIX ustar only: a path prefix joined to the name with `/`.
-const USTAR_PREFIX: (usize, usize) = (345, 155);
-/// GNU only: four inline sparse map slots, the "more follows" flag, the real size.
-pub const GNU_SPARSE_SLOTS: usize = 386;
-pub const GNU_IS_EXTENDED: usize = 482;
-pub const GNU_REAL_SIZE: (usize, usize) = (483, 12);
+/// The length of the name field; longer names need a long-name entry.
+const NAME_LEN: usize = 100;
 
 /// What an entry is, from its typeflag byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,47 +149,25 @@ pub fn is_zero_block(block: &[u8; BLOCK]) -> bool {
 
 /// Decode and checksum one header block.
 pub fn decode_header(block: &[u8; BLOCK]) -> Result<HeaderFields, HeaderError> {
+    let header = Header::from_byte_slice(block);
     let computed = checksum_of(block);
-    let stored = parse_numeric(field(block, CHECKSUM));
+    let stored = parse_numeric(&header.as_old().cksum);
     // Some historic tars summed signed chars; accept either sum.
     if stored != Some(computed) && stored != Some(signed_checksum_of(block)) {
         return Err(HeaderError::Checksum { stored, computed });
     }
-    let magic = field(block, MAGIC);
-    let is_gnu = magic == GNU_MAGIC;
-    let is_ustar = magic.starts_with(USTAR_MAGIC);
-    let mut name = until_nul(field(block, NAME)).to_vec();
-    if is_ustar {
-        let prefix = until_nul(field(block, USTAR_PREFIX));
-        if !prefix.is_empty() {
-            let mut joined = prefix.to_vec();
-            joined.push(b'/');
-            joined.extend_from_slice(&name);
-            name = joined;
-        }
-    }
-    let num = |range, what| parse_numeric(field(block, range)).ok_or(HeaderError::Field(what));
-    let mode = num(MODE, "mode")?;
+    let old = header.as_old();
+    let num = |bytes: &[u8], what| parse_numeric(bytes).ok_or(HeaderError::Field(what));
+    let mode = num(&old.mode, "mode")?;
     Ok(HeaderFields {
-        name,
-        kind: EntryType::from_flag(block[TYPEFLAG]),
+        // The ustar prefix is joined with `/` by tar-rs for ustar headers.
+        name: header.path_bytes().into_owned(),
+        kind: EntryType::from_flag(old.linkflag[0]),
         mode: (mode & 0o7777) as u32,
-        mtime: num(MTIME, "mtime")?,
-        size: num(SIZE, "size")?,
-        is_gnu,
+        mtime: num(&old.mtime, "mtime")?,
+        size: num(&old.size, "size")?,
+        is_gnu: header.as_gnu().is_some(),
     })
-}
-
-/// The bytes of a fixed field.
-pub fn field(block: &[u8; BLOCK], (start, len): (usize, usize)) -> &[u8] {
-    &block[start..start + len]
-}
-
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|&b| b == 0) {
-        Some(end) => &bytes[..end],
-        None => bytes,
-    }
 }
 
 /// Parse a numeric field: octal text (leading spaces, NUL/space terminated),
@@ -218,67 +185,39 @@ pub fn parse_numeric(bytes: &[u8]) -> Option<u64> {
         }
         return Some(value);
     }
-    let text = bytes.iter().skip_while(|&&b| b == b' ');
     let mut value: u64 = 0;
-    let mut digits = 0;
-    for &b in text {
+    for &b in bytes.iter().skip_while(|&&b| b == b' ') {
         match b {
-            b'0'..=b'7' => {
-                value = value.checked_mul(8)?.checked_add(u64::from(b - b'0'))?;
-                digits += 1;
-            }
+            b'0'..=b'7' => value = value.checked_mul(8)?.checked_add(u64::from(b - b'0'))?,
             0 | b' ' => break,
             _ => return None,
         }
     }
     // An all-blank field reads as 0, which GNU tar also does.
-    let _ = digits;
     Some(value)
 }
 
-/// Write `value` into a numeric field: octal with a NUL terminator when it
-/// fits, else GNU base-256 (as GNU tar and microsandbox's writer do for sizes
-/// of 8 GiB and more).
-pub fn put_numeric(block: &mut [u8; BLOCK], (start, len): (usize, usize), value: u64) {
-    let dst = &mut block[start..start + len];
-    let octal_digits = len - 1;
-    if octal_digits * 3 >= 64 || value < (1u64 << (3 * octal_digits)) {
-        let text = format!("{value:0width$o}", width = octal_digits);
-        dst[..octal_digits].copy_from_slice(text.as_bytes());
-        dst[octal_digits] = 0;
-    } else {
-        // Base-256: big-endian in the field with the first byte's high bit
-        // set. An 8-byte field holds 56 bits, far beyond anything we write.
-        dst.fill(0);
-        let be = value.to_be_bytes();
-        let take = (len - 1).min(8);
-        dst[len - take..].copy_from_slice(&be[8 - take..]);
-        dst[0] |= 0x80;
-    }
-}
-
+/// The standard (unsigned) header checksum, as tar-rs computes it for
+/// `set_cksum` (its sum itself is private, so we seal a copy and read it).
 fn checksum_of(block: &[u8; BLOCK]) -> u64 {
-    let (start, len) = CHECKSUM;
-    block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (start..start + len).contains(&i) {
-                u64::from(b' ')
-            } else {
-                u64::from(b)
-            }
-        })
-        .sum()
+    let mut copy = [0u8; BLOCK];
+    copy.copy_from_slice(block);
+    seal(&mut copy);
+    // Seven octal digits always parse.
+    parse_numeric(&Header::from_byte_slice(&copy).as_old().cksum).unwrap_or(0)
 }
 
+/// The sum of the header bytes as signed chars (checksum field as spaces),
+/// which some historic tars wrote; tar-rs does not accept it.
 fn signed_checksum_of(block: &[u8; BLOCK]) -> u64 {
-    let (start, len) = CHECKSUM;
+    let header = Header::from_byte_slice(block);
+    let cksum = &header.as_old().cksum;
+    let field_start = cksum.as_ptr() as usize - block.as_ptr() as usize;
     let sum: i64 = block
         .iter()
         .enumerate()
         .map(|(i, &b)| {
-            if (start..start + len).contains(&i) {
+            if (field_start..field_start + cksum.len()).contains(&i) {
                 i64::from(b' ')
             } else {
                 i64::from(b as i8)
@@ -286,6 +225,15 @@ fn signed_checksum_of(block: &[u8; BLOCK]) -> u64 {
         })
         .sum();
     sum as u64
+}
+
+/// Run `f` on `block` as tar-rs's `Header`. tar-rs has no mutable view of a
+/// borrowed block, so this copies the 512 bytes in and back out.
+pub fn edit(block: &mut [u8; BLOCK], f: impl FnOnce(&mut Header)) {
+    let mut header = Header::new_old();
+    header.as_mut_bytes().copy_from_slice(block);
+    f(&mut header);
+    block.copy_from_slice(header.as_bytes());
 }
 
 /// What goes into a header we write.
@@ -301,27 +249,30 @@ pub struct HeaderSpec<'a> {
     pub size: u64,
 }
 
-/// Encode a GNU header block without its checksum (see [`seal`]).
+/// Encode a GNU header block without its checksum (see [`seal`]). Numbers
+/// are octal when they fit and GNU base-256 beyond (sizes of 8 GiB and
+/// more), as GNU tar, tar-rs and microsandbox's writer do.
 pub fn encode_header(spec: &HeaderSpec<'_>) -> [u8; BLOCK] {
-    let mut block = [0u8; BLOCK];
-    let n = spec.name.len().min(NAME.1);
-    block[..n].copy_from_slice(&spec.name[..n]);
-    put_numeric(&mut block, MODE, u64::from(spec.mode));
-    put_numeric(&mut block, UID, spec.uid);
-    put_numeric(&mut block, GID, spec.gid);
-    put_numeric(&mut block, SIZE, spec.size);
-    put_numeric(&mut block, MTIME, spec.mtime);
-    block[TYPEFLAG] = spec.kind.flag();
-    block[MAGIC.0..MAGIC.0 + MAGIC.1].copy_from_slice(GNU_MAGIC);
-    put_numeric(&mut block, DEVMAJOR, 0);
-    put_numeric(&mut block, DEVMINOR, 0);
-    block
+    let mut header = Header::new_gnu();
+    // The raw bytes, as given: tar-rs's set_path would normalize them.
+    let n = spec.name.len().min(NAME_LEN);
+    header.as_old_mut().name[..n].copy_from_slice(&spec.name[..n]);
+    header.set_mode(spec.mode);
+    header.set_uid(spec.uid);
+    header.set_gid(spec.gid);
+    header.set_size(spec.size);
+    header.set_mtime(spec.mtime);
+    header.set_entry_type(tar::EntryType::new(spec.kind.flag()));
+    if let Some(gnu) = header.as_gnu_mut() {
+        gnu.set_device_major(0);
+        gnu.set_device_minor(0);
+    }
+    *header.as_bytes()
 }
 
 /// Fill in the checksum; call after every other byte of the header is final.
 pub fn seal(block: &mut [u8; BLOCK]) {
-    let sum = checksum_of(block);
-    put_numeric(block, CHECKSUM, sum);
+    edit(block, Header::set_cksum);
 }
 
 /// Bytes of padding that follow `size` bytes of data.
@@ -354,7 +305,7 @@ pub fn long_name_blocks(name: &[u8]) -> Vec<u8> {
 /// The name stored in the 100-byte field when the real one needs a long-name
 /// entry: GNU tar stores the first 100 bytes, readers use the long name.
 pub fn fits_in_header(name: &[u8]) -> bool {
-    name.len() <= NAME.1
+    name.len() <= NAME_LEN
 }
 
 #[cfg(test)]
@@ -437,10 +388,11 @@ mod tests {
 
     #[test]
     fn large_ids_use_base_256_in_short_fields() {
-        let mut block = [0u8; BLOCK];
-        put_numeric(&mut block, UID, 3_000_000);
-        assert_eq!(block[UID.0] & 0x80, 0x80);
-        assert_eq!(parse_numeric(field(&block, UID)), Some(3_000_000));
+        let mut s = spec(b"a/b", 0);
+        s.uid = 3_000_000;
+        let block = encode_header(&s);
+        assert_eq!(block[108] & 0x80, 0x80, "uid field at 108..116");
+        assert_eq!(parse_numeric(&block[108..116]), Some(3_000_000));
     }
 
     #[test]
@@ -471,16 +423,28 @@ mod tests {
 
     #[test]
     fn ustar_prefix_is_joined() {
-        let mut block = [0u8; BLOCK];
-        block[..4].copy_from_slice(b"file");
-        put_numeric(&mut block, MODE, 0o644);
-        put_numeric(&mut block, SIZE, 0);
-        put_numeric(&mut block, MTIME, 0);
-        block[TYPEFLAG] = b'0';
-        block[257..263].copy_from_slice(b"ustar\0");
-        block[263..265].copy_from_slice(b"00");
-        block[345..348].copy_from_slice(b"dir");
+        let mut header = Header::new_ustar();
+        header.as_old_mut().name[..4].copy_from_slice(b"file");
+        if let Some(ustar) = header.as_ustar_mut() {
+            ustar.prefix[..3].copy_from_slice(b"dir");
+        }
+        header.set_mode(0o644);
+        header.set_size(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        let mut block = *header.as_bytes();
         seal(&mut block);
+        assert_eq!(&block[345..348], b"dir", "prefix at 345");
         assert_eq!(decode_header(&block).unwrap().name, b"dir/file");
+    }
+
+    #[test]
+    fn signed_checksums_of_historic_tars_are_accepted() {
+        // A name byte >= 0x80 makes the signed and unsigned sums differ.
+        let mut block = encode_header(&spec("a/\u{e9}".as_bytes(), 1));
+        let signed = signed_checksum_of(&block);
+        assert_ne!(signed, checksum_of(&block));
+        let text = format!("{signed:06o}\0 ");
+        block[148..156].copy_from_slice(text.as_bytes());
+        assert_eq!(decode_header(&block).unwrap().name, "a/\u{e9}".as_bytes());
     }
 }

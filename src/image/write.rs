@@ -11,7 +11,6 @@ use crate::error::{Error, IoContext, Result};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,15 +50,9 @@ impl LayoutLock {
 /// Block until `file` holds an exclusive flock (released when it is closed).
 fn flock_exclusive(file: &File) -> io::Result<()> {
     loop {
-        // SAFETY: flock only reads the descriptor number, which `file` keeps
-        // open for the duration of the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive) {
+            Err(rustix::io::Errno::INTR) => continue,
+            done => return Ok(done?),
         }
     }
 }
