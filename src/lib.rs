@@ -7,8 +7,15 @@ pub mod artifact;
 pub mod db;
 pub mod disk;
 pub mod error;
+// Test machinery (docs/RELIABILITY.md): compiled in only with the `testing`
+// feature; without it `fault::point` is a no-op and fuzz_targets is absent.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
 pub mod fault;
+#[cfg(not(feature = "testing"))]
+mod fault;
 pub mod ffi;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod home;
