@@ -2,9 +2,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use microsnap::db::Db;
-use microsnap::error::ErrorCode;
-use microsnap::db::index::{self, IndexRow};
+use crate::db::index::{self, IndexRow};
+use crate::db::Db;
+use crate::error::ErrorCode;
 
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
