@@ -8,7 +8,7 @@ C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
 .PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python test-readme \
-        install clean demo bench stress fuzz
+        test-release-clean install clean demo bench stress fuzz
 
 all: lib cli
 
@@ -30,10 +30,26 @@ release:
 header:
 	$(CARGO) run --quiet --example gen-header -- include/microsnap.h
 
-test: test-rust test-c test-install test-go test-python test-readme
+test: test-rust test-release-clean test-c test-install test-go test-python test-readme
+
+# The `testing` feature compiles in the fault points and the fuzz target
+# bodies the Rust tests need; `make lib` (C, Go, Python tests) stays without.
+TEST_FEATURES := --features testing
 
 test-rust:
-	$(CARGO) test
+	$(CARGO) test $(TEST_FEATURES)
+
+# The shipped library carries no test machinery: no environment variable
+# that can kill or trace the host (MICROSNAP_FAULT), no fuzz target symbol.
+RELEASE_LIB := target/release/libmicrosnap.so
+test-release-clean: release
+	@if strings -a $(RELEASE_LIB) | grep -q MICROSNAP_FAULT; then \
+	  echo "test-release-clean: $(RELEASE_LIB) contains MICROSNAP_FAULT"; exit 1; fi
+	@if nm -D --defined-only $(RELEASE_LIB) | grep -i fuzz; then \
+	  echo "test-release-clean: $(RELEASE_LIB) exports fuzz symbols"; exit 1; fi
+	@if nm -a $(RELEASE_LIB) | grep -E 'fuzz_targets|5fault5armed'; then \
+	  echo "test-release-clean: $(RELEASE_LIB) links test machinery"; exit 1; fi
+	@echo "test-release-clean: 1 passed, 0 failed"
 
 # ---- C ----
 build/c/%: tests/c/%.c tests/c/common.h include/microsnap.h lib
@@ -89,7 +105,7 @@ bench:
 FUZZ_SECONDS ?= 300
 # 200 SIGKILLs per operation and 60 s concurrency mixes.
 stress:
-	MICROSNAP_STRESS=1 $(CARGO) test --test reliability_crash --test reliability_concurrency -- --nocapture
+	MICROSNAP_STRESS=1 $(CARGO) test $(TEST_FEATURES) --test reliability_crash --test reliability_concurrency -- --nocapture
 
 # Each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fuzz).
 fuzz:

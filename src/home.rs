@@ -67,7 +67,7 @@ impl Home {
     pub fn root(&self) -> &Path {
         &self.inner.root
     }
-    pub fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.inner.db
     }
     pub fn snapshots_dir(&self) -> PathBuf {
@@ -87,7 +87,7 @@ impl Home {
     /// (created if missing): the home's `tmp/` for a destination inside the
     /// home, else `dest_parent` itself (as a hidden staging entry), so the
     /// final step is always a rename on one filesystem.
-    pub fn staging_area_for(&self, dest_parent: &Path) -> Result<PathBuf> {
+    pub(crate) fn staging_area_for(&self, dest_parent: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dest_parent).ctx("create", dest_parent)?;
         let parent = dest_parent.canonicalize().ctx("resolve", dest_parent)?;
         Ok(if parent.starts_with(self.root()) {
@@ -114,7 +114,7 @@ pub fn default_root() -> Result<PathBuf> {
 /// Check a bare name (snapshot or sandbox): one plain path component that
 /// cannot be mistaken for a path, a hidden staging entry, a digest or a
 /// shell home reference.
-pub fn validate_bare_name(kind: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_bare_name(kind: &str, name: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::InvalidArgument(format!(
             "invalid {kind} name {name:?}: {why}"

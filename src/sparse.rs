@@ -115,7 +115,7 @@ pub fn allocated_bytes(path: &Path) -> io::Result<u64> {
 
 /// True if every byte of `buf` is zero. Written so LLVM vectorizes it: the
 /// OR-fold over a fixed 64-byte chunk has no early exit inside the chunk.
-pub fn is_all_zero(buf: &[u8]) -> bool {
+pub(crate) fn is_all_zero(buf: &[u8]) -> bool {
     let mut chunks = buf.chunks_exact(64);
     let full_chunks_zero = chunks
         .by_ref()
@@ -161,7 +161,7 @@ pub fn copy_sparse_from(src_file: &File, src: &Path, dst: &Path, monitor: &Monit
 /// started as it goes) but leave the length and the fsync to
 /// [`CopyDestination::finish`], so a caller can do more work, such as
 /// hashing, while the disk writes. Returns the data bytes copied.
-pub fn copy_data(
+pub(crate) fn copy_data(
     src: &File,
     src_path: &Path,
     dst: &CopyDestination,
@@ -247,7 +247,7 @@ impl Drop for CopyDestination {
 /// of the whole file's writeback starting at fsync time. Only a hint: an
 /// error (an old kernel, a filesystem without it) changes nothing about
 /// correctness, since fsync follows.
-pub fn start_writeback(file: &File, offset: u64, len: u64) {
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     let (Ok(offset), Ok(len)) = (
         libc::off64_t::try_from(offset),
         libc::off64_t::try_from(len),

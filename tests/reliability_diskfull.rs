@@ -67,7 +67,7 @@ fn assert_clean(home: &Home, before: &Set) {
     assert_eq!(&set, before, "the failed operation changed the snapshots");
     let staging: Vec<String> = names(&home.tmp_dir())
         .into_iter()
-        .filter(|n| n.starts_with(microsnap::publish::STAGING_PREFIX))
+        .filter(|n| n.starts_with(microsnap::STAGING_PREFIX))
         .collect();
     assert!(staging.is_empty(), "{staging:?}");
 }

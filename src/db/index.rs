@@ -98,22 +98,11 @@ pub fn find_by_digest(conn: &Connection, digest: &str) -> Result<Vec<IndexRow>> 
     )
 }
 
-/// Every row whose directory is named `name` (artifacts in different
-/// directories may share a name), most recently indexed first, then by path.
-pub fn find_by_name(conn: &Connection, name: &str) -> Result<Vec<IndexRow>> {
-    query_rows(
-        conn,
-        &format!(
-            "SELECT {COLUMNS} FROM snapshot_index WHERE name = ?1 \
-             ORDER BY indexed_at_unix_nanos DESC, artifact_path"
-        ),
-        name,
-    )
-}
-
 /// All rows, newest snapshot first (by parsed `created_at`), then by path.
 /// One statement, no per-row queries: pair it with [`child_counts`] rather
-/// than calling [`child_count`] per row.
+/// than calling [`child_count`] per row. The engine streams with
+/// [`for_each`]; only the tests want the rows collected.
+#[cfg(test)]
 pub fn list(conn: &Connection) -> Result<Vec<IndexRow>> {
     let mut rows = Vec::new();
     for_each(conn, |row| {
@@ -163,7 +152,9 @@ pub fn all_paths(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// Keep only the rows whose path `keep` accepts; remove the others and return
-/// their paths, sorted. Reindex uses it to drop rows whose artifacts are gone.
+/// their paths, sorted. Nothing in the engine calls it today (reindex walks
+/// the rows itself); kept, with its test, for the lead to use or drop.
+#[cfg(test)]
 pub fn retain_paths(conn: &Connection, mut keep: impl FnMut(&str) -> bool) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for path in all_paths(conn)? {

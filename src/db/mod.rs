@@ -137,7 +137,8 @@ impl Db {
         })
     }
 
-    /// The file this handle was opened on.
+    /// The file this handle was opened on (only the tests ask).
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -345,6 +346,13 @@ pub(crate) fn u64_to_sql(value: u64) -> i64 {
 pub(crate) fn u64_from_sql(value: i64) -> u64 {
     value as u64
 }
+
+#[cfg(test)]
+mod index_tests;
+#[cfg(test)]
+mod open_tests;
+#[cfg(test)]
+mod sandbox_table_tests;
 
 #[cfg(test)]
 mod tests {

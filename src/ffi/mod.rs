@@ -18,6 +18,9 @@ mod ops;
 mod sandbox;
 mod snapshot;
 
+#[cfg(test)]
+mod scale_tests;
+
 pub use archive::*;
 pub use boundary::{all_codes, all_phases};
 pub use sandbox::*;

@@ -137,14 +137,12 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The index as (path, digest) pairs, sorted.
+/// The index as (path, digest) pairs, sorted (what a listing reads).
 pub fn index_rows(home: &Home) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = home
-        .db()
-        .read(microsnap::db::index::list)
+    let mut rows: Vec<(String, String)> = microsnap::snapshot::list(home)
         .unwrap()
         .into_iter()
-        .map(|r| (r.artifact_path, r.digest))
+        .map(|h| (h.path.to_string_lossy().into_owned(), h.digest))
         .collect();
     rows.sort();
     rows

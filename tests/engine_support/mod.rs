@@ -249,7 +249,7 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 pub fn staging_in(dir: &Path) -> Vec<String> {
     names_in(dir)
         .into_iter()
-        .filter(|n| n.starts_with(microsnap::publish::STAGING_PREFIX))
+        .filter(|n| n.starts_with(microsnap::STAGING_PREFIX))
         .collect()
 }
 

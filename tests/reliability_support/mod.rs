@@ -8,9 +8,9 @@ use microsnap::fuzz_targets::{self, IMAGE_REF};
 use microsnap::home::Home;
 use microsnap::integrity::Algorithm;
 use microsnap::progress::Monitor;
-use microsnap::publish::STAGING_PREFIX;
 use microsnap::sandbox::{self, SandboxSource};
 use microsnap::snapshot::{self, CreateOptions};
+use microsnap::STAGING_PREFIX;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -210,10 +210,13 @@ impl Template {
     /// absolute paths, so the copy's index is rebuilt for its own paths.
     pub fn instantiate(&self, dest: &Path) {
         copy_tree(&self.home, dest);
-        let home = microsnap::open_home(dest).unwrap();
-        home.db()
-            .write(|tx| Ok(tx.execute("DELETE FROM snapshot_index", [])?))
+        // The rows name the template's paths, whose artifacts exist, so a
+        // reindex alone would keep them: empty the table first, straight
+        // in the file (the engine's tables are not part of its API).
+        rusqlite::Connection::open(dest.join(microsnap::home::DB_FILE))
+            .and_then(|c| c.execute("DELETE FROM snapshot_index", []))
             .unwrap();
+        let home = microsnap::open_home(dest).unwrap();
         snapshot::reindex(&home, None).unwrap();
     }
 }

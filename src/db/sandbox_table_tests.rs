@@ -1,7 +1,7 @@
 //! The sandboxes table.
-use microsnap::db::Db;
-use microsnap::error::{Error, ErrorCode};
-use microsnap::db::sandbox_table::{self, SandboxRow, SandboxStatus};
+use crate::db::sandbox_table::{self, SandboxRow, SandboxStatus};
+use crate::db::Db;
+use crate::error::{Error, ErrorCode};
 
 fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,10 +1,8 @@
-//! Fault injection for crash-consistency tests: named points in the engine
-//! where a test can make the process die (SIGKILL to itself, exactly like an
-//! OOM kill or a power cut as far as the files are concerned) or fail with an
-//! I/O error.
+//! The armed fault points (built only with the `testing` feature): a point
+//! can make the process die (SIGKILL to itself, exactly like an OOM kill or
+//! a power cut as far as the files are concerned) or fail with an I/O error.
 //!
-//! Compiled into every build so the tested code is the shipped code; when
-//! `MICROSNAP_FAULT` is unset a point costs one relaxed atomic load. The
+//! When `MICROSNAP_FAULT` is unset a point costs one relaxed atomic load. The
 //! variable is read once per process:
 //!
 //! | value | effect |

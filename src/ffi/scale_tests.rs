@@ -1,14 +1,14 @@
 //! No caller-sized buffers: a listing of 100,000 snapshots comes back whole
 //! through the C ABI (microsandbox's Go FFI fails past its 1 MiB buffers).
-use microsnap::ffi::*;
-use microsnap::db::index::{self, IndexRow};
+use crate::db::index::{self, IndexRow};
+use crate::ffi::*;
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
 #[test]
 fn list_of_100k_snapshots() {
     let tmp = tempfile::tempdir().unwrap();
-    let home = microsnap::home::Home::open(tmp.path()).unwrap();
+    let home = crate::home::Home::open(tmp.path()).unwrap();
     home.db()
         .write(|tx| {
             for i in 0..100_000u64 {

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use microsnap::db::{Db, SCHEMA_VERSION};
-use microsnap::error::{Error, ErrorCode};
-use microsnap::db::index::{self, IndexRow};
+use crate::db::index::{self, IndexRow};
+use crate::db::{Db, SCHEMA_VERSION};
+use crate::error::{Error, ErrorCode};
 
 fn row(path: &str, digest: &str) -> IndexRow {
     IndexRow {
@@ -331,7 +331,7 @@ fn concurrent_writers_in_two_processes_all_succeed() {
             std::process::Command::new(&exe)
                 .args([
                     "--exact",
-                    "cross_process_writer_child",
+                    "db::open_tests::cross_process_writer_child",
                     "--ignored",
                     "--nocapture",
                 ])
