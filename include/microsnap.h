@@ -125,7 +125,8 @@ int32_t msnap_snapshot_export(char **out,
 
 // Unpack a snapshot archive into the home's snapshots directory or an
 // explicit `dest`, checking every entry and verifying recorded integrity.
-// `args`: `{"archive", "dest"?}`. `*out`: `{"head": handle, "imported":
+// `args`: `{"archive", "dest"?, "name"?}` (`name`: install the head under
+// this bare name instead of the archive's directory name). `*out`: `{"head": handle, "imported":
 // [handle...], "images": [manifest_digest...]}`. A failed or cancelled import
 // leaves the destination and the index as they were.
 int32_t msnap_snapshot_import(char **out,
