@@ -130,18 +130,24 @@ fn path_like_or_empty_sandbox_names_are_invalid_argument() {
             },
         );
     }
-    refused(&t, ErrorCode::InvalidArgument, "zero-size upper", || {
-        sandbox::create(
-            &t.home,
-            "zero",
-            &SandboxSource::Image {
-                image: IMAGE_REF.into(),
-                size_bytes: Some(0),
-                fstype: None,
-            },
-            &Monitor::none(),
-        )
-    });
+    for (what, size) in [
+        ("zero-size upper", 0),
+        ("upper past the largest file length", 1 << 63),
+        ("upper of u64::MAX bytes", u64::MAX),
+    ] {
+        refused(&t, ErrorCode::InvalidArgument, what, || {
+            sandbox::create(
+                &t.home,
+                "sized",
+                &SandboxSource::Image {
+                    image: IMAGE_REF.into(),
+                    size_bytes: Some(size),
+                    fstype: None,
+                },
+                &Monitor::none(),
+            )
+        });
+    }
     refused(
         &t,
         ErrorCode::InvalidArgument,

@@ -142,8 +142,13 @@ pub fn create(
         } => {
             let pin = image::resolve(&home.images_dir(), image)?;
             let size = size_bytes.unwrap_or(DEFAULT_UPPER_SIZE);
-            if size == 0 {
-                return Err(Error::InvalidArgument("upper size must be > 0".into()));
+            // A file length is an off_t: past i64::MAX no filesystem can
+            // hold it, and set_len would fail with a bare conversion error.
+            if size == 0 || size > i64::MAX as u64 {
+                return Err(Error::InvalidArgument(format!(
+                    "upper size_bytes {size} is out of range (1 to {})",
+                    i64::MAX
+                )));
             }
             let fstype = fstype.clone().unwrap_or_else(|| "ext4".to_string());
             let file = upper_file_name(DiskFormat::Raw, &fstype);
