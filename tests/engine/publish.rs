@@ -2,7 +2,7 @@
 //! forced create leaves the old artifact intact; a killed creator's staging
 //! is never listed and is cleaned on the next open; racing creators of one
 //! name (threads and processes) produce exactly one winner.
-mod engine_support;
+use crate::support as engine_support;
 
 use engine_support::*;
 use microsnap::error::{ErrorCode, Result};
@@ -330,7 +330,7 @@ fn a_killed_creator_leaves_staging_that_is_never_listed_and_is_cleaned() {
             out.clone()
         };
         let mut helper = spawn_helper(
-            "helper_create_snapshot_and_hang",
+            "publish::helper_create_snapshot_and_hang",
             &[(ENV_HOME, &root), (ENV_SANDBOX, "dev"), (ENV_DEST, &dest)],
         );
         helper.wait_for("HANG copy");
@@ -416,7 +416,7 @@ fn two_processes_creating_one_name_give_one_winner() {
         let name = format!("contested-{round}");
         let go = t.outside(&format!("go-{round}"));
         let mut helper = spawn_helper(
-            "helper_create_snapshot_on_go",
+            "publish::helper_create_snapshot_on_go",
             &[
                 (ENV_HOME, &root),
                 (ENV_SANDBOX, "theirs"),

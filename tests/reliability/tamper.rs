@@ -3,7 +3,7 @@
 //! fixed seed: inside data, at and next to extent edges, inside holes, which
 //! turns a hole into data), a truncated or extended upper, and an edit of any
 //! manifest field are caught by Verify, Import or Open with the right code.
-mod reliability_support;
+use crate::support as reliability_support;
 
 use microsnap::archive::{self, ExportOptions};
 use microsnap::error::ErrorCode;

@@ -3,8 +3,7 @@
 //! whatever the pieces look like: every shared sparse vector, and layouts
 //! fed in pieces that start and end anywhere relative to merkle leaves and
 //! 1 GiB hashing windows, with and without gaps, with allocated zeros.
-mod sparse_vectors;
-mod vector_sets;
+use crate::support::sparse_vectors;
 use microsnap::error::Error;
 use microsnap::integrity::{compute, Algorithm, DigestThread, StreamDigest};
 use microsnap::progress::Monitor;

@@ -2,8 +2,7 @@
 //! must give the digests recorded in `digests.tsv` (sha256 and
 //! msb-sparse-sha256-v1, checked against microsandbox v0.6.3) and
 //! `merkle.tsv` (microsnap-merkle-sha256-v1).
-mod sparse_vectors;
-mod vector_sets;
+use crate::support::sparse_vectors;
 use microsnap::integrity::compute;
 use microsnap::progress::Monitor;
 use microsnap::sparse::{allocated_bytes, data_extents};

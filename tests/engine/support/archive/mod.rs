@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// A file of the microsandbox v0.6.3 vector set (`tests/vectors/msb-0.6.3`).
 pub fn vectors(rel: &str) -> PathBuf {
-    crate::vector_sets::v063(rel)
+    crate::support::vector_sets::v063(rel)
 }
 
 pub fn new_home() -> (tempfile::TempDir, Home) {

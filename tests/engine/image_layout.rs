@@ -1,6 +1,6 @@
 //! The local OCI image layout: resolving, listing, storing and importing
 //! images in layouts built by tests/fixtures/make_oci_image.py.
-mod image_support;
+use crate::support::image as image_support;
 
 use image_support::*;
 use microsnap::error::{Error, ErrorCode};

@@ -2,7 +2,7 @@
 //! create (name, path, labels, force, integrity, sandbox states), open and its
 //! metadata checks, get, list, list_dir, remove, reindex, verify, and two
 //! artifacts of one name in different directories.
-mod engine_support;
+use crate::support as engine_support;
 
 use engine_support::*;
 use microsnap::error::{Error, ErrorCode};

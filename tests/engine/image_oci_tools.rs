@@ -2,7 +2,7 @@
 //! microsnap writes stay readable by OCI tools: `skopeo inspect` and
 //! `umoci unpack` read them. Each test skips (and says why) when its tool is
 //! not installed; nothing here installs anything.
-mod image_support;
+use crate::support::image as image_support;
 
 use image_support::*;
 use microsnap::image;

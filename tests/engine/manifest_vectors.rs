@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use microsnap::error::{Error, ErrorCode};
 use microsnap::manifest::{Manifest, MANIFEST_FILE};
 
-mod vector_sets;
+use crate::support::vector_sets;
 
 fn vectors_dir() -> PathBuf {
     vector_sets::v063("manifests")

@@ -1,7 +1,7 @@
 //! Sparse-aware copying: snapshot create, sandbox-from-snapshot and adopting
 //! an upper keep holes, so a 1 GiB upper with a few MiB written costs a few
 //! MiB on disk at every step, with its content intact.
-mod engine_support;
+use crate::support as engine_support;
 
 use engine_support::*;
 use microsnap::integrity::Algorithm;

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The v0.6.3 set, which holds the sparse vectors.
-pub use crate::vector_sets::MSB_V063 as VECTORS;
+pub use crate::support::vector_sets::MSB_V063 as VECTORS;
 
 pub struct Vector {
     pub name: String,

@@ -7,7 +7,7 @@ use microsnap::error::ErrorCode;
 use microsnap::manifest::{digest_prefix, is_digest_form, DiskFormat, Manifest};
 use microsnap::timefmt::{format_rfc3339, parse_rfc3339};
 
-mod vector_sets;
+use crate::support::vector_sets;
 use vector_sets::MSB_V063 as VECTORS;
 
 fn vector_manifest(name: &str) -> Manifest {

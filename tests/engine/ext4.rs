@@ -2,7 +2,7 @@
 //! mkfs.ext4 from a tree of real files, adopted, snapshotted with integrity,
 //! verified, and booted into a new sandbox whose upper must be byte-identical
 //! and a clean filesystem. Skips (saying why) when mkfs.ext4 is absent.
-mod engine_support;
+use crate::support as engine_support;
 
 use engine_support::*;
 use microsnap::integrity::Algorithm;

@@ -14,7 +14,7 @@
 //! other than that of the artifact its directory held throughout the call.
 //!
 //! A few seconds each here; `MICROSNAP_STRESS=1` runs a minute each.
-mod reliability_support;
+use crate::support as reliability_support;
 
 use microsnap::archive::{self, ExportOptions};
 use microsnap::error::{Error, ErrorCode};
@@ -413,7 +413,7 @@ fn four_processes_on_one_home() {
     prepare(&root, 4);
     let t0 = Instant::now();
     let children: Vec<_> = (0..4)
-        .map(|w| spawn_child("concurrency_child", &format!("mix-{w}"), &root, None))
+        .map(|w| spawn_child("concurrency::concurrency_child", &format!("mix-{w}"), &root, None))
         .collect();
     let mut tally = Tally::default();
     for child in children {

@@ -4,6 +4,11 @@
 //! processes (the test binary re-executed) for crash and race tests.
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod archive;
+pub mod image;
+pub mod sparse_vectors;
+pub mod vector_sets;
+
 use microsnap::error::{ErrorCode, Result};
 use microsnap::home::Home;
 use microsnap::progress::Monitor;

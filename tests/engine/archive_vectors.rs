@@ -1,7 +1,6 @@
 //! The real microsandbox v0.6.3 exports and the v0.6.3 hostile corpus
 //! (`tests/vectors/msb-0.6.3`).
-mod archive_support;
-mod vector_sets;
+use crate::support::archive as archive_support;
 use archive_support::*;
 use microsnap::archive;
 use microsnap::error::ErrorCode;

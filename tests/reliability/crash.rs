@@ -6,7 +6,7 @@
 //! plus what the operation promises about the artifacts it touched.
 //!
 //! 20 kills per operation here; 200 with `MICROSNAP_STRESS=1` (`make stress`).
-mod reliability_support;
+use crate::support as reliability_support;
 
 use microsnap::archive;
 use microsnap::home::Home;
@@ -182,7 +182,7 @@ fn trace_op(template: &Template, work: &Path, op: &str) -> (Vec<String>, Duratio
     let trace_file = work.join(format!("{op}.trace"));
     let t = Instant::now();
     let out = spawn_child(
-        "crash_child",
+        "crash::crash_child",
         op,
         &root,
         Some(&format!("trace:{}", trace_file.display())),
@@ -228,7 +228,7 @@ fn run_and_kill(
         }
         KillMode::Timer => None,
     };
-    let mut child = spawn_child("crash_child", op, root, fault.as_deref());
+    let mut child = spawn_child("crash::crash_child", op, root, fault.as_deref());
     if let KillMode::Timer = mode {
         let max = full_run.as_micros().max(1) as u64;
         let delay = Duration::from_micros(rng.below(max));
@@ -325,7 +325,7 @@ fn check_op(op: &str, t: &Template, home: &Home, set: &Set) -> Result<(), String
 /// After recovery the operation can be run again to its end (or reports the
 /// expected conflict when the killed run had already finished its work).
 fn rerun_succeeds(op: &str, root: &Path) {
-    let out = spawn_child("crash_child", op, root, None)
+    let out = spawn_child("crash::crash_child", op, root, None)
         .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -4,7 +4,7 @@
 //!
 //! The tmpfs needs root and a kernel that lets us mount; where it cannot be
 //! mounted the disk-full tests print why and skip.
-mod reliability_support;
+use crate::support as reliability_support;
 
 use microsnap::archive::{self, ExportOptions};
 use microsnap::error::ErrorCode;
@@ -223,7 +223,7 @@ fn injected_eio_at_every_point_fails_cleanly() {
             let root = work.path().join(format!("{op}-{point}"));
             template.instantiate(&root);
             let before = indexed(&microsnap::open_home(&root).unwrap());
-            let out = spawn_child("io_fault_child", op, &root, Some(&format!("{point}:1:io")))
+            let out = spawn_child("diskfull::io_fault_child", op, &root, Some(&format!("{point}:1:io")))
                 .wait_with_output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,7 +1,6 @@
 //! Export then import: sparse and dense, .tar and .tar.zst, with parents,
 //! GNU tar interop, cancel and progress.
-mod archive_support;
-mod vector_sets;
+use crate::support::archive as archive_support;
 use archive_support::*;
 use microsnap::archive::{self, ExportOptions};
 use microsnap::error::{Error, ErrorCode};
@@ -371,8 +370,7 @@ fn existing_export_target_is_replaced_atomically_and_no_temp_is_left() {
     );
 }
 
-#[path = "image_support/mod.rs"]
-mod image_support;
+use crate::support::image as image_support;
 
 #[test]
 fn with_image_ships_the_oci_blobs_and_import_adds_them() {

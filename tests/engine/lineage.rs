@@ -1,7 +1,7 @@
 //! Lineage: a snapshot of a sandbox made from a snapshot is its child; the
 //! index counts children; removal respects them; forced replacement keeps
 //! the counts right.
-mod engine_support;
+use crate::support as engine_support;
 
 use engine_support::*;
 use microsnap::error::{Error, ErrorCode};

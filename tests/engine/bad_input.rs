@@ -1,7 +1,7 @@
 //! Bad input gets the right error code and changes nothing: every failing
 //! call here is bracketed by a fingerprint of the index, the sandbox records
 //! and every file under the home, compared before and after.
-mod engine_support;
+use crate::support as engine_support;
 
 use engine_support::*;
 use microsnap::error::{ErrorCode, Result};

@@ -1,8 +1,7 @@
 //! Peak memory of export and import does not grow with the upper: both
 //! stream. Each operation runs in a fresh child process (this test binary
 //! re-run with an environment variable) so its peak RSS is its own.
-mod archive_support;
-mod vector_sets;
+use crate::support::archive as archive_support;
 use archive_support::*;
 use microsnap::archive::{self, ExportOptions};
 use microsnap::home::Home;
@@ -49,7 +48,7 @@ fn memory_child() {
 
 fn run_child(args: &[&str]) -> u64 {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "memory_child", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "archive_memory::memory_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, args.join("\t"))
         .output()
         .unwrap();

@@ -2,7 +2,7 @@
 //! by digest), from a snapshot (a private copy, integrity checked first) and
 //! by adopting an upper (raw, qcow2); get, list, start, stop, remove; and the
 //! lock that tells running from crashed, proved with a SIGKILLed process.
-mod engine_support;
+use crate::support as engine_support;
 
 use engine_support::*;
 use microsnap::error::ErrorCode;
@@ -414,7 +414,7 @@ fn a_sigkilled_holder_reads_as_crashed_and_can_be_snapshotted() {
     t.sandbox_with("victim", 4 * MIB, &[(0, b"state before the crash")]);
     let root: PathBuf = t.home.root().to_path_buf();
     let mut helper = spawn_helper(
-        "helper_start_sandbox_then_sleep",
+        "sandbox::helper_start_sandbox_then_sleep",
         &[
             (HELPER_HOME, root.to_str().unwrap()),
             (HELPER_SANDBOX, "victim"),

@@ -4,8 +4,7 @@
 //! the images directory, staging and the index are exactly as before —
 //! for the default destination and for an explicit one. The same holds for
 //! a chain archive cut short at every entry boundary and at offsets between.
-mod archive_support;
-mod vector_sets;
+use crate::support::archive as archive_support;
 use archive_support::corpus::{cases, COLLIDING_DIR};
 use archive_support::truncation;
 use archive_support::*;
