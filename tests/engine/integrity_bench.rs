@@ -1,6 +1,6 @@
 //! Throughput benchmark, run by hand (it writes 5 GiB of files):
 //!
-//!     cargo test --release --test integrity_bench -- --ignored --nocapture
+//!     cargo test --release --test engine -- --ignored --nocapture integrity_bench::
 //!
 //! Prints merkle vs plain sha256 vs `openssl dgst -sha256` on a 1 GiB dense
 //! random file, and merkle vs msb-sparse on a 4 GiB file holding 64 MiB of
