@@ -3,6 +3,7 @@
 //! edge cases of the hole-skipping implementation: leaf boundaries, extents
 //! straddling leaves and 1 GiB hashing windows, partial last leaves,
 //! allocated zeros, empty and one-leaf files.
+use crate::support::pseudo_random;
 use microsnap::error::Error;
 use microsnap::integrity::{compute, Algorithm};
 use microsnap::progress::{CancelToken, Monitor};
@@ -22,18 +23,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Deterministic non-zero-ish bytes (xorshift), different per seed.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Read the file front to back in leaf-sized pieces (holes included).
 fn for_each_leaf(path: &Path, mut f: impl FnMut(&[u8])) -> u64 {

@@ -3,6 +3,7 @@
 //! whatever the pieces look like: every shared sparse vector, and layouts
 //! fed in pieces that start and end anywhere relative to merkle leaves and
 //! 1 GiB hashing windows, with and without gaps, with allocated zeros.
+use crate::support::pseudo_random;
 use crate::support::sparse_vectors;
 use microsnap::error::Error;
 use microsnap::integrity::{compute, Algorithm, DigestThread, StreamDigest};
@@ -14,17 +15,6 @@ const L: u64 = 65536;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A file's data as (offset, bytes), sorted, not overlapping.
 struct Layout {

@@ -1,5 +1,6 @@
 //! copy_sparse keeps holes and content, refuses to overwrite, and cleans up
 //! on cancel; SparseWriter turns zero blocks into holes.
+use crate::support::pseudo_random;
 use microsnap::error::Error;
 use microsnap::progress::{CancelToken, Monitor};
 use microsnap::sparse::{allocated_bytes, copy_sparse, data_extents, Extent, SparseWriter};
@@ -10,17 +11,6 @@ use std::sync::{Arc, Mutex};
 
 const MIB: u64 = 1 << 20;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// 256 MiB logical, ~7 MiB of data in four extents (one unaligned, one at EOF).
 fn make_sparse_source(path: &Path) -> u64 {

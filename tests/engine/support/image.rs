@@ -1,5 +1,5 @@
-//! Helpers shared by the `image_*` tests: run the fixture generator, read
-//! layout files.
+//! Image helpers: run the fixture generator (the one copy of it in this
+//! binary; `support::TestHome` uses it too), read layout files.
 #![allow(dead_code)] // each test crate uses a different subset
 
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub fn make_image(layout: &Path, reference: &str, extra: &[&str]) -> String {
         .arg(reference)
         .args(extra)
         .output()
-        .expect("run python3");
+        .expect("run python3 tests/fixtures/make_oci_image.py");
     assert!(
         out.status.success(),
         "make_oci_image.py failed: {}",

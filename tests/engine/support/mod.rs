@@ -26,10 +26,14 @@ use std::time::Duration;
 
 pub const MIB: u64 = 1 << 20;
 pub const IMAGE_REF: &str = "alpine:3.20";
-pub const GENERATOR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/make_oci_image.py"
-);
+pub use image::make_image;
+
+/// An empty home at `<tempdir>/home`; keep the TempDir alive as long as the home.
+pub fn empty_home() -> (tempfile::TempDir, Home) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::open(&dir.path().join("home")).expect("open home");
+    (dir, home)
+}
 
 /// A home in a temporary directory with the `alpine:3.20` test image in
 /// `<home>/images`. `dir` outlives `home` (fields drop in order).
@@ -41,8 +45,7 @@ pub struct TestHome {
 
 impl TestHome {
     pub fn new() -> TestHome {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let home = Home::open(&dir.path().join("home")).expect("open home");
+        let (dir, home) = empty_home();
         let image_digest = make_image(&home.images_dir(), IMAGE_REF, &[]);
         TestHome {
             home,
@@ -119,28 +122,6 @@ pub fn at_path(path: &Path) -> CreateOptions {
     }
 }
 
-/// Run make_oci_image.py and return the manifest digest it prints.
-pub fn make_image(layout: &Path, reference: &str, extra: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(GENERATOR)
-        .arg(layout)
-        .arg(reference)
-        .args(extra)
-        .output()
-        .expect("run python3 tests/fixtures/make_oci_image.py");
-    assert!(
-        out.status.success(),
-        "make_oci_image.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let digest = String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string();
-    assert!(digest.starts_with("sha256:"), "odd digest {digest:?}");
-    digest
-}
-
 /// The error code of a call that must fail.
 pub fn code_of<T: std::fmt::Debug>(result: Result<T>) -> ErrorCode {
     match result {
@@ -193,17 +174,29 @@ pub fn flip_byte(path: &Path, offset: u64) {
     write_at(path, offset, &[!b]);
 }
 
-/// Deterministic non-zero bytes (xorshift), so data never looks like a hole.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+/// Deterministic bytes (xorshift64), different per seed; zero bytes occur.
+/// The one generator of this binary: tests that compare against a reference
+/// computation use it directly, tests that need data use [`pattern`].
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x >> 24) as u8 | 1
+            (x >> 24) as u8
         })
         .collect()
+}
+
+/// [`pseudo_random`] with the low bit of every byte set, so data never looks
+/// like a hole.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = pseudo_random(len, seed);
+    for b in &mut bytes {
+        *b |= 1;
+    }
+    bytes
 }
 
 /// A qcow2 version-3 header (104 bytes) padded to one 64 KiB cluster, with

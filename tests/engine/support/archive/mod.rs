@@ -19,11 +19,7 @@ pub fn vectors(rel: &str) -> PathBuf {
     crate::support::vector_sets::v063(rel)
 }
 
-pub fn new_home() -> (tempfile::TempDir, Home) {
-    let dir = tempfile::tempdir().unwrap();
-    let home = Home::open(&dir.path().join("home")).unwrap();
-    (dir, home)
-}
+pub use crate::support::empty_home as new_home;
 
 /// Write a sparse file of `size` with `data` at each offset.
 pub fn sparse_file(path: &Path, size: u64, data: &[(u64, Vec<u8>)]) {
