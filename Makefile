@@ -105,7 +105,7 @@ bench:
 FUZZ_SECONDS ?= 300
 # 200 SIGKILLs per operation and 60 s concurrency mixes.
 stress:
-	MICROSNAP_STRESS=1 $(CARGO) test $(TEST_FEATURES) --test reliability_crash --test reliability_concurrency -- --nocapture
+	MICROSNAP_STRESS=1 $(CARGO) test $(TEST_FEATURES) --test reliability -- --nocapture crash:: concurrency::
 
 # Each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fuzz).
 fuzz:

@@ -14,7 +14,7 @@ import (
 )
 
 // goldenDir holds one file per result the library returns, written by the
-// Rust tests (tests/ffi_golden.rs): {"out": <result or error object>, "status": N}.
+// Rust tests (tests/ffi/golden.rs): {"out": <result or error object>, "status": N}.
 const goldenDir = "../../tests/golden"
 
 // goldenTypes names, for each golden file, the type this package decodes

@@ -1,6 +1,6 @@
 """Every tests/golden/*.json file decodes strictly into this binding's types.
 
-The golden files pin the JSON each C ABI call returns (tests/ffi_golden.rs
+The golden files pin the JSON each C ABI call returns (tests/ffi/golden.rs
 writes and checks them). Here each one is decoded with ``strict=True``
 (an unknown field is an error) by the type the binding decodes that call's
 result with, and encoded back field by field: a field added in Rust and

@@ -1,0 +1,29 @@
+//! The engine tests as one binary (one link, one process for `cargo test`):
+//! snapshots, sandboxes, publishing, images, archives, integrity and
+//! manifests through the Rust API. Shared helpers live in `support`.
+//! Tests that re-execute this binary name their helper as `module::test`.
+
+mod support;
+
+mod archive_hostile;
+mod archive_memory;
+mod archive_roundtrip;
+mod archive_vectors;
+mod bad_input;
+mod disk_upper;
+mod ext4;
+mod image_layout;
+mod image_oci_tools;
+mod integrity_bench;
+mod integrity_reference;
+mod integrity_stream;
+mod integrity_vectors;
+mod lineage;
+mod manifest_identity;
+mod manifest_vectors;
+mod perf_copy_and_compute;
+mod publish;
+mod sandbox;
+mod snapshot;
+mod sparse;
+mod sparse_copy;
