@@ -193,14 +193,13 @@ fn write_artifact<W: Write>(
     };
     // The manifest bytes and the upper as the artifact was opened: one
     // snapshot, whatever is renamed over its path meanwhile.
-    let manifest_path = art.path.join(MANIFEST_FILE);
     let manifest_bytes = art.manifest_bytes();
     // The integrity checked below must be the one shipped: these bytes.
     let shipped = &art.manifest;
-    let meta = art.manifest_metadata().ctx("stat", &manifest_path)?;
+    let meta = art.manifest_metadata();
     tar.append(
         format!("{prefix}/{MANIFEST_FILE}").as_bytes(),
-        &FileMeta::of(&meta),
+        &FileMeta::of(meta),
         manifest_bytes,
     )
     .map_err(out_err)?;

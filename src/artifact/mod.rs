@@ -51,7 +51,7 @@ impl Artifact {
 
     /// The metadata of `manifest.json` as opened (its mode and mtime go into
     /// archives).
-    pub fn manifest_metadata(&self) -> std::io::Result<std::fs::Metadata> {
+    pub fn manifest_metadata(&self) -> &std::fs::Metadata {
         self.view.manifest_metadata()
     }
 
@@ -93,7 +93,35 @@ pub fn open_dir(dir: &Path) -> Result<Artifact> {
 
 /// Parse every artifact directly inside `dir` without touching the index.
 /// Unreadable or malformed entries are reported in `skipped`, not fatal.
+/// Each artifact holds its upper open: for a directory of thousands, use
+/// [`for_each_in_dir`], which holds one at a time.
 pub fn list_dir(dir: &Path) -> Result<DirListing> {
+    let mut out = DirListing::default();
+    for_each_in_dir(dir, |path, opened| {
+        match opened {
+            Ok(a) => out.artifacts.push(a),
+            Err(e) => out.skipped.push((path, e)),
+        }
+        Ok(Visit::Continue)
+    })?;
+    Ok(out)
+}
+
+/// What a [`for_each_in_dir`] visitor wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    Continue,
+    Stop,
+}
+
+/// Open each artifact directly inside `dir` in name order, hidden entries
+/// skipped, and hand it (or why it could not be opened) to `f` with its
+/// path; each is closed again unless `f` keeps it. An error from `f` stops
+/// the walk and is returned.
+pub fn for_each_in_dir(
+    dir: &Path,
+    mut f: impl FnMut(PathBuf, Result<Artifact>) -> Result<Visit>,
+) -> Result<()> {
     let dir = absolute(dir)?;
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
@@ -116,14 +144,13 @@ pub fn list_dir(dir: &Path) -> Result<DirListing> {
         paths.push(entry.path());
     }
     paths.sort();
-    let mut out = DirListing::default();
     for p in paths {
-        match open_dir(&p) {
-            Ok(a) => out.artifacts.push(a),
-            Err(e) => out.skipped.push((p, e)),
+        let opened = open_dir(&p);
+        if f(p, opened)? == Visit::Stop {
+            break;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// An artifact that vanished under us (a concurrent remove won the race) is

@@ -31,11 +31,13 @@ use std::sync::Arc;
 /// replaces the same name thousands of times in a row.
 const MAX_RESTARTS: usize = 64;
 
-/// The descriptors of one opened artifact, shared by clones of it.
+/// What one opened artifact holds, shared by clones of it: the upper's
+/// descriptor (one per artifact, so a listing of many stays far from the
+/// descriptor limit), and the manifest as read.
 #[derive(Debug)]
 pub(crate) struct View {
-    manifest_file: File,
     manifest_bytes: Vec<u8>,
+    manifest_metadata: Metadata,
     upper: File,
 }
 
@@ -46,8 +48,8 @@ impl View {
     pub(crate) fn manifest_bytes(&self) -> &[u8] {
         &self.manifest_bytes
     }
-    pub(crate) fn manifest_metadata(&self) -> io::Result<Metadata> {
-        self.manifest_file.metadata()
+    pub(crate) fn manifest_metadata(&self) -> &Metadata {
+        &self.manifest_metadata
     }
 }
 
@@ -106,6 +108,10 @@ fn open_once(dir: &Path) -> Result<Attempt> {
         Err(e) => return Err(Error::io("open", &manifest_path, e)),
     };
     let (manifest, digest, manifest_bytes) = Manifest::read_file(&manifest_file, &manifest_path)?;
+    let manifest_metadata = manifest_file
+        .metadata()
+        .map_err(|e| Error::io("stat", &manifest_path, e))?;
+    drop(manifest_file);
     let upper_path = dir.join(&manifest.upper.file);
     let upper = match open_in(&dir_file, &manifest.upper.file, libc::O_NOFOLLOW) {
         Ok(f) => f,
@@ -142,8 +148,8 @@ fn open_once(dir: &Path) -> Result<Attempt> {
         digest,
         manifest,
         view: Arc::new(View {
-            manifest_file,
             manifest_bytes,
+            manifest_metadata,
             upper,
         }),
     }))

@@ -1,6 +1,6 @@
 //! What a user-supplied snapshot reference means: a bare name, a path or a
 //! digest, and the artifact it resolves to.
-use super::{absolute, index_artifact, list_dir, open_dir, Artifact};
+use super::{absolute, for_each_in_dir, index_artifact, open_dir, Artifact, Visit};
 use crate::db::index;
 use crate::error::{Error, Result};
 use crate::home::{validate_bare_name, Home};
@@ -64,12 +64,17 @@ pub fn resolve_digest(home: &Home, digest: &str) -> Result<Artifact> {
             }
         }
     }
-    let listing = list_dir(&home.snapshots_dir())?;
-    for art in listing.artifacts {
-        if art.digest == digest {
-            index_artifact(home, &art)?;
-            return Ok(art);
-        }
-    }
-    Err(Error::SnapshotNotFound(digest.to_string()))
+    let mut found = None;
+    for_each_in_dir(&home.snapshots_dir(), |_, opened| {
+        Ok(match opened {
+            Ok(art) if art.digest == digest => {
+                found = Some(art);
+                Visit::Stop
+            }
+            _ => Visit::Continue,
+        })
+    })?;
+    let art = found.ok_or_else(|| Error::SnapshotNotFound(digest.to_string()))?;
+    index_artifact(home, &art)?;
+    Ok(art)
 }

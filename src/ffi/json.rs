@@ -379,12 +379,13 @@ pub struct ListDirJson<'a> {
     pub skipped: Vec<ErrorJson<'a>>,
 }
 
-impl<'a> From<&'a DirListing> for ListDirJson<'a> {
-    fn from(l: &'a DirListing) -> Self {
+impl<'a> ListDirJson<'a> {
+    /// From artifacts already encoded (so none has to stay open) and the
+    /// entries that were skipped, with why.
+    pub fn new(artifacts: Vec<ArtifactJson>, skipped: &'a [(PathBuf, Error)]) -> Self {
         ListDirJson {
-            artifacts: l.artifacts.iter().map(ArtifactJson::from).collect(),
-            skipped: l
-                .skipped
+            artifacts,
+            skipped: skipped
                 .iter()
                 .map(|(path, e)| ErrorJson {
                     path: Some(path.as_path()),
@@ -392,6 +393,12 @@ impl<'a> From<&'a DirListing> for ListDirJson<'a> {
                 })
                 .collect(),
         }
+    }
+}
+
+impl<'a> From<&'a DirListing> for ListDirJson<'a> {
+    fn from(l: &'a DirListing) -> Self {
+        ListDirJson::new(l.artifacts.iter().map(ArtifactJson::from).collect(), &l.skipped)
     }
 }
 

@@ -5,6 +5,7 @@ use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
 use crate::error::Error;
 use crate::integrity::Algorithm;
+use crate::artifact;
 use crate::snapshot::{self, CreateOptions};
 use std::ffi::{c_char, c_void};
 
@@ -100,7 +101,17 @@ pub extern "C" fn msnap_snapshot_list_dir(
     call_text(out, || {
         context(ctx)?;
         let a: DirArgs = json_arg(args)?;
-        encode(&ListDirJson::from(&snapshot::list_dir(&a.dir)?))
+        // Encoded one at a time, so a directory of thousands never holds
+        // thousands of open uppers.
+        let (mut artifacts, mut skipped) = (Vec::new(), Vec::new());
+        artifact::for_each_in_dir(&a.dir, |path, opened| {
+            match opened {
+                Ok(art) => artifacts.push(ArtifactJson::from(&art)),
+                Err(e) => skipped.push((path, e)),
+            }
+            Ok(artifact::Visit::Continue)
+        })?;
+        encode(&ListDirJson::new(artifacts, &skipped))
     })
 }
 

@@ -8,8 +8,8 @@ pub use crate::artifact::{
 };
 
 use crate::artifact::{
-    absolute, bare_name_of, index_artifact, locate, removed_meanwhile, resolve_digest, row_for,
-    Locator,
+    absolute, bare_name_of, for_each_in_dir, index_artifact, locate, removed_meanwhile,
+    resolve_digest, row_for, Locator, Visit,
 };
 use crate::db::index::{self, IndexRow};
 use crate::error::{Error, IoContext, Result};
@@ -352,8 +352,15 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
         None => home.snapshots_dir(),
     };
     publish::clean_stale(&dir)?;
-    let listing = list_dir(&dir)?;
-    let rows: Vec<IndexRow> = listing.artifacts.iter().map(|a| row_for(home, a)).collect();
+    // One artifact open at a time: a directory may hold more artifacts
+    // than the process may hold descriptors.
+    let mut rows: Vec<IndexRow> = Vec::new();
+    for_each_in_dir(&dir, |_, opened| {
+        if let Ok(art) = opened {
+            rows.push(row_for(home, &art));
+        }
+        Ok(Visit::Continue)
+    })?;
     let found: std::collections::HashSet<String> =
         rows.iter().map(|r| r.artifact_path.clone()).collect();
     let dir_key = dir.to_string_lossy().into_owned();

@@ -768,3 +768,79 @@ fn import_installs_the_head_under_a_chosen_name() {
     assert_eq!(code_of(e), ErrorCode::InvalidArgument);
     assert_eq!(snapshot::list(&other.home).unwrap().len(), 1);
 }
+
+const ENV_FEW_FDS_HOME: &str = "MICROSNAP_TEST_FEW_FDS_HOME";
+/// More artifacts than the helper process may hold descriptors.
+const MANY: usize = 300;
+const FD_LIMIT: u64 = 128;
+
+/// Reindex, the C ABI's list_dir and digest resolution open one artifact at
+/// a time: a directory of more artifacts than the process may hold
+/// descriptors still lists and indexes whole (an opened artifact holds its
+/// upper open, so collecting them all would run out).
+#[test]
+fn a_directory_of_more_artifacts_than_descriptors_lists_and_reindexes() {
+    let t = TestHome::new();
+    t.sandbox_with("sb", MIB, &[(0, b"template")]);
+    let template = t.snapshot("sb", "template");
+    fs::remove_dir_all(&template.path).unwrap();
+    for i in 0..MANY {
+        let dir = t.home.snapshots_dir().join(format!("s-{i:04}"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut m = template.manifest.clone();
+        m.labels = labels(&[("seq", &i.to_string())]);
+        m.upper.size_bytes = MIB;
+        fs::write(dir.join(MANIFEST_FILE), m.canonical_bytes()).unwrap();
+        fs::File::create(dir.join(&m.upper.file))
+            .unwrap()
+            .set_len(MIB)
+            .unwrap();
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "snapshot::helper_reindex_with_few_descriptors",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENV_FEW_FDS_HOME, t.home.root())
+        .status()
+        .unwrap();
+    assert!(status.success(), "helper: {status}");
+}
+
+#[test]
+#[ignore = "helper process"]
+fn helper_reindex_with_few_descriptors() {
+    let Some(root) = std::env::var_os(ENV_FEW_FDS_HOME) else {
+        return;
+    };
+    let limit = libc::rlimit {
+        rlim_cur: FD_LIMIT,
+        rlim_max: FD_LIMIT,
+    };
+    // SAFETY: setrlimit with a valid, initialised struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let home = microsnap::home::Home::open(Path::new(&root)).unwrap();
+    assert_eq!(snapshot::reindex(&home, None).unwrap() as usize, MANY);
+    assert_eq!(snapshot::list(&home).unwrap().len(), MANY);
+    // The C ABI's list_dir encodes them one at a time.
+    let dir = home.snapshots_dir();
+    let args = std::ffi::CString::new(format!(r#"{{"home":"{}"}}"#, root.to_string_lossy())).unwrap();
+    let mut ctx = std::ptr::null_mut();
+    let mut out = std::ptr::null_mut();
+    assert_eq!(microsnap::ffi::msnap_context_open(&mut ctx, &mut out, args.as_ptr()), 0);
+    // SAFETY: a library string, freed once.
+    unsafe { microsnap::ffi::msnap_string_free(out) };
+    let args = std::ffi::CString::new(format!(r#"{{"dir":"{}"}}"#, dir.display())).unwrap();
+    assert_eq!(microsnap::ffi::msnap_snapshot_list_dir(&mut out, ctx, args.as_ptr()), 0);
+    // SAFETY: a library string, read then freed once.
+    let listing: serde_json::Value =
+        serde_json::from_str(&unsafe { std::ffi::CStr::from_ptr(out) }.to_string_lossy()).unwrap();
+    // SAFETY: as above.
+    unsafe { microsnap::ffi::msnap_string_free(out) };
+    assert_eq!(listing["artifacts"].as_array().unwrap().len(), MANY);
+    assert_eq!(listing["skipped"].as_array().unwrap().len(), 0);
+    assert_eq!(microsnap::ffi::msnap_context_free(ctx), 0);
+}
