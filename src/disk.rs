@@ -139,8 +139,12 @@ fn backing_file_name(file: &File, header: &Qcow2Header) -> Option<String> {
     if header.backing_file_size == 0 || header.backing_file_size > QCOW2_MAX_BACKING_NAME {
         return None;
     }
-    let name = read_at_most(file, header.backing_file_offset, header.backing_file_size as usize)
-        .ok()?;
+    let name = read_at_most(
+        file,
+        header.backing_file_offset,
+        header.backing_file_size as usize,
+    )
+    .ok()?;
     Some(String::from_utf8_lossy(&name).into_owned())
 }
 

@@ -58,7 +58,8 @@ pub fn manifest(data: &[u8]) {
 /// empty; on success the index must equal what Reindex finds.
 pub fn archive_import(scratch: &Path, data: &[u8]) {
     let root = fresh_dir(scratch, "import-home");
-    let home = crate::recovery::open_home(&root).unwrap_or_else(|e| panic!("open scratch home: {e}"));
+    let home =
+        crate::recovery::open_home(&root).unwrap_or_else(|e| panic!("open scratch home: {e}"));
     let archive_path = scratch.join("input.archive");
     fs::write(&archive_path, data).unwrap_or_else(|e| panic!("write input: {e}"));
     let result = archive::import(&home, &archive_path, None, &Monitor::none());

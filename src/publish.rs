@@ -247,7 +247,13 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
 /// `RENAME_*` bits (callers pass libc's constants).
 fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     use rustix::fs::{renameat_with, RenameFlags, CWD};
-    Ok(renameat_with(CWD, from, CWD, to, RenameFlags::from_bits_retain(flags))?)
+    Ok(renameat_with(
+        CWD,
+        from,
+        CWD,
+        to,
+        RenameFlags::from_bits_retain(flags),
+    )?)
 }
 
 /// rename that fails if `to` exists (plain rename(2) would silently replace

@@ -388,7 +388,10 @@ fn ficlone(src: &File, dst: &File) -> io::Result<()> {
 fn copy_file_range(src: &File, dst: &File, offset: u64, len: u64) -> io::Result<u64> {
     // The kernel takes loff_t offsets; rustix passes ours as they are.
     if i64::try_from(offset).is_err() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "offset beyond loff_t"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "offset beyond loff_t",
+        ));
     }
     let (mut off_in, mut off_out) = (offset, offset);
     let len = usize::try_from(len).unwrap_or(usize::MAX);

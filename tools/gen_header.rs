@@ -3,9 +3,11 @@
 //! the committed file differs.
 fn main() {
     let dir = env!("CARGO_MANIFEST_DIR");
-    let config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml"))
-        .expect("read cbindgen.toml");
-    let out = std::env::args().nth(1).unwrap_or_else(|| format!("{dir}/include/microsnap.h"));
+    let config =
+        cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("read cbindgen.toml");
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| format!("{dir}/include/microsnap.h"));
     cbindgen::Builder::new()
         // Only the boundary module: engine constants are not part of the ABI.
         .with_src(format!("{dir}/src/ffi/mod.rs"))

@@ -210,7 +210,10 @@ impl ImageReceiver {
             ImageFile::Blob(hex_name) => {
                 let staging = match &self.staging {
                     Some(s) => s,
-                    None => self.staging.insert(Staging::new(&home.staging_area_for(&home.snapshots_dir())?, "import-image")?),
+                    None => self.staging.insert(Staging::new(
+                        &home.staging_area_for(&home.snapshots_dir())?,
+                        "import-image",
+                    )?),
                 };
                 let path = staging.path().join(&hex_name);
                 let mut out = File::create(&path).ctx("create", &path)?;

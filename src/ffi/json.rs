@@ -398,7 +398,10 @@ impl<'a> ListDirJson<'a> {
 
 impl<'a> From<&'a DirListing> for ListDirJson<'a> {
     fn from(l: &'a DirListing) -> Self {
-        ListDirJson::new(l.artifacts.iter().map(ArtifactJson::from).collect(), &l.skipped)
+        ListDirJson::new(
+            l.artifacts.iter().map(ArtifactJson::from).collect(),
+            &l.skipped,
+        )
     }
 }
 

@@ -3,9 +3,9 @@ use super::boundary::{call, call_text, encode, json_arg};
 use super::json::*;
 use super::ops::monitor;
 use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
+use crate::artifact;
 use crate::error::Error;
 use crate::integrity::Algorithm;
-use crate::artifact;
 use crate::snapshot::{self, CreateOptions};
 use std::ffi::{c_char, c_void};
 

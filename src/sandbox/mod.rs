@@ -7,8 +7,9 @@
 //! so a record that says running while nobody holds the lock is *crashed*.
 pub mod lock;
 
-use crate::db::Db;
 use crate::artifact;
+use crate::db::sandbox_table::{self, SandboxRow, SandboxStatus};
+use crate::db::Db;
 use crate::disk;
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
@@ -17,10 +18,9 @@ use crate::integrity::{self, Algorithm};
 use crate::manifest::{DiskFormat, ImagePin};
 use crate::progress::Monitor;
 use crate::publish::Staging;
-use lock::{LockMode, SandboxLock};
-use crate::db::sandbox_table::{self, SandboxRow, SandboxStatus};
 use crate::sparse;
 use crate::timefmt;
+use lock::{LockMode, SandboxLock};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

@@ -48,7 +48,12 @@ fn memory_child() {
 
 fn run_child(args: &[&str]) -> u64 {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "archive_memory::memory_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "archive_memory::memory_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, args.join("\t"))
         .output()
         .unwrap();

@@ -23,7 +23,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-
 /// Read the file front to back in leaf-sized pieces (holes included).
 fn for_each_leaf(path: &Path, mut f: impl FnMut(&[u8])) -> u64 {
     let mut file = File::open(path).unwrap();

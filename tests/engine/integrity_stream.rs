@@ -15,7 +15,6 @@ const L: u64 = 65536;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-
 /// A file's data as (offset, bytes), sorted, not overlapping.
 struct Layout {
     size: u64,

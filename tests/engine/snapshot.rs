@@ -827,14 +827,21 @@ fn helper_reindex_with_few_descriptors() {
     assert_eq!(snapshot::list(&home).unwrap().len(), MANY);
     // The C ABI's list_dir encodes them one at a time.
     let dir = home.snapshots_dir();
-    let args = std::ffi::CString::new(format!(r#"{{"home":"{}"}}"#, root.to_string_lossy())).unwrap();
+    let args =
+        std::ffi::CString::new(format!(r#"{{"home":"{}"}}"#, root.to_string_lossy())).unwrap();
     let mut ctx = std::ptr::null_mut();
     let mut out = std::ptr::null_mut();
-    assert_eq!(microsnap::ffi::msnap_context_open(&mut ctx, &mut out, args.as_ptr()), 0);
+    assert_eq!(
+        microsnap::ffi::msnap_context_open(&mut ctx, &mut out, args.as_ptr()),
+        0
+    );
     // SAFETY: a library string, freed once.
     unsafe { microsnap::ffi::msnap_string_free(out) };
     let args = std::ffi::CString::new(format!(r#"{{"dir":"{}"}}"#, dir.display())).unwrap();
-    assert_eq!(microsnap::ffi::msnap_snapshot_list_dir(&mut out, ctx, args.as_ptr()), 0);
+    assert_eq!(
+        microsnap::ffi::msnap_snapshot_list_dir(&mut out, ctx, args.as_ptr()),
+        0
+    );
     // SAFETY: a library string, read then freed once.
     let listing: serde_json::Value =
         serde_json::from_str(&unsafe { std::ffi::CStr::from_ptr(out) }.to_string_lossy()).unwrap();

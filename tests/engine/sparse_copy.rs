@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 const MIB: u64 = 1 << 20;
 
-
 /// 256 MiB logical, ~7 MiB of data in four extents (one unaligned, one at EOF).
 fn make_sparse_source(path: &Path) -> u64 {
     let size = 256 * MIB;

@@ -99,7 +99,8 @@ impl Tally {
                 if expected.contains(&code.as_str()) && !message.contains("database is locked") {
                     *self.conflicts.entry(code).or_default() += 1;
                 } else {
-                    self.unexpected.push(format!("{op} {name}: {code}: {message}"));
+                    self.unexpected
+                        .push(format!("{op} {name}: {code}: {message}"));
                 }
                 false
             }
@@ -413,7 +414,14 @@ fn four_processes_on_one_home() {
     prepare(&root, 4);
     let t0 = Instant::now();
     let children: Vec<_> = (0..4)
-        .map(|w| spawn_child("concurrency::concurrency_child", &format!("mix-{w}"), &root, None))
+        .map(|w| {
+            spawn_child(
+                "concurrency::concurrency_child",
+                &format!("mix-{w}"),
+                &root,
+                None,
+            )
+        })
         .collect();
     let mut tally = Tally::default();
     for child in children {
@@ -438,7 +446,11 @@ fn four_processes_on_one_home() {
 
 #[test]
 fn expected_codes_are_real_codes() {
-    for name in EXPECTED.iter().chain(&READER_EXPECTED).chain(&WRITER_EXPECTED) {
+    for name in EXPECTED
+        .iter()
+        .chain(&READER_EXPECTED)
+        .chain(&WRITER_EXPECTED)
+    {
         assert!(ErrorCode::ALL.iter().any(|c| c.name() == *name), "{name}");
     }
 }
@@ -489,7 +501,12 @@ fn prepare_race(root: &Path) {
             20 + i as u64,
             RACE_SHAPE,
         );
-        snap(&home, &source, &format!("s{i}"), Some(Algorithm::MerkleSha256V1));
+        snap(
+            &home,
+            &source,
+            &format!("s{i}"),
+            Some(Algorithm::MerkleSha256V1),
+        );
     }
 }
 
@@ -723,7 +740,11 @@ fn readers_see_one_artifact_while_names_are_replaced() {
     println!("race: unexpected by kind: {:?}", all.unexpected_kinds());
     assert_no_unexpected(&all);
     // The mix must have raced: names were replaced while being read.
-    assert!(all.ops.get("replace").copied().unwrap_or(0) >= 10, "{:?}", all.ops);
+    assert!(
+        all.ops.get("replace").copied().unwrap_or(0) >= 10,
+        "{:?}",
+        all.ops
+    );
     assert!(all.rows_checked > 0, "no index row was checked");
     // At rest, the index equals a fresh Reindex, every row's digest is its
     // artifact's and every artifact verifies.

@@ -223,9 +223,14 @@ fn injected_eio_at_every_point_fails_cleanly() {
             let root = work.path().join(format!("{op}-{point}"));
             template.instantiate(&root);
             let before = indexed(&microsnap::open_home(&root).unwrap());
-            let out = spawn_child("diskfull::io_fault_child", op, &root, Some(&format!("{point}:1:io")))
-                .wait_with_output()
-                .unwrap();
+            let out = spawn_child(
+                "diskfull::io_fault_child",
+                op,
+                &root,
+                Some(&format!("{point}:1:io")),
+            )
+            .wait_with_output()
+            .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             let result = stderr
                 .lines()

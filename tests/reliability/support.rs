@@ -110,7 +110,11 @@ pub fn new_sandbox_shaped(home: &Home, name: &str, seed: u64, shape: UpperShape)
         &Monitor::none(),
     )
     .unwrap();
-    scribble_shaped(&home.sandboxes_dir().join(name).join("upper.ext4"), seed, shape);
+    scribble_shaped(
+        &home.sandboxes_dir().join(name).join("upper.ext4"),
+        seed,
+        shape,
+    );
 }
 
 /// Create sandbox `name` from `snapshot` (its upper is a copy of the
