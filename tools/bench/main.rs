@@ -36,7 +36,7 @@ use microsnap::sandbox::{self, SandboxSource};
 use microsnap::snapshot;
 use report::{fmt_d, machine, table, write_doc};
 use rows::{fixture_label, Bench, CloneHandle};
-use shell::{allocated, q, rm, sh};
+use shell::{allocated, cp_durable, q, rm, sh};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -257,17 +257,7 @@ fn run() -> Res<()> {
                 made.push(name);
                 Ok(d)
             },
-            |_| {
-                rm(&peer_dst);
-                let d = sh(&format!(
-                    "cp --sparse=always --reflink=auto {} {} && sync {}",
-                    q(&upper),
-                    q(&peer_dst),
-                    q(&peer_dst)
-                ))?;
-                rm(&peer_dst);
-                Ok(d)
-            },
+            |_| cp_durable(&upper, &peer_dst),
         )?;
         for n in made {
             sandbox::remove(&b.home, &n)?;

@@ -2,7 +2,7 @@
 //! alternately with the measurement helpers and pushed onto the run's rows.
 use crate::measure::{alternate, cpu_note, cpu_time, median, timed, Row};
 use crate::report::fmt_d;
-use crate::shell::{allocated, q, rm, sh};
+use crate::shell::{allocated, cp_durable, q, rm, sh};
 use crate::{Res, MIB};
 use microsnap::archive::{self, ExportOptions};
 use microsnap::home::Home;
@@ -104,17 +104,7 @@ impl Bench {
                 kept = Some(art);
                 Ok(d)
             },
-            |_| {
-                rm(&peer_dst);
-                let d = sh(&format!(
-                    "cp --sparse=always --reflink=auto {} {} && sync {}",
-                    q(&upper),
-                    q(&peer_dst),
-                    q(&peer_dst)
-                ))?;
-                rm(&peer_dst);
-                Ok(d)
-            },
+            |_| cp_durable(&upper, &peer_dst),
         )?;
         // Keep the last one (for later rows), drop the rest.
         for n in names.iter().take(names.len().saturating_sub(1)) {

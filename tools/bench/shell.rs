@@ -46,3 +46,17 @@ pub fn rm(p: &Path) {
         let _ = fs::remove_file(p);
     }
 }
+
+/// The copy rows' peer, timed: `cp --sparse=always --reflink=auto SRC DST &&
+/// sync DST` into a fresh `dst`, removed again afterwards.
+pub fn cp_durable(src: &Path, dst: &Path) -> Res<Duration> {
+    rm(dst);
+    let d = sh(&format!(
+        "cp --sparse=always --reflink=auto {} {} && sync {}",
+        q(src),
+        q(dst),
+        q(dst)
+    ))?;
+    rm(dst);
+    Ok(d)
+}
