@@ -486,7 +486,7 @@ mod field {
 }
 
 // How the v0.6.3 vectors' `created_at` values read as instants (timefmt is
-// internal, so these live here rather than in tests/manifest_identity.rs).
+// internal, so these live here rather than in tests/engine/manifest_identity.rs).
 #[cfg(test)]
 mod created_at_tests {
     use super::Manifest;
@@ -494,7 +494,7 @@ mod created_at_tests {
     use std::fs;
     use std::path::Path;
 
-    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/msb-0.6.3");
 
     fn vector_manifest(name: &str) -> Manifest {
         let path = Path::new(VECTORS).join("manifests").join(name);
