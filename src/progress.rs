@@ -39,7 +39,7 @@ impl CancelToken {
 }
 
 /// The phases long operations report. Their names are part of the ABI
-/// (docs/abi.md lists them; tests/abi_doc.rs keeps the list in step).
+/// (docs/abi.md lists them; tests/ffi/abi_doc.rs keeps the list in step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Copying an upper file (snapshot create, sandbox create from a snapshot).

@@ -5,7 +5,7 @@
 //! result is serialized straight to text (no `serde_json::Value` between).
 //! Argument types reject unknown fields so a typo in a binding is an error,
 //! not a silently ignored option. Golden files in tests/golden pin these
-//! shapes, and tests/abi_doc.rs keeps docs/abi.md in step with them.
+//! shapes, and tests/ffi/abi_doc.rs keeps docs/abi.md in step with them.
 use super::boundary::JsonText;
 use crate::archive::ExportReport;
 use crate::error::{Error, Result};
