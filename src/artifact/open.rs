@@ -97,13 +97,11 @@ fn open_once(dir: &Path) -> Result<Attempt> {
     let manifest_file = match open_in(&dir_file, MANIFEST_FILE, 0) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if moved(&dir_file, dir)? {
-                return Ok(Attempt::Moved);
-            }
-            return Err(Error::SnapshotNotFound(format!(
-                "{} (no {MANIFEST_FILE})",
-                dir.display()
-            )));
+            return vanished(
+                &dir_file,
+                dir,
+                Error::SnapshotNotFound(format!("{} (no {MANIFEST_FILE})", dir.display())),
+            );
         }
         Err(e) => return Err(Error::io("open", &manifest_path, e)),
     };
@@ -116,13 +114,11 @@ fn open_once(dir: &Path) -> Result<Attempt> {
     let upper = match open_in(&dir_file, &manifest.upper.file, libc::O_NOFOLLOW) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if moved(&dir_file, dir)? {
-                return Ok(Attempt::Moved);
-            }
-            return Err(Error::InvalidManifest(format!(
-                "missing upper file {}",
-                upper_path.display()
-            )));
+            return vanished(
+                &dir_file,
+                dir,
+                Error::InvalidManifest(format!("missing upper file {}", upper_path.display())),
+            );
         }
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(not_regular(&upper_path));
@@ -157,6 +153,17 @@ fn open_once(dir: &Path) -> Result<Attempt> {
 
 fn not_regular(upper: &Path) -> Error {
     Error::InvalidManifest(format!("upper {} is not a regular file", upper.display()))
+}
+
+/// A file of the opened directory is missing: the directory was replaced or
+/// removed meanwhile (open again from the path), or the artifact really
+/// lacks it (`missing`).
+fn vanished(opened: &File, path: &Path, missing: Error) -> Result<Attempt> {
+    if moved(opened, path)? {
+        Ok(Attempt::Moved)
+    } else {
+        Err(missing)
+    }
 }
 
 /// Whether the directory now at `path` is not the one `opened` (renamed away,
