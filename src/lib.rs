@@ -48,6 +48,7 @@ pub(crate) mod publish;
 pub mod recovery;
 pub mod sandbox;
 pub mod snapshot;
+pub mod snapshot_json;
 pub mod sparse;
 pub(crate) mod timefmt;
 

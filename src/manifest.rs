@@ -206,16 +206,7 @@ impl Manifest {
     /// Read and parse an open `manifest.json` (`path` names it in errors);
     /// returns the manifest, its digest and the bytes as read.
     pub fn read_file(file: &File, path: &Path) -> Result<(Manifest, String, Vec<u8>)> {
-        let mut bytes = Vec::new();
-        file.take(MAX_MANIFEST_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .ctx("read", path)?;
-        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(invalid(format!(
-                "{} is larger than {MAX_MANIFEST_BYTES} bytes",
-                path.display()
-            )));
-        }
+        let bytes = read_capped(file, path)?;
         let manifest = Manifest::parse(&bytes).map_err(|e| match e {
             Error::InvalidManifest(msg) => invalid(format!("{}: {msg}", path.display())),
             other => other,
@@ -229,19 +220,51 @@ impl Manifest {
     /// since nothing could open the artifact afterwards.
     pub fn write_to(&self, dir: &Path) -> Result<()> {
         self.validate()?;
-        let tmp = dir.join(MANIFEST_TMP_FILE);
-        let dst = dir.join(MANIFEST_FILE);
-        let written = write_synced(&tmp, &self.canonical_bytes())
-            .and_then(|()| fs::rename(&tmp, &dst).ctx("rename into place", &dst));
-        if let Err(e) = written {
-            // Best effort: the original error is what matters.
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .ctx("fsync directory", dir)
+        write_file_atomically(
+            dir,
+            MANIFEST_TMP_FILE,
+            MANIFEST_FILE,
+            &self.canonical_bytes(),
+        )
     }
+}
+
+/// Read a descriptor file (either format) whole, refusing more than
+/// [`MAX_MANIFEST_BYTES`]: real ones are a few hundred bytes.
+pub(crate) fn read_capped(file: &File, path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ctx("read", path)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(invalid(format!(
+            "{} is larger than {MAX_MANIFEST_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Write `bytes` to `<dir>/<name>` crash-safely: `<dir>/<tmp_name>`, fsync,
+/// rename, fsync of the directory.
+pub(crate) fn write_file_atomically(
+    dir: &Path,
+    tmp_name: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let tmp = dir.join(tmp_name);
+    let dst = dir.join(name);
+    let written = write_synced(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, &dst).ctx("rename into place", &dst));
+    if let Err(e) = written {
+        // Best effort: the original error is what matters.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("fsync directory", dir)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -251,7 +274,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// `"sha256:"` + lowercase hex SHA-256 of `bytes`.
-fn sha256_digest(bytes: &[u8]) -> String {
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
