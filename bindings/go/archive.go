@@ -24,6 +24,11 @@ type SnapshotExportOptions struct {
 	// Threads is the number of zstd worker threads; 0 means the library
 	// default.
 	Threads int
+	// Format is the archive's layout: "" or FormatMsbV063 ("msb-v0.6.3",
+	// the default) or FormatMsbV0614 ("msb-v0.6.14", current
+	// microsandbox's archive layout). Another value is ErrInvalidArgument;
+	// a library that cannot write the layout says ErrUnsupported.
+	Format string
 }
 
 type exportArgs struct {
@@ -35,11 +40,14 @@ type exportArgs struct {
 	Dense       bool   `json:"dense,omitzero"`
 	Level       *int   `json:"level,omitzero"`
 	Threads     *int   `json:"threads,omitzero"`
+	Format      string `json:"format,omitzero"`
 }
 
 // Export bundles a snapshot (bare name, digest or artifact path) into a
-// .tar.zst archive at outPath. Set opts.PlainTar to skip compression. A
-// cancelled ctx stops the export and removes the partial archive.
+// .tar.zst archive at outPath. Set opts.PlainTar to skip compression, and
+// opts.Format for the archive's layout (FormatMsbV063, the default, or
+// FormatMsbV0614). A cancelled ctx stops the export and removes the
+// partial archive.
 func (f snapshotFactory) Export(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) error {
 	_, err := f.ExportWithReport(ctx, nameOrPath, outPath, opts)
 	return err
@@ -67,6 +75,7 @@ func (f snapshotFactory) ExportWithReport(ctx context.Context, nameOrPath, outPa
 		Ref: nameOrPath, Out: outPath,
 		WithParents: opts.WithParents, WithImage: opts.WithImage,
 		PlainTar: opts.PlainTar, Dense: opts.Dense,
+		Format: opts.Format,
 	}
 	if opts.Level != 0 {
 		args.Level = &opts.Level

@@ -11,7 +11,8 @@ import (
 )
 
 // SnapshotArtifact is a snapshot artifact on disk: a directory holding
-// manifest.json and the upper-layer image. Its fields are unexported; read
+// its descriptor (manifest.json, or snapshot.json for current microsandbox;
+// see ArtifactFormat) and the upper-layer image. Its fields are unexported; read
 // them through the accessors, which are plain field reads. Only Verify
 // touches the filesystem.
 type SnapshotArtifact struct {
@@ -23,6 +24,7 @@ type SnapshotArtifact struct {
 type artifactJSON struct {
 	Path                string            `json:"path"`
 	Digest              string            `json:"digest"`
+	ArtifactFormat      string            `json:"artifact_format"`
 	Schema              uint32            `json:"schema"`
 	Format              string            `json:"format"`
 	Fstype              string            `json:"fstype"`
@@ -59,7 +61,8 @@ func (s *SnapshotArtifact) Path() string { return s.a.Path }
 // snapshot's identity.
 func (s *SnapshotArtifact) Digest() string { return s.a.Digest }
 
-// SizeBytes returns the apparent size of the upper layer in bytes.
+// SizeBytes returns the apparent size of the upper layer in bytes (0 for
+// a checkpoint-state snapshot, which has no disk upper).
 func (s *SnapshotArtifact) SizeBytes() uint64 { return s.a.SizeBytes }
 
 // ImageRef returns the image reference the snapshot was taken from.
@@ -69,7 +72,8 @@ func (s *SnapshotArtifact) ImageRef() string { return s.a.ImageRef }
 // image.
 func (s *SnapshotArtifact) ImageManifestDigest() string { return s.a.ImageManifestDigest }
 
-// Format returns the upper-layer disk format: "raw" or "qcow2".
+// Format returns the upper-layer disk format: "raw" or "qcow2" ("" for a
+// microsandbox v0.6.14 checkpoint-state snapshot, which has no disk upper).
 func (s *SnapshotArtifact) Format() string { return s.a.Format }
 
 // Fstype returns the filesystem type inside the upper layer.
@@ -94,6 +98,13 @@ func (s *SnapshotArtifact) Labels() map[string]string {
 // SourceSandbox returns the best-effort name of the sandbox the snapshot
 // was taken from, or nil. It returns a defensive copy.
 func (s *SnapshotArtifact) SourceSandbox() *string { return copyString(s.a.SourceSandbox) }
+
+// ArtifactFormat returns the format of the artifact's descriptor:
+// FormatMsbV063 ("msb-v0.6.3", manifest.json, the reference page's
+// microsandbox) or FormatMsbV0614 ("msb-v0.6.14", snapshot.json, current
+// microsandbox). It is what the directory holds, not what was asked for:
+// microsnap never converts a directory it reads.
+func (s *SnapshotArtifact) ArtifactFormat() string { return s.a.ArtifactFormat }
 
 // UpperFile returns the upper image's file name inside the artifact
 // directory (e.g. "upper.ext4").

@@ -46,6 +46,7 @@ func listingBody(tb testing.TB, n int) []byte {
 			CreatedAt:           "2026-11-28T17:38:40.623333353+00:00",
 			CreatedAtUnixNanos:  1795887520623333353 + int64(i),
 			Labels:              labels{[]string{"seq", fmt.Sprint(i)}},
+			ArtifactFormat:      "msb-v0.6.3",
 		}
 	}
 	body, err := json.Marshal(r)

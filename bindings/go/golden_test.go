@@ -118,7 +118,7 @@ func TestGoldenCheckCatchesDrift(t *testing.T) {
 		artifactJSON
 		Encrypted bool `json:"encrypted"`
 	}
-	artifact := `{"path":"/p","digest":"d","schema":1,"format":"raw","fstype":"ext4","image_ref":"i",` +
+	artifact := `{"path":"/p","digest":"d","artifact_format":"msb-v0.6.3","schema":1,"format":"raw","fstype":"ext4","image_ref":"i",` +
 		`"image_manifest_digest":"m","parent":null,"created_at":"t","labels":{},"upper_file":"u",` +
 		`"size_bytes":1,"integrity":null,"source_sandbox":null}`
 	// A member added in Rust and forgotten in Go.

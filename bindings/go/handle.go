@@ -33,6 +33,7 @@ type handleJSON struct {
 	CreatedAtUnixNanos  int64            `json:"created_at_unix_nanos"`
 	Labels              labels           `json:"labels"`
 	ChildCount          uint64           `json:"child_count"`
+	ArtifactFormat      string           `json:"artifact_format"`
 }
 
 // handleListResult is snapshot_list's result.
@@ -111,14 +112,15 @@ func (h *SnapshotHandle) ImageRef() string { return h.h.ImageRef }
 // image.
 func (h *SnapshotHandle) ImageManifestDigest() string { return h.h.ImageManifestDigest }
 
-// Format returns the upper-layer disk format: "raw" or "qcow2".
+// Format returns the upper-layer disk format: "raw" or "qcow2" ("" for a
+// microsandbox v0.6.14 checkpoint-state snapshot, which has no disk upper).
 func (h *SnapshotHandle) Format() string { return h.h.Format }
 
 // Fstype returns the filesystem type inside the upper layer.
 func (h *SnapshotHandle) Fstype() string { return h.h.Fstype }
 
 // SizeBytes returns the apparent upper size at index time, or nil if
-// unknown. It returns a defensive copy.
+// unknown (as for a checkpoint-state snapshot, which has no disk upper). It returns a defensive copy.
 func (h *SnapshotHandle) SizeBytes() *uint64 { return h.h.SizeBytes.ptr() }
 
 // Path returns the artifact directory on disk.
@@ -141,6 +143,11 @@ func (h *SnapshotHandle) Labels() map[string]string {
 
 // ChildCount returns how many indexed snapshots name this one as parent.
 func (h *SnapshotHandle) ChildCount() uint64 { return h.h.ChildCount }
+
+// ArtifactFormat returns the format of the artifact's descriptor:
+// FormatMsbV063 ("msb-v0.6.3", manifest.json) or FormatMsbV0614
+// ("msb-v0.6.14", snapshot.json, current microsandbox).
+func (h *SnapshotHandle) ArtifactFormat() string { return h.h.ArtifactFormat }
 
 // Open opens the underlying artifact's metadata. It is equivalent to
 // Snapshot.Open on this handle's path.

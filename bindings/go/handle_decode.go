@@ -76,6 +76,7 @@ func (h *handleJSON) decode(dec *jsontext.Decoder, pool *stringPool) error {
 var handleMembers = [...]string{
 	"digest", "name", "parent_digest", "image_ref", "image_manifest_digest", "format",
 	"fstype", "size_bytes", "path", "created_at", "created_at_unix_nanos", "labels", "child_count",
+	"artifact_format",
 }
 
 // quotedMembers are handleMembers as the library writes them, quoted.
@@ -146,6 +147,8 @@ func (v *handleJSON) read(m int, dec *jsontext.Decoder, pool *stringPool) error 
 		v.CreatedAtUnixNanos, err = int64Of(value)
 	case 12:
 		v.ChildCount, err = uint64Of(value)
+	case 13:
+		v.ArtifactFormat, err = pool.str(value, slotArtifactFormat)
 	}
 	return err
 }
@@ -228,7 +231,7 @@ func (l labels) MarshalJSONTo(enc *jsontext.Encoder) error {
 // their bytes into shared 4 KiB blocks instead of allocating each one (a
 // listing of 10,000 has some 60,000 strings, and allocating and later
 // collecting each was a large part of its decode), and it shares a value
-// that listings repeat (image, format, fstype, label keys) with the one
+// that listings repeat (image, format, fstype, artifact format, label keys) with the one
 // last read into the same slot when they are equal. A block is never
 // written again once a string points into it; the cost is that a handle
 // kept alone keeps its block (a few neighbours' strings) alive.
@@ -245,6 +248,7 @@ const (
 	slotFormat
 	slotFstype
 	slotCreatedAt
+	slotArtifactFormat
 	slotLabelKeys
 )
 

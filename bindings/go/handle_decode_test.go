@@ -14,7 +14,7 @@ const libraryHandle = `{"digest":"sha256:111111111111111111111111111111111111111
 	`"image_manifest_digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222",` +
 	`"format":"raw","fstype":"ext4","size_bytes":4294967296,"path":"/h/snapshots/base",` +
 	`"created_at":"2026-11-28T17:38:40.623333353+00:00","created_at_unix_nanos":1795887520623333353,` +
-	`"labels":{"a":"1","stage":"post-deps"},"child_count":2}`
+	`"labels":{"a":"1","stage":"post-deps"},"child_count":2,"artifact_format":"msb-v0.6.3"}`
 
 // refHandle is the handle as the json package's reflection reads it: the
 // reference the member-by-member decoder is checked against.
@@ -32,6 +32,7 @@ type refHandle struct {
 	CreatedAtUnixNanos  int64             `json:"created_at_unix_nanos"`
 	Labels              map[string]string `json:"labels"`
 	ChildCount          uint64            `json:"child_count"`
+	ArtifactFormat      string            `json:"artifact_format"`
 }
 
 func asRef(h *SnapshotHandle) refHandle {
@@ -40,6 +41,7 @@ func asRef(h *SnapshotHandle) refHandle {
 		ImageManifestDigest: h.ImageManifestDigest(), Format: h.Format(), Fstype: h.Fstype(),
 		SizeBytes: h.SizeBytes(), Path: h.Path(), CreatedAt: h.h.CreatedAt,
 		CreatedAtUnixNanos: h.CreatedAt().UnixNano(), Labels: h.Labels(), ChildCount: h.ChildCount(),
+		ArtifactFormat: h.ArtifactFormat(),
 	}
 }
 
@@ -85,7 +87,7 @@ func TestHandleDecodeAgreesWithReflection(t *testing.T) {
 		replaceMember("path", `"/h/sn\"ap\\s\/\b\f\n\r\t\u00e9\u20AC\ud83d\ude00 é€😀"`),
 		strings.Replace(libraryHandle, `"digest"`, `"dig\u0065st"`, 1),
 		" { " + strings.NewReplacer(`,"`, " ,\n\"", `":`, "\"\t:\r ").Replace(libraryHandle[1:]),
-		`{"child_count":0,"labels":{},"size_bytes":null,"name":null,"parent_digest":"sha256:ab",` +
+		`{"artifact_format":"msb-v0.6.14","child_count":0,"labels":{},"size_bytes":null,"name":null,"parent_digest":"sha256:ab",` +
 			`"created_at_unix_nanos":-9223372036854775808,"created_at":"","path":"/p","fstype":"","format":"qcow2",` +
 			`"image_manifest_digest":"","image_ref":"","digest":"d"}`,
 		withMember("future", `{"n":[1.25E-3,0,-7],"s":"\u0041"}`),
@@ -137,6 +139,9 @@ func TestHandleDecodeRefusesMalformedInput(t *testing.T) {
 		"missing comma":          list(libraryHandle + libraryHandle),
 		"handle not an object":   list(`"x"`),
 		"missing member":         list(strings.Replace(libraryHandle, `"fstype":"ext4",`, ``, 1)),
+		"missing last member":    list(strings.Replace(libraryHandle, `,"artifact_format":"msb-v0.6.3"`, ``, 1)),
+		"null artifact_format":   list(replaceMember("artifact_format", "null")),
+		"artifact_format twice":  list(withMember("artifact_format", `"msb-v0.6.14"`)),
 		"duplicate member":       list(withMember("digest", `"again"`)),
 		"duplicate escaped name": list(withMember("dig\\u0065st", `"again"`)),
 		"null digest":            list(replaceMember("digest", "null")),
@@ -189,5 +194,22 @@ func TestHandleDecodeRefusesMalformedInput(t *testing.T) {
 	var one handleJSON
 	if err := json.Unmarshal([]byte(withMember("future", "1")), &one, strict); err == nil {
 		t.Error("an unknown member decoded strictly")
+	}
+}
+
+// The pool shares a repeated artifact_format between a listing's handles;
+// a change of format from one handle to the next is still read as sent.
+func TestHandleDecodeArtifactFormatPerHandle(t *testing.T) {
+	v0614 := replaceMember("artifact_format", `"msb-v0.6.14"`)
+	escaped := replaceMember("artifact_format", `"msb-v0.6.1\u0034"`)
+	list, err := decodeList(`{"snapshots":[` + strings.Join([]string{libraryHandle, v0614, v0614, libraryHandle, escaped}, ",") + `]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"msb-v0.6.3", "msb-v0.6.14", "msb-v0.6.14", "msb-v0.6.3", "msb-v0.6.14"}
+	for i, h := range list {
+		if h.ArtifactFormat() != want[i] {
+			t.Errorf("handle %d: ArtifactFormat() = %q, want %q", i, h.ArtifactFormat(), want[i])
+		}
 	}
 }

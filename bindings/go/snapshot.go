@@ -27,14 +27,17 @@ type snapshotFactory struct {
 // started). Set exactly one of opts.Name (resolved under the default
 // snapshots directory) or opts.Path (an explicit artifact directory). A
 // running sandbox is ErrSandboxRunning; a taken destination is
-// ErrAlreadyExists unless opts.Force. A cancelled ctx stops the copy and
-// leaves nothing behind.
+// ErrAlreadyExists unless opts.Force. opts.Format picks the artifact's
+// layout (FormatMsbV063, the default, or FormatMsbV0614). A cancelled ctx
+// stops the copy and leaves nothing behind.
 //
 //	func (snapshotFactory) Export(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) error
 //
 // Export bundles a snapshot (bare name, digest or artifact path) into a
-// .tar.zst archive at outPath. Set opts.PlainTar to skip compression. A
-// cancelled ctx stops the export and removes the partial archive.
+// .tar.zst archive at outPath. Set opts.PlainTar to skip compression, and
+// opts.Format for the archive's layout (FormatMsbV063, the default, or
+// FormatMsbV0614). A cancelled ctx stops the export and removes the
+// partial archive.
 //
 //	func (snapshotFactory) ExportWithReport(ctx context.Context, nameOrPath, outPath string, opts SnapshotExportOptions) (*SnapshotExportReport, error)
 //
@@ -110,8 +113,15 @@ type SnapshotCreateOptions struct {
 	RecordIntegrity bool
 	// IntegrityAlgorithm picks the recorded hash: "" for the library
 	// default ("microsnap-merkle-sha256-v1"), "msb-sparse-sha256-v1"
-	// (microsandbox v0.6.3's) or "sha256".
+	// (microsandbox v0.6.3's) or "sha256". In the v0.6.14 format ""
+	// means "msb-file-merkle-blake3-v1", and only the algorithms v0.6.14
+	// reads are accepted (microsnap's default is not one of them).
 	IntegrityAlgorithm string
+	// Format is the artifact's on-disk layout: "" or FormatMsbV063
+	// ("msb-v0.6.3", manifest.json, the default) or FormatMsbV0614
+	// ("msb-v0.6.14", snapshot.json, which current microsandbox reads
+	// without migrating it). Another value is ErrInvalidArgument.
+	Format string
 }
 
 type snapshotCreateArgs struct {
@@ -122,14 +132,16 @@ type snapshotCreateArgs struct {
 	Force              bool              `json:"force,omitzero"`
 	RecordIntegrity    bool              `json:"record_integrity,omitzero"`
 	IntegrityAlgorithm string            `json:"integrity_algorithm,omitzero"`
+	Format             string            `json:"format,omitzero"`
 }
 
 // Create creates a snapshot from a stopped or crashed sandbox (or one never
 // started). Set exactly one of opts.Name (resolved under the default
 // snapshots directory) or opts.Path (an explicit artifact directory). A
 // running sandbox is ErrSandboxRunning; a taken destination is
-// ErrAlreadyExists unless opts.Force. A cancelled ctx stops the copy and
-// leaves nothing behind.
+// ErrAlreadyExists unless opts.Force. opts.Format picks the artifact's
+// layout (FormatMsbV063, the default, or FormatMsbV0614). A cancelled ctx
+// stops the copy and leaves nothing behind.
 func (f snapshotFactory) Create(ctx context.Context, sourceSandbox string, opts SnapshotCreateOptions) (*SnapshotArtifact, error) {
 	h, err := f.resolve()
 	if err != nil {
@@ -143,6 +155,7 @@ func (f snapshotFactory) Create(ctx context.Context, sourceSandbox string, opts 
 		Force:              opts.Force,
 		RecordIntegrity:    opts.RecordIntegrity,
 		IntegrityAlgorithm: opts.IntegrityAlgorithm,
+		Format:             opts.Format,
 	}
 	var a artifactJSON
 	err = h.long(ctx, "snapshot_create", args, &a,
