@@ -23,25 +23,34 @@ const refHelp = `A snapshot is named by a bare name (<home>/snapshots/NAME), a p
 func snapshotCreate(e *env) *cobra.Command {
 	var opts m.SnapshotCreateOptions
 	var from string
+	var format formatFlag
 	labels := labelFlags{}
 	c := &cobra.Command{
 		Use:   "create NAME|PATH --from SANDBOX",
 		Short: "Snapshot a stopped sandbox's disk",
 		Long: `Snapshot a stopped sandbox's upper disk into <home>/snapshots/NAME, or into
-the directory PATH (an argument with a "/").`,
+the directory PATH (an argument with a "/").
+
+--format msb-v0.6.14 writes the layout current microsandbox reads without
+migrating it (snapshot.json); its integrity algorithm defaults to
+msb-file-merkle-blake3-v1, and microsnap-merkle-sha256-v1 cannot be recorded
+in it. The default, msb-v0.6.3, is microsandbox v0.6.3's (manifest.json).`,
 		Args: args(1, 1),
 	}
 	c.Flags().StringVar(&from, "from", "", "the `SANDBOX` to snapshot (required)")
 	c.Flags().Var(labels, "label", "add a label `k=v` (repeatable)")
 	c.Flags().BoolVar(&opts.RecordIntegrity, "integrity", false, "record the upper disk's content digest, for verify")
 	c.Flags().StringVar(&opts.IntegrityAlgorithm, "integrity-algorithm", "",
-		"record integrity with `ALGORITHM`: microsnap-merkle-sha256-v1 (default), msb-sparse-sha256-v1, sha256")
+		"record integrity with `ALGORITHM`: microsnap-merkle-sha256-v1 (default), msb-sparse-sha256-v1, sha256, "+
+			"msb-file-merkle-blake3-v1 (the default with --format msb-v0.6.14)")
 	c.Flags().BoolVar(&opts.Force, "force", false, "replace an existing artifact of that name")
+	c.Flags().Var(&format, "format", "write the artifact in `FORMAT`: msb-v0.6.3 (default, manifest.json) or msb-v0.6.14 (snapshot.json)")
 	c.RunE = func(c *cobra.Command, pos []string) error {
 		if from == "" {
 			return usageError("snapshot create needs --from SANDBOX")
 		}
 		opts.Labels = labels
+		opts.Format = format.value
 		opts.RecordIntegrity = opts.RecordIntegrity || opts.IntegrityAlgorithm != ""
 		if strings.Contains(pos[0], "/") {
 			opts.Path = pos[0]
@@ -60,8 +69,8 @@ the directory PATH (an argument with a "/").`,
 		if e.json {
 			return printJSON(e.stdout, viewArtifact(a))
 		}
-		fmt.Fprintf(e.stdout, "created %s\n  digest %s\n  parent %s\n  size   %s\n", a.Path(), a.Digest(),
-			orDash(a.Parent()), humanBytes(a.SizeBytes()))
+		fmt.Fprintf(e.stdout, "created %s\n  digest %s\n  parent %s\n  size   %s\n  format %s\n", a.Path(), a.Digest(),
+			orDash(a.Parent()), humanBytes(a.SizeBytes()), a.ArtifactFormat())
 		if alg := a.IntegrityAlgorithm(); alg != "" {
 			fmt.Fprintf(e.stdout, "  integrity %s %s\n", alg, a.IntegrityDigest())
 		}
@@ -96,12 +105,12 @@ func snapshotList(e *env) *cobra.Command {
 					parent = shortDigest(*p)
 				}
 				rows[i] = []string{nameOrPath(h), shortDigest(h.Digest()), parent, h.ImageRef(), size,
-					fmt.Sprint(h.ChildCount()), h.CreatedAt().Local().Format("2006-01-02 15:04:05")}
+					fmt.Sprint(h.ChildCount()), h.ArtifactFormat(), h.CreatedAt().Local().Format("2006-01-02 15:04:05")}
 			}
 			if e.json {
 				return printJSON(e.stdout, views)
 			}
-			table(e.stdout, []string{"NAME", "DIGEST", "PARENT", "IMAGE", "SIZE", "CHILDREN", "CREATED"}, rows)
+			table(e.stdout, []string{"NAME", "DIGEST", "PARENT", "IMAGE", "SIZE", "CHILDREN", "ARTIFACT FORMAT", "CREATED"}, rows)
 			return nil
 		},
 	}
@@ -151,8 +160,9 @@ func snapshotInspect(e *env) *cobra.Command {
 		v := out.artifactView
 		lines := [][2]string{
 			{"path", v.Path}, {"digest", v.Digest}, {"parent", orDash(v.ParentDigest)},
-			{"image", v.ImageRef + " @ " + v.ImageManifestDigest}, {"format", v.Format + " / " + v.Fstype},
-			{"size", fmt.Sprintf("%s (%d bytes)", humanBytes(v.SizeBytes), v.SizeBytes)},
+			{"image", v.ImageRef + " @ " + v.ImageManifestDigest}, {"format", diskFormat(v)},
+			{"artifact format", v.ArtifactFormat},
+			{"size", diskSize(v)},
 			{"created", v.CreatedAt}, {"source", orDash(v.SourceSandbox)},
 		}
 		if v.Integrity != nil {
@@ -167,11 +177,29 @@ func snapshotInspect(e *env) *cobra.Command {
 			lines = append(lines, [2]string{"verify", out.Verify.Upper.Kind})
 		}
 		for _, l := range lines {
-			fmt.Fprintf(e.stdout, "%-10s %s\n", l[0], l[1])
+			fmt.Fprintf(e.stdout, "%-15s %s\n", l[0], l[1])
 		}
 		return nil
 	}
 	return c
+}
+
+// diskFormat is inspect's "format" line: the upper's disk format and
+// filesystem, or what stands for them when a microsandbox v0.6.14
+// checkpoint-state snapshot has no disk upper.
+func diskFormat(v artifactView) string {
+	if v.UpperFile == "" {
+		return "- (no disk upper: a checkpoint-state snapshot)"
+	}
+	return v.Format + " / " + v.Fstype
+}
+
+// diskSize is inspect's "size" line, "-" without a disk upper.
+func diskSize(v artifactView) string {
+	if v.UpperFile == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%d bytes)", humanBytes(v.SizeBytes), v.SizeBytes)
 }
 
 func snapshotVerify(e *env) *cobra.Command {
@@ -267,6 +295,7 @@ const maxZstdThreads = 256
 
 func snapshotExport(e *env) *cobra.Command {
 	var o m.SnapshotExportOptions
+	var format formatFlag
 	level := &intFlag{name: "level", min: minZstdLevel, max: maxZstdLevel, zeroIsDefault: true, what: "a zstd level"}
 	threads := &intFlag{name: "threads", min: 1, max: maxZstdThreads, zeroIsDefault: true, what: "zstd workers"}
 	c := &cobra.Command{
@@ -280,8 +309,9 @@ func snapshotExport(e *env) *cobra.Command {
 	c.Flags().BoolVar(&o.Dense, "dense", false, "write upper disks as plain entries, not sparse ones (for microsandbox v0.6.3)")
 	c.Flags().Var(level, "level", fmt.Sprintf("zstd compression level, %d to %d (default: the library's)", minZstdLevel, maxZstdLevel))
 	c.Flags().Var(threads, "threads", fmt.Sprintf("zstd worker threads, 1 to %d (default: the cores, at most 4)", maxZstdThreads))
+	c.Flags().Var(&format, "format", "write the archive in `FORMAT`: msb-v0.6.3 (default) or msb-v0.6.14 (current microsandbox's layout)")
 	c.RunE = func(c *cobra.Command, pos []string) error {
-		o.Level, o.Threads = level.value, threads.value
+		o.Level, o.Threads, o.Format = level.value, threads.value, format.value
 		home, err := e.openHome()
 		if err != nil {
 			return err

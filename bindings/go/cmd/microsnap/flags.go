@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
+	m "github.com/microsnap/microsnap/bindings/go"
 	"github.com/spf13/cobra"
 )
 
@@ -98,4 +100,22 @@ func args(min, max int) cobra.PositionalArgs {
 		}
 		return usageErrorf("%s: %s: usage: %s", c.CommandPath(), what, c.UseLine())
 	}
+}
+
+// formatFlag is --format: the artifact (or archive) layout, one of the
+// binding's format names, checked here so that a typo lists the values.
+type formatFlag struct{ value string }
+
+// formats are --format's values, the default first.
+var formats = []string{m.FormatMsbV063, m.FormatMsbV0614}
+
+func (f *formatFlag) String() string { return f.value }
+func (f *formatFlag) Type() string   { return "FORMAT" }
+
+func (f *formatFlag) Set(s string) error {
+	if !slices.Contains(formats, s) {
+		return fmt.Errorf("--format %q is not a format: use %s (the default) or %s", s, formats[0], formats[1])
+	}
+	f.value = s
+	return nil
 }

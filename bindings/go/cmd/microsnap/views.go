@@ -17,6 +17,7 @@ import (
 type artifactView struct {
 	Path                string            `json:"path"`
 	Digest              string            `json:"digest"`
+	ArtifactFormat      string            `json:"artifact_format"`
 	Format              string            `json:"format"`
 	Fstype              string            `json:"fstype"`
 	ImageRef            string            `json:"image_ref"`
@@ -43,7 +44,7 @@ const artifactSchema = 1
 
 func viewArtifact(a *m.SnapshotArtifact) artifactView {
 	v := artifactView{
-		Path: a.Path(), Digest: a.Digest(), Format: a.Format(), Fstype: a.Fstype(),
+		Path: a.Path(), Digest: a.Digest(), ArtifactFormat: a.ArtifactFormat(), Format: a.Format(), Fstype: a.Fstype(),
 		ImageRef: a.ImageRef(), ImageManifestDigest: a.ImageManifestDigest(),
 		ParentDigest: a.Parent(), CreatedAt: a.CreatedAt(), Labels: a.Labels(),
 		UpperFile: a.UpperFile(), SizeBytes: a.SizeBytes(), SourceSandbox: a.SourceSandbox(),
@@ -73,6 +74,7 @@ type handleView struct {
 	CreatedAtUnixNanos  int64             `json:"created_at_unix_nanos"`
 	Labels              map[string]string `json:"labels"`
 	ChildCount          uint64            `json:"child_count"`
+	ArtifactFormat      string            `json:"artifact_format"`
 }
 
 func viewHandle(h *m.SnapshotHandle) handleView {
@@ -81,7 +83,7 @@ func viewHandle(h *m.SnapshotHandle) handleView {
 		ImageRef: h.ImageRef(), ImageManifestDigest: h.ImageManifestDigest(),
 		Format: h.Format(), Fstype: h.Fstype(), SizeBytes: h.SizeBytes(), Path: h.Path(),
 		CreatedAt: rfc3339(h.CreatedAt()), CreatedAtUnixNanos: h.CreatedAt().UnixNano(),
-		Labels: h.Labels(), ChildCount: h.ChildCount(),
+		Labels: h.Labels(), ChildCount: h.ChildCount(), ArtifactFormat: h.ArtifactFormat(),
 	}
 	if v.Labels == nil {
 		v.Labels = map[string]string{}
