@@ -31,6 +31,7 @@ from ._errors import (
     SnapshotNotFound,
     Unsupported,
 )
+from ._formats import FORMAT_MSB_V063, FORMAT_MSB_V0614
 from ._home import Home
 from ._image import Image
 from ._lib import ABI_VERSION, LibraryError
@@ -71,6 +72,8 @@ __all__ = [
     "DirListing",
     "Error",
     "ExportResult",
+    "FORMAT_MSB_V063",
+    "FORMAT_MSB_V0614",
     "HasChildren",
     "Home",
     "Image",

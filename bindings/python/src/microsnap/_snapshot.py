@@ -9,6 +9,7 @@ from . import _lib
 from ._bound import BoundToHome
 from ._call import ProgressCallback, call_long, encode_args
 from ._cancel import Cancel
+from ._formats import format_arg
 from ._ints import I32_MAX, I32_MIN, U32_MAX, int_arg
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
 from ._types import (
@@ -47,14 +48,21 @@ class Snapshot(BoundToHome):
         record_integrity: bool = False,
         integrity_algorithm: str | None = None,
         *,
+        format: str | None = None,
         progress: ProgressCallback | None = None,
         cancel: Cancel | None = None,
     ) -> SnapshotArtifact:
         """Snapshot a stopped, crashed or never-started sandbox.
 
         Give ``name`` (into the home's snapshots directory) or ``path`` (a new
-        directory anywhere). ``integrity_algorithm`` None is the default
-        algorithm; it implies nothing unless ``record_integrity`` is set.
+        directory anywhere). ``integrity_algorithm`` None is the format's
+        default algorithm; it implies nothing unless ``record_integrity`` is
+        set. ``format`` is the artifact's layout: None or ``"msb-v0.6.3"``
+        (``manifest.json``, the default) or ``"msb-v0.6.14"``
+        (``snapshot.json``, which current microsandbox reads without
+        migrating it; its default integrity is ``msb-file-merkle-blake3-v1``,
+        and microsnap's own default algorithm cannot be recorded in it).
+        Another value is InvalidArgument.
         """
         source = sandbox if isinstance(sandbox, str) else sandbox.name
         home = cls._home()
@@ -66,6 +74,7 @@ class Snapshot(BoundToHome):
             "force": force,
             "record_integrity": record_integrity,
             "integrity_algorithm": integrity_algorithm,
+            "format": format_arg(format),
         }
         lib = _lib.lib()
         data = call_long(
@@ -146,6 +155,7 @@ class Snapshot(BoundToHome):
         level: int | None = None,
         threads: int | None = None,
         *,
+        format: str | None = None,
         progress: ProgressCallback | None = None,
         cancel: Cancel | None = None,
     ) -> ExportResult:
@@ -156,7 +166,10 @@ class Snapshot(BoundToHome):
         (None: the library's defaults). ``level`` must be an int that fits an
         i32 and ``threads`` one that fits a u32 (TypeError for another type,
         InvalidArgument out of range); the library judges the value itself.
-        A cancelled export leaves no file.
+        ``format`` is the archive's layout: None or ``"msb-v0.6.3"`` (the
+        default) or ``"msb-v0.6.14"`` (current microsandbox's); another value
+        is InvalidArgument, and a library that cannot write the layout raises
+        Unsupported. A cancelled export leaves no file.
         """
         home = cls._home()
         args = {
@@ -168,6 +181,7 @@ class Snapshot(BoundToHome):
             "dense": dense,
             "level": int_arg("level", level, I32_MIN, I32_MAX) if level is not None else None,
             "threads": int_arg("threads", threads, 0, U32_MAX) if threads is not None else None,
+            "format": format_arg(format),
         }
         data = call_long(
             _lib.lib().msnap_snapshot_export,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Error, InvalidManifest
+from ._formats import FORMAT_MSB_V063
 from ._wire import check_fields
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ def _object(cls: type, d: Any, strict: bool) -> Mapping[str, Any]:
     return check_fields(cls.__name__, d, wire_fields(cls), strict) if strict else d
 
 
+def _artifact_format(d: Mapping[str, Any]) -> str:
+    # A library of the same ABI from before the member wrote only v0.6.3.
+    return str(d.get("artifact_format") or FORMAT_MSB_V063)
+
+
 def _labels(d: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in (d.get("labels") or {}).items()}
 
@@ -80,10 +86,18 @@ class Integrity:
 
 @dataclass(frozen=True)
 class SnapshotArtifact:
-    """A snapshot artifact on disk (a directory with manifest.json and an upper)."""
+    """A snapshot artifact on disk (a directory with its descriptor and an upper).
+
+    ``artifact_format`` is the descriptor's format: ``"msb-v0.6.3"``
+    (``manifest.json``) or ``"msb-v0.6.14"`` (``snapshot.json``, current
+    microsandbox). A v0.6.14 checkpoint-state snapshot has no disk upper:
+    its ``format``, ``fstype`` and ``upper_file`` are ``""`` and
+    ``size_bytes`` 0.
+    """
 
     path: Path
     digest: str
+    artifact_format: str
     schema: int
     format: str
     fstype: str
@@ -105,6 +119,7 @@ class SnapshotArtifact:
         return cls(
             path=Path(d["path"]),
             digest=d["digest"],
+            artifact_format=_artifact_format(d),
             schema=int(d["schema"]),
             format=d["format"],
             fstype=d["fstype"],
@@ -133,7 +148,11 @@ class SnapshotArtifact:
 
 @dataclass(frozen=True)
 class SnapshotHandle:
-    """A snapshot as the home's index knows it."""
+    """A snapshot as the home's index knows it.
+
+    ``artifact_format`` is as on :class:`SnapshotArtifact`; ``size_bytes`` is
+    None (and ``format``, ``fstype`` empty) for a checkpoint-state snapshot.
+    """
 
     digest: str
     name: str | None
@@ -148,6 +167,7 @@ class SnapshotHandle:
     created_at_unix_nanos: int
     labels: dict[str, str] = field(hash=False)
     child_count: int
+    artifact_format: str
     _home: Home | None = _HOME
 
     @classmethod
@@ -169,6 +189,7 @@ class SnapshotHandle:
             created_at_unix_nanos=nanos,
             labels=_labels(d),
             child_count=int(d.get("child_count") or 0),
+            artifact_format=_artifact_format(d),
             _home=home,
         )
 
@@ -319,6 +340,7 @@ class SandboxHandle:
         force: bool = False,
         record_integrity: bool = False,
         integrity_algorithm: str | None = None,
+        format: str | None = None,
         progress: ProgressCallback | None = None,
         cancel: Cancel | None = None,
     ) -> SnapshotArtifact:
@@ -330,6 +352,7 @@ class SandboxHandle:
             force=force,
             record_integrity=record_integrity,
             integrity_algorithm=integrity_algorithm,
+            format=format,
             progress=progress,
             cancel=cancel,
         )
@@ -342,6 +365,7 @@ class SandboxHandle:
         force: bool = False,
         record_integrity: bool = False,
         integrity_algorithm: str | None = None,
+        format: str | None = None,
         progress: ProgressCallback | None = None,
         cancel: Cancel | None = None,
     ) -> SnapshotArtifact:
@@ -353,6 +377,7 @@ class SandboxHandle:
             force=force,
             record_integrity=record_integrity,
             integrity_algorithm=integrity_algorithm,
+            format=format,
             progress=progress,
             cancel=cancel,
         )
