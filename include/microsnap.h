@@ -114,7 +114,9 @@ int32_t msnap_cancel_free(msnap_cancel *cancel);
 // Bundle a snapshot (and optionally its parents and base image) into a
 // `.tar.zst` (or plain `.tar`) archive. `args`: `{"ref", "out",
 // "with_parents"?, "with_image"?, "plain_tar"?, "dense"?, "level"?,
-// "threads"?}`. `*out`: `{"path", "snapshots": [digest...], "bytes_written"}`.
+// "threads"?, "format"?}` (`format`: `"msb-v0.6.3"`, the default, or
+// `"msb-v0.6.14"`, the archive layout of current microsandbox).
+// `*out`: `{"path", "snapshots": [digest...], "bytes_written"}`.
 // A cancelled export leaves no file at `out`.
 int32_t msnap_snapshot_export(char **out,
                               const msnap_context *ctx,
@@ -193,7 +195,10 @@ int32_t msnap_image_import(char **out, const msnap_context *ctx, const char *arg
 
 // Create a snapshot of a stopped, crashed or never-started sandbox.
 // `args`: `{"source_sandbox", "name"|"path", "labels"?, "force"?,
-// "record_integrity"?, "integrity_algorithm"?}`. `*out`: the artifact.
+// "record_integrity"?, "integrity_algorithm"?, "format"?}` (`format`:
+// `"msb-v0.6.3"`, `manifest.json`, the default, or `"msb-v0.6.14"`,
+// `snapshot.json`, which current microsandbox reads without migrating it).
+// `*out`: the artifact.
 int32_t msnap_snapshot_create(char **out,
                               const msnap_context *ctx,
                               const char *args,

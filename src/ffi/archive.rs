@@ -12,7 +12,9 @@ use std::ffi::{c_char, c_void};
 /// Bundle a snapshot (and optionally its parents and base image) into a
 /// `.tar.zst` (or plain `.tar`) archive. `args`: `{"ref", "out",
 /// "with_parents"?, "with_image"?, "plain_tar"?, "dense"?, "level"?,
-/// "threads"?}`. `*out`: `{"path", "snapshots": [digest...], "bytes_written"}`.
+/// "threads"?, "format"?}` (`format`: `"msb-v0.6.3"`, the default, or
+/// `"msb-v0.6.14"`, the archive layout of current microsandbox).
+/// `*out`: `{"path", "snapshots": [digest...], "bytes_written"}`.
 /// A cancelled export leaves no file at `out`.
 #[no_mangle]
 pub extern "C" fn msnap_snapshot_export(

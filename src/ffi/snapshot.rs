@@ -11,7 +11,10 @@ use std::ffi::{c_char, c_void};
 
 /// Create a snapshot of a stopped, crashed or never-started sandbox.
 /// `args`: `{"source_sandbox", "name"|"path", "labels"?, "force"?,
-/// "record_integrity"?, "integrity_algorithm"?}`. `*out`: the artifact.
+/// "record_integrity"?, "integrity_algorithm"?, "format"?}` (`format`:
+/// `"msb-v0.6.3"`, `manifest.json`, the default, or `"msb-v0.6.14"`,
+/// `snapshot.json`, which current microsandbox reads without migrating it).
+/// `*out`: the artifact.
 #[no_mangle]
 pub extern "C" fn msnap_snapshot_create(
     out: *mut *mut c_char,
