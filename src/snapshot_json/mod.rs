@@ -34,6 +34,9 @@ mod fields;
 #[cfg(test)]
 mod parse_tests;
 mod timestamp;
+mod translate;
+#[cfg(test)]
+mod translate_tests;
 mod validation;
 #[cfg(test)]
 mod vector_tests;

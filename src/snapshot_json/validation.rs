@@ -137,19 +137,25 @@ fn check_digest(field: &str, prefix: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The one normal component `name` consists of by `Path::components`
+/// rules (`upper.ext4/` gives `upper.ext4`), or `None`.
+pub(super) fn single_component(name: &str) -> Option<&str> {
+    let mut components = Path::new(name).components();
+    match (components.next(), components.next()) {
+        (Some(Component::Normal(c)), None) => c.to_str(),
+        _ => None,
+    }
+}
+
 /// One normal component by `Path::components` rules, so `upper.ext4/` and
 /// `upper.ext4/.` pass as in v0.6.14 (their trailing parts are not
 /// components); the reserved names are compared with the raw string, so
 /// `snapshot.json/` passes too (descriptors/20, 21).
 fn check_upper_file(name: &str) -> Result<()> {
-    let mut components = Path::new(name).components();
-    match (components.next(), components.next()) {
-        (Some(Component::Normal(_)), None) => {}
-        _ => {
-            return Err(invalid(format!(
-                "state.upper.file must be one relative normal filename: {name}"
-            )))
-        }
+    if single_component(name).is_none() {
+        return Err(invalid(format!(
+            "state.upper.file must be one relative normal filename: {name}"
+        )));
     }
     if RESERVED_NAMES.contains(&name) {
         return Err(invalid(format!(
