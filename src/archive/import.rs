@@ -371,7 +371,12 @@ impl Unpack<'_> {
             let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
             artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
                 Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
-                _ => integrity::compute_file(art.upper(), &art.upper_path(), algorithm, monitor),
+                _ => integrity::compute_file(
+                    art.disk_upper("import")?.file,
+                    &art.upper_path(),
+                    algorithm,
+                    monitor,
+                ),
             })
             .map_err(|e| in_entry(&upper_entry, e))?;
             ready.push(Ready {
@@ -529,13 +534,9 @@ fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()
         // The staged upper verified against the recorded digest; so must this one.
         artifact::verify_artifact(&existing, monitor).is_ok()
     } else {
-        let a = integrity::compute(
-            &existing.path.join(&existing.manifest.upper.file),
-            Algorithm::MerkleSha256V1,
-            monitor,
-        )?;
+        let a = integrity::compute(&existing.upper_path(), Algorithm::MerkleSha256V1, monitor)?;
         let b = integrity::compute(
-            &r.staged_art.path.join(&r.staged_art.manifest.upper.file),
+            &r.staged_art.upper_path(),
             Algorithm::MerkleSha256V1,
             monitor,
         )?;

@@ -7,19 +7,21 @@ pub use crate::artifact::{
     VerifyReport,
 };
 
+mod descriptor_for;
+
 use crate::artifact::{
-    absolute, bare_name_of, for_each_in_dir, index_artifact, locate, removed_meanwhile,
-    resolve_digest, row_for, Locator, Visit,
+    self, absolute, bare_name_of, for_each_in_dir, index_artifact, locate, removed_meanwhile,
+    resolve_digest, row_for, ArtifactFormat, Locator, Visit,
 };
 use crate::db::index::{self, IndexRow};
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
 use crate::integrity::{self, Algorithm};
-use crate::manifest::{Manifest, Upper, UpperIntegrity, MANIFEST_FILE};
+use crate::manifest::{Upper, UpperIntegrity};
 use crate::progress::Monitor;
 use crate::publish::{self, Staging};
 use crate::sandbox;
-use crate::{sparse, timefmt};
+use crate::sparse;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +41,8 @@ pub struct SnapshotHandle {
     pub created_at_unix_nanos: i64,
     pub labels: BTreeMap<String, String>,
     pub child_count: u64,
+    /// The descriptor's format: `msb-v0.6.3` or `msb-v0.6.14`.
+    pub artifact_format: String,
 }
 
 impl SnapshotHandle {
@@ -61,6 +65,7 @@ impl SnapshotHandle {
             created_at_unix_nanos: row.created_at_unix_nanos,
             labels: row.labels,
             child_count,
+            artifact_format: row.artifact_format,
         }
     }
 }
@@ -75,8 +80,12 @@ pub struct CreateOptions {
     /// Replace an existing artifact at the destination.
     pub force: bool,
     pub record_integrity: bool,
-    /// Algorithm for recorded integrity; `None` = `Algorithm::DEFAULT`.
+    /// Algorithm for recorded integrity; `None` = the format's default
+    /// (`Algorithm::DEFAULT` for v0.6.3, BLAKE3 merkle for v0.6.14).
     pub integrity_algorithm: Option<Algorithm>,
+    /// The descriptor's format: v0.6.3 `manifest.json` (default) or v0.6.14
+    /// `snapshot.json`.
+    pub format: ArtifactFormat,
 }
 
 fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
@@ -87,7 +96,7 @@ fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
 fn handle_at(home: &Home, dir: &Path) -> Result<SnapshotHandle> {
     let key = dir.to_string_lossy().into_owned();
     if let Some(row) = home.db().read(|c| index::find_by_path(c, &key))? {
-        if dir.join(MANIFEST_FILE).exists() {
+        if artifact::has_descriptor(dir) {
             return handle_for(home, row);
         }
     }
@@ -170,7 +179,11 @@ pub fn create(
             return Err(Error::InvalidArgument("empty label key".into()));
         }
     }
-    let algorithm = opts.integrity_algorithm.unwrap_or(Algorithm::DEFAULT);
+    // Checked before any byte is copied; only used with record_integrity.
+    let algorithm = match (opts.record_integrity, opts.integrity_algorithm) {
+        (false, None) => None,
+        (_, requested) => Some(descriptor_for::integrity_algorithm(opts.format, requested)?),
+    };
     if dest.exists() {
         if !opts.force {
             return Err(Error::AlreadyExists(dest.display().to_string()));
@@ -191,7 +204,7 @@ pub fn create(
         .unwrap_or_else(|| "upper.ext4".into());
     let staged_upper = staging.path().join(&upper_file);
     // With integrity, the digest is computed in the same pass as the copy.
-    let integrity = if opts.record_integrity {
+    let integrity = if let Some(algorithm) = algorithm.filter(|_| opts.record_integrity) {
         let (_, digest) =
             integrity::copy_and_compute(&sb.upper_path, &staged_upper, algorithm, monitor)?;
         Some(UpperIntegrity {
@@ -206,22 +219,12 @@ pub fn create(
     let size_bytes = std::fs::metadata(&staged_upper)
         .ctx("stat", &staged_upper)?
         .len();
-    let manifest = Manifest {
-        schema: 1,
-        format: sb.format,
-        fstype: sb.fstype.clone(),
-        image: sb.image.clone(),
-        parent: sb.from_snapshot.clone(),
-        created_at: timefmt::now_rfc3339(),
-        labels: opts.labels.clone(),
-        upper: Upper {
-            file: upper_file,
-            size_bytes,
-            integrity,
-        },
-        source_sandbox: Some(sb.name.clone()),
+    let upper = Upper {
+        file: upper_file,
+        size_bytes,
+        integrity,
     };
-    manifest.write_to(staging.path())?;
+    descriptor_for::write_descriptor(opts.format, &sb, &opts.labels, upper, staging.path())?;
     crate::fault::point("snapshot.create.after_manifest")?;
     monitor.check()?;
     // Opened in staging: the descriptors follow the rename, so the artifact
@@ -256,7 +259,7 @@ fn refuse_non_artifact(dest: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("stat", dest, e)),
     };
-    let is_artifact = meta.is_dir() && dest.join(MANIFEST_FILE).is_file();
+    let is_artifact = meta.is_dir() && artifact::has_descriptor(dest);
     let is_empty_dir = meta.is_dir()
         && std::fs::read_dir(dest)
             .map(|mut r| r.next().is_none())
@@ -310,7 +313,7 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
     // artifact (perhaps a new one of the same name) stands at its path.
     home.db().write(|tx| {
         let row = index::find_by_path(tx, &key)?;
-        let on_disk = dir.join(MANIFEST_FILE).is_file();
+        let on_disk = artifact::has_descriptor(&dir);
         if row.is_none() && !on_disk {
             return Err(Error::SnapshotNotFound(reference.to_string()));
         }
@@ -318,7 +321,7 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         // (a malformed artifact has none and can always be removed).
         let digest = match &row {
             Some(r) => Some(r.digest.clone()),
-            None => Manifest::read_dir(&dir).ok().map(|(_, d)| d),
+            None => artifact::digest_at(&dir),
         };
         if let (Some(digest), false) = (&digest, force) {
             let children = index::child_count(tx, digest)?;
@@ -368,7 +371,7 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     home.db().write(|tx| {
         for row in &rows {
             // Skip what a concurrent remove took away since the listing.
-            if Path::new(&row.artifact_path).join(MANIFEST_FILE).is_file() {
+            if artifact::has_descriptor(Path::new(&row.artifact_path)) {
                 index::upsert(tx, row)?;
             }
         }
@@ -376,7 +379,7 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
         for path in index::all_paths(tx)? {
             let p = Path::new(&path);
             let in_dir = p.parent().map(|x| x.to_string_lossy() == dir_key.as_str()) == Some(true);
-            let gone = !p.join(MANIFEST_FILE).is_file();
+            let gone = !artifact::has_descriptor(p);
             // Not in the listing but valid now: published since; keep it.
             let unlisted = in_dir && !found.contains(&path) && open_dir(p).is_err();
             if unlisted || gone {
