@@ -139,7 +139,8 @@ impl SnapshotDescriptor {
     }
 
     /// [`to_v063`](Self::to_v063) with the parent's identity in the v0.6.3
-    /// lineage and, for a descriptor with BLAKE3 merkle integrity, the
+    /// lineage (`None`: the result has no parent, whatever this descriptor
+    /// names) and, for a descriptor with BLAKE3 merkle integrity, the
     /// `msb-sparse-sha256-v1` digest computed from its payload (recorded in
     /// its place, as v0.6.14's downgrade does). Only disk scope, raw ext4
     /// file state without extensions or requires is representable.
