@@ -194,6 +194,12 @@ test-install:
 	readelf --debug-dump=info build/prefix/lib/debug/.build-id/*/*.debug | grep -q DW_TAG_compile_unit
 	build_id=$$(readelf -n build/prefix/lib/libmicrosnap.so.0 | sed -n 's/.*Build ID: *\([0-9a-f]*\).*/\1/p'); \
 	  test -f build/prefix/lib/debug/.build-id/$$(echo $$build_id | cut -c1-2)/$$(echo $$build_id | cut -c3-).debug
+	# gdb finds the split debug info by build id: source lines of the stripped library.
+	if command -v gdb >/dev/null; then \
+	  gdb -batch -nx -ex 'set debug-file-directory $(abspath build/prefix/lib/debug)' \
+	    -ex 'file $(abspath build/prefix/lib/libmicrosnap.so.$(VERSION))' -ex 'info line msnap_version' \
+	    | grep -q 'of "src/ffi/'; \
+	else echo "test-install: no gdb, debug info lookup not checked"; fi
 	PKG_CONFIG_PATH=$(abspath build/prefix/lib/pkgconfig) sh -c \
 	  'cc -std=c99 -Wall -Wextra -Werror examples/c/quickstart.c $$(pkg-config --cflags --libs microsnap) \
 	   -Wl,-rpath,$$(pkg-config --variable=libdir microsnap) -o build/quickstart'
