@@ -5,7 +5,9 @@
 # CLI run. Nothing links the clone's target/: the binding is built with
 # -tags microsnap_pkgconfig and finds the library through PREFIX's pkg-config
 # file only. Offline (GOPROXY=off): the modules come from the cache that
-# `make install`'s CLI build filled.
+# `make install`'s CLI build filled, checked there against bindings/go's
+# go.sum; GOSUMDB=off because the new module's go.sum would otherwise be
+# checked against the checksum database, over the network.
 #
 #   tests/install/go_module.sh PREFIX      (run by `make test-install`)
 set -euo pipefail
@@ -31,7 +33,7 @@ readme_block "Go module" sh > build.sh
 MICROSNAP_SRC=$repo bash -e -c "$(readme_block 'Quick starts' sh 1)" >/dev/null
 
 env -u MICROSNAP_LIB -u MICROSNAP_HOME -u CGO_CFLAGS -u CGO_LDFLAGS -u PKG_CONFIG_PATH \
-  MICROSNAP_SRC="$repo" PREFIX="$prefix" GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
+  MICROSNAP_SRC="$repo" PREFIX="$prefix" GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
   bash -e build.sh
 
 # It linked the installed library, not the clone's build.
