@@ -49,6 +49,11 @@ func TestCreateInTheV0614FormatAndWhereItShows(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); !os.IsNotExist(err) {
 		t.Errorf("v0.6.14 create wrote a manifest.json too: %v", err)
 	}
+	plain := decodeObject(t, "create --json", must(t, cli(t, home, "--json", "snapshot", "create", "plain", "--from", "base",
+		"--format", "msb-v0.6.14")).stdout)
+	if plain["artifact_format"] != "msb-v0.6.14" || plain["integrity"] != nil {
+		t.Errorf("create --format msb-v0.6.14: %v %v", plain["artifact_format"], plain["integrity"])
+	}
 	r = must(t, cli(t, home, "snapshot", "create", "old", "--from", "base"))
 	if !strings.Contains(r.stdout, "format msb-v0.6.3") {
 		t.Errorf("create output lacks the artifact format: %q", r.stdout)
@@ -63,7 +68,7 @@ func TestCreateInTheV0614FormatAndWhereItShows(t *testing.T) {
 	}
 
 	lines := strings.Split(strings.TrimSpace(must(t, cli(t, home, "snapshot", "ls")).stdout), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], "ARTIFACT FORMAT") {
+	if len(lines) != 4 || !strings.Contains(lines[0], "ARTIFACT FORMAT") {
 		t.Fatalf("ls: %q", lines)
 	}
 	col := strings.Index(lines[0], "ARTIFACT FORMAT")
@@ -71,12 +76,12 @@ func TestCreateInTheV0614FormatAndWhereItShows(t *testing.T) {
 	for _, row := range lines[1:] {
 		formats[strings.Fields(row)[0]] = strings.Fields(row[col:])[0]
 	}
-	if formats["cur"] != "msb-v0.6.14" || formats["old"] != "msb-v0.6.3" {
+	if formats["cur"] != "msb-v0.6.14" || formats["plain"] != "msb-v0.6.14" || formats["old"] != "msb-v0.6.3" {
 		t.Errorf("ls ARTIFACT FORMAT column: %v", formats)
 	}
 	list := decodeList(t, "ls --json", must(t, cli(t, home, "--json", "snapshot", "ls")).stdout)
 	for _, h := range list {
-		want := map[string]string{"cur": "msb-v0.6.14", "old": "msb-v0.6.3"}[h["name"].(string)]
+		want := map[string]string{"cur": "msb-v0.6.14", "plain": "msb-v0.6.14", "old": "msb-v0.6.3"}[h["name"].(string)]
 		if h["artifact_format"] != want {
 			t.Errorf("ls --json %v: artifact_format %v, want %s", h["name"], h["artifact_format"], want)
 		}
