@@ -112,10 +112,12 @@ type SnapshotCreateOptions struct {
 	// RecordIntegrity records content hashes so Verify can recompute them.
 	RecordIntegrity bool
 	// IntegrityAlgorithm picks the recorded hash: "" for the library
-	// default ("microsnap-merkle-sha256-v1"), "msb-sparse-sha256-v1"
-	// (microsandbox v0.6.3's) or "sha256". In the v0.6.14 format ""
-	// means "msb-file-merkle-blake3-v1", and only the algorithms v0.6.14
-	// reads are accepted (microsnap's default is not one of them).
+	// default ("microsnap-merkle-sha256-v1"), "msb-file-merkle-blake3-v1"
+	// (microsandbox v0.6.14's; its digest is "blake3:<hex>"),
+	// "msb-sparse-sha256-v1" (microsandbox v0.6.3's) or "sha256". In the
+	// v0.6.14 format "" means "msb-file-merkle-blake3-v1", and only the
+	// algorithms v0.6.14 reads are accepted (microsnap's default is not one
+	// of them).
 	IntegrityAlgorithm string
 	// Format is the artifact's on-disk layout: "" or FormatMsbV063
 	// ("msb-v0.6.3", manifest.json, the default) or FormatMsbV0614

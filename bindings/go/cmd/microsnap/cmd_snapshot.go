@@ -41,8 +41,8 @@ in it. The default, msb-v0.6.3, is microsandbox v0.6.3's (manifest.json).`,
 	c.Flags().Var(labels, "label", "add a label `k=v` (repeatable)")
 	c.Flags().BoolVar(&opts.RecordIntegrity, "integrity", false, "record the upper disk's content digest, for verify")
 	c.Flags().StringVar(&opts.IntegrityAlgorithm, "integrity-algorithm", "",
-		"record integrity with `ALGORITHM`: microsnap-merkle-sha256-v1 (default), msb-sparse-sha256-v1, sha256, "+
-			"msb-file-merkle-blake3-v1 (the default with --format msb-v0.6.14)")
+		"record integrity with `ALGORITHM`: microsnap-merkle-sha256-v1 (default), msb-file-merkle-blake3-v1 "+
+			"(the default with --format msb-v0.6.14), msb-sparse-sha256-v1, sha256")
 	c.Flags().BoolVar(&opts.Force, "force", false, "replace an existing artifact of that name")
 	c.Flags().Var(&format, "format", "write the artifact in `FORMAT`: msb-v0.6.3 (default, manifest.json) or msb-v0.6.14 (snapshot.json)")
 	c.RunE = func(c *cobra.Command, pos []string) error {

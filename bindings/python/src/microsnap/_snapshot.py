@@ -55,14 +55,17 @@ class Snapshot(BoundToHome):
         """Snapshot a stopped, crashed or never-started sandbox.
 
         Give ``name`` (into the home's snapshots directory) or ``path`` (a new
-        directory anywhere). ``integrity_algorithm`` None is the format's
-        default algorithm; it implies nothing unless ``record_integrity`` is
-        set. ``format`` is the artifact's layout: None or ``"msb-v0.6.3"``
+        directory anywhere). ``integrity_algorithm`` is one of
+        ``"microsnap-merkle-sha256-v1"`` (the default, also for None),
+        ``"msb-file-merkle-blake3-v1"`` (microsandbox v0.6.14's; its digest
+        is ``"blake3:<hex>"``), ``"msb-sparse-sha256-v1"`` (v0.6.3's) or
+        ``"sha256"``; it implies nothing unless ``record_integrity`` is set.
+        ``format`` is the artifact's layout: None or ``"msb-v0.6.3"``
         (``manifest.json``, the default) or ``"msb-v0.6.14"``
         (``snapshot.json``, which current microsandbox reads without
-        migrating it; its default integrity is ``msb-file-merkle-blake3-v1``,
-        and microsnap's own default algorithm cannot be recorded in it).
-        Another value is InvalidArgument.
+        migrating it). In that format None means
+        ``"msb-file-merkle-blake3-v1"``, and ``"microsnap-merkle-sha256-v1"``
+        cannot be recorded (Unsupported). Another format is InvalidArgument.
         """
         source = sandbox if isinstance(sandbox, str) else sandbox.name
         home = cls._home()
