@@ -15,11 +15,17 @@
 //! A failure at any step drops the staging directories, so the destination
 //! and the index are left exactly as they were.
 use super::compression;
-use super::entry_check::{self, Place};
+use super::entry_check::{self, ImageKind, Place};
 use super::image_subset::ImageReceiver;
-use super::sparse_entry::MAX_REAL_SIZE;
+use super::inventory::{
+    Inventory, MemberFacts, StagedSnapshot, INVENTORY_FILE, KIND_DESCRIPTOR, KIND_PAYLOAD,
+    MAX_INVENTORY_BYTES,
+};
+use super::sparse_entry::{SparseMap, MAX_REAL_SIZE};
+use super::staged_descriptor::Descriptor;
 use super::tar_format::EntryType;
 use super::tar_reader::{Entry, SourceReader, TarReader};
+use super::transport_digest::{self, MemberHasher};
 use super::ImportReport;
 use crate::artifact::{self, Artifact};
 use crate::error::{Error, IoContext, Result};
@@ -28,7 +34,9 @@ use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
+use crate::snapshot_json::{SnapshotDescriptor, DESCRIPTOR_FILE};
 use crate::sparse::SparseWriter;
+use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -128,6 +136,10 @@ fn import_into(
         images: ImageReceiver::default(),
         next_seq: 0,
         progress,
+        inventory: None,
+        members: Vec::new(),
+        skipped: Vec::new(),
+        any_current: false,
     };
     while let Some(entry) = reader.next_entry()? {
         unpack.progress.tick(monitor)?;
@@ -176,12 +188,16 @@ impl ArchiveProgress {
 
 /// One snapshot directory being received.
 struct StagedDir {
+    /// The archive's directory name (v0.6.3) or the 64 hex digits of
+    /// `snapshots/<hex>/` and `files/<hex>/` (v0.6.14), which both land here.
     name: String,
+    /// Whether the directory came from the v0.6.14 layout.
+    current: bool,
     staging: Staging,
-    manifest: Option<ReceivedManifest>,
+    descriptor: Option<ReceivedDescriptor>,
     /// Data files received (name, logical size, archive entry name).
     files: Vec<(String, u64, String)>,
-    /// The upper's digest, computed as it was unpacked (when the manifest
+    /// The upper's digest, computed as it was unpacked (when the descriptor
     /// came first and records integrity), so the check needs no re-read.
     streamed: Option<StreamedDigest>,
 }
@@ -192,10 +208,10 @@ struct StreamedDigest {
     digest: String,
 }
 
-struct ReceivedManifest {
-    manifest: Manifest,
+struct ReceivedDescriptor {
+    descriptor: Descriptor,
     digest: String,
-    /// Position among the archive's manifests (archive order).
+    /// Position among the archive's descriptors (archive order).
     seq: usize,
 }
 
@@ -207,6 +223,14 @@ struct Unpack<'h> {
     images: ImageReceiver,
     next_seq: usize,
     progress: ArchiveProgress,
+    /// `archive.json`, when the archive has one (v0.6.14).
+    inventory: Option<Inventory>,
+    /// What was seen of every v0.6.14 member, for the inventory's checks.
+    members: Vec<MemberFacts>,
+    /// v0.6.14 image cache members: checked, not installed.
+    skipped: Vec<String>,
+    /// Some member was of the v0.6.14 layout.
+    any_current: bool,
 }
 
 impl Unpack<'_> {
@@ -218,78 +242,144 @@ impl Unpack<'_> {
     ) -> Result<()> {
         let place = entry_check::classify(entry)?;
         let key = entry_check::path_components(&entry.name)?.join("/");
-        if !self.seen.insert(key) {
+        if !self.seen.insert(key.clone()) {
             return Err(Error::InvalidArchive(format!(
-                "duplicate archive entry {}",
+                "archive contains duplicate entry: {}",
                 entry.display_name()
             )));
         }
+        if place.is_current_layout() {
+            self.any_current = true;
+        }
         match place {
             Place::SnapshotDir(dir) => {
-                self.dir_index(&dir)?;
+                self.dir_index(&dir, false, &key)?;
             }
-            Place::SnapshotFile { dir, file } => self.file(&dir, &file, entry, reader, monitor)?,
-            Place::ImageDir | Place::LegacyCache => {}
+            Place::SnapshotFile { dir, file } => {
+                let i = self.dir_index(&dir, false, &key)?;
+                if file == MANIFEST_FILE {
+                    self.descriptor(i, entry, reader, None)?;
+                } else {
+                    self.file(i, &file, entry, reader, monitor, None)?;
+                }
+            }
+            Place::ImageDir | Place::LegacyCache | Place::CurrentDir => {}
             Place::ImageFile(f) => self.images.receive(self.home, f, entry, reader, monitor)?,
+            Place::Inventory => {
+                if entry.kind != EntryType::Regular || entry.sparse.is_some() {
+                    return Err(Error::InvalidArchive(format!(
+                        "{INVENTORY_FILE} must be a plain regular entry"
+                    )));
+                }
+                let bytes = reader.read_data_to_vec(MAX_INVENTORY_BYTES)?;
+                self.inventory = Some(Inventory::parse(&bytes)?);
+            }
+            Place::CurrentDescriptor(hex) => {
+                let i = self.dir_index(&hex, true, &key)?;
+                self.descriptor(i, entry, reader, Some(key))?;
+            }
+            Place::CurrentFile { hex, file } => {
+                let i = self.dir_index(&hex, true, &key)?;
+                self.file(i, &file, entry, reader, monitor, Some(key))?;
+            }
+            Place::CurrentImage(kind) => self.skip_image(kind, &key, entry, reader, monitor)?,
         }
         Ok(())
     }
 
-    fn dir_index(&mut self, name: &str) -> Result<usize> {
+    fn dir_index(&mut self, name: &str, current: bool, entry: &str) -> Result<usize> {
         if let Some(i) = self.dirs.iter().position(|d| d.name == name) {
+            if self.dirs[i].current != current {
+                return Err(Error::InvalidArchive(format!(
+                    "archive entries map to the same extraction target: {entry} and the \
+                     {} directory {name}",
+                    if current { "v0.6.3" } else { "v0.6.14" }
+                )));
+            }
             return Ok(i);
         }
         let staging = Staging::new(&self.home.staging_area_for(self.dest)?, "import")?;
         self.dirs.push(StagedDir {
             name: name.to_string(),
+            current,
             staging,
-            manifest: None,
+            descriptor: None,
             files: Vec::new(),
             streamed: None,
         });
         Ok(self.dirs.len() - 1)
     }
 
+    /// A `manifest.json` (v0.6.3, `member` None) or `snapshot.json` (v0.6.14,
+    /// `member` its path for the inventory): parsed, its bytes staged as
+    /// received.
+    fn descriptor<R: Read>(
+        &mut self,
+        i: usize,
+        entry: &Entry,
+        reader: &mut TarReader<R>,
+        member: Option<String>,
+    ) -> Result<()> {
+        let name = entry.display_name();
+        if entry.kind != EntryType::Regular {
+            return Err(Error::InvalidArchive(format!(
+                "{name}: a snapshot descriptor must be a plain regular entry"
+            )));
+        }
+        let bytes = reader.read_data_to_vec(MAX_MANIFEST_BYTES)?;
+        let descriptor = if member.is_some() {
+            Descriptor::Current(SnapshotDescriptor::parse(&bytes).map_err(|e| in_entry(&name, e))?)
+        } else {
+            Descriptor::Legacy(Manifest::parse(&bytes).map_err(|e| in_entry(&name, e))?)
+        };
+        let staged = &mut self.dirs[i];
+        if staged.descriptor.is_some() {
+            return Err(Error::InvalidArchive(format!(
+                "archive entries map to the same extraction target: {name}"
+            )));
+        }
+        for (f, size, entry_name) in &staged.files {
+            descriptor.check_upper(f, *size, entry_name)?;
+        }
+        let path = staged.staging.path().join(descriptor.file_name());
+        write_new_file(&path, &bytes)?;
+        let digest = descriptor.digest();
+        staged.descriptor = Some(ReceivedDescriptor {
+            descriptor,
+            digest,
+            seq: self.next_seq,
+        });
+        self.next_seq += 1;
+        if let Some(path) = member {
+            self.members.push(MemberFacts {
+                kind: KIND_DESCRIPTOR,
+                encoded_size: bytes.len() as u64,
+                apparent_size: bytes.len() as u64,
+                transport_digest: transport_digest::of_dense(KIND_DESCRIPTOR, &path, &bytes),
+                sha256: Some(crate::manifest::sha256_digest(&bytes)),
+                path,
+            });
+        }
+        Ok(())
+    }
+
     fn file<R: Read>(
         &mut self,
-        dir: &str,
+        i: usize,
         file: &str,
         entry: &Entry,
         reader: &mut TarReader<R>,
         monitor: &Monitor,
+        member: Option<String>,
     ) -> Result<()> {
-        let i = self.dir_index(dir)?;
         let name = entry.display_name();
-        if file == MANIFEST_FILE {
-            if entry.kind != EntryType::Regular {
-                return Err(Error::InvalidArchive(format!(
-                    "{name}: a manifest must be a plain regular entry"
-                )));
-            }
-            let bytes = reader.read_data_to_vec(MAX_MANIFEST_BYTES)?;
-            let manifest = Manifest::parse(&bytes).map_err(|e| in_entry(&name, e))?;
-            let staged = &mut self.dirs[i];
-            for (f, size, entry_name) in &staged.files {
-                check_upper(&manifest, f, *size, entry_name)?;
-            }
-            let path = staged.staging.path().join(MANIFEST_FILE);
-            write_new_file(&path, &bytes)?;
-            let digest = manifest.digest();
-            staged.manifest = Some(ReceivedManifest {
-                manifest,
-                digest,
-                seq: self.next_seq,
-            });
-            self.next_seq += 1;
-            return Ok(());
-        }
         let logical = entry.logical_size();
-        match &self.dirs[i].manifest {
-            Some(m) => check_upper(&m.manifest, file, logical, &name)?,
+        match &self.dirs[i].descriptor {
+            Some(d) => d.descriptor.check_upper(file, logical, &name)?,
             None if logical > MAX_FILE_BEFORE_MANIFEST => {
                 return Err(Error::InvalidArchive(format!(
-                    "{name} comes before its directory's manifest and declares {logical} bytes \
-                     (at most {MAX_FILE_BEFORE_MANIFEST} are accepted before the manifest says what to expect)"
+                    "{name} comes before its directory's descriptor and declares {logical} bytes \
+                     (at most {MAX_FILE_BEFORE_MANIFEST} are accepted before the descriptor says what to expect)"
                 )))
             }
             None => {}
@@ -299,11 +389,31 @@ impl Unpack<'_> {
                 "{name} declares {logical} bytes, beyond the {MAX_REAL_SIZE} byte limit"
             )));
         }
+        if self.dirs[i].files.iter().any(|(f, _, _)| f == file) {
+            return Err(Error::InvalidArchive(format!(
+                "archive entries map to the same extraction target: {name}"
+            )));
+        }
+        let mut hasher = match &member {
+            Some(path) => {
+                if let Some(map) = &entry.sparse {
+                    check_v0614_sparse_map(map, &name)?;
+                }
+                let slots = entry.sparse.as_ref().map_or(&[][..], |m| &m.runs[..]);
+                Some(MemberHasher::new(
+                    KIND_PAYLOAD,
+                    path,
+                    entry.size,
+                    logical,
+                    slots,
+                ))
+            }
+            None => None,
+        };
         let algorithm = self.dirs[i]
-            .manifest
+            .descriptor
             .as_ref()
-            .and_then(|m| m.manifest.upper.integrity.as_ref())
-            .and_then(|rec| Algorithm::from_name(&rec.algorithm));
+            .and_then(|d| d.descriptor.stream_algorithm());
         let mut digest = match algorithm {
             Some(a) => Some(DigestThread::spawn(a, logical, CHUNK)?),
             None => None,
@@ -314,6 +424,7 @@ impl Unpack<'_> {
             entry,
             reader,
             digest.as_mut(),
+            hasher.as_mut(),
             monitor,
             &mut self.progress,
         )?;
@@ -325,35 +436,124 @@ impl Unpack<'_> {
             });
         }
         self.dirs[i].files.push((file.to_string(), logical, name));
+        if let (Some(path), Some(h)) = (member, hasher) {
+            self.members.push(MemberFacts {
+                path,
+                kind: KIND_PAYLOAD,
+                encoded_size: entry.size,
+                apparent_size: logical,
+                transport_digest: h.finish(),
+                sha256: None,
+            });
+        }
         Ok(())
     }
 
-    /// After the stream: every directory complete, every artifact opens and
-    /// verifies, names agree with digests. Returns them in archive order.
+    /// A v0.6.14 image cache file: its digests are taken for the inventory,
+    /// its bytes dropped. microsnap keeps images as an OCI layout
+    /// (`crate::image`); an erofs/vmdk runtime cache has no place in it.
+    fn skip_image<R: Read>(
+        &mut self,
+        kind: ImageKind,
+        path: &str,
+        entry: &Entry,
+        reader: &mut TarReader<R>,
+        monitor: &Monitor,
+    ) -> Result<()> {
+        let name = entry.display_name();
+        if entry.kind != EntryType::Regular {
+            return Err(Error::InvalidArchive(format!(
+                "{name}: image cache files must be plain regular entries"
+            )));
+        }
+        let entry_kind = kind.entry_kind();
+        let mut hasher = MemberHasher::new(entry_kind, path, entry.size, entry.size, &[]);
+        let mut sha = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = reader.read_data(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            sha.update(&buf[..n]);
+            self.progress.tick(monitor)?;
+        }
+        self.members.push(MemberFacts {
+            path: path.to_string(),
+            kind: entry_kind,
+            encoded_size: entry.size,
+            apparent_size: entry.size,
+            transport_digest: hasher.finish(),
+            sha256: Some(format!("sha256:{}", hex(&sha.finalize()))),
+        });
+        self.skipped.push(path.to_string());
+        Ok(())
+    }
+
+    /// After the stream: the inventory agrees with the members, every
+    /// directory is complete, every artifact opens and verifies, names agree
+    /// with digests. Returns them in archive order.
     fn check_all(self, monitor: &Monitor) -> Result<Checked> {
-        if self.dirs.iter().all(|d| d.manifest.is_none()) {
+        if let Some(inv) = &self.inventory {
+            inv.check_members(&self.members)?;
+            if let Some(d) = self.dirs.iter().find(|d| !d.current) {
+                return Err(Error::InvalidArchive(format!(
+                    "archive contains a non-inventoried file: the v0.6.3 directory {}/ \
+                     beside {INVENTORY_FILE}",
+                    d.name
+                )));
+            }
+        }
+        if self.dirs.iter().all(|d| d.descriptor.is_none()) {
             return Err(Error::InvalidArchive(
-                "archive contains no snapshot manifest".into(),
+                "archive contains no snapshot descriptor (manifest.json or snapshot.json)".into(),
             ));
         }
         let mut ready = Vec::new();
         let mut digests = BTreeSet::new();
-        for dir in self.dirs {
-            let Some(received) = dir.manifest else {
-                return Err(Error::InvalidArchive(format!(
-                    "directory {} in the archive has no {MANIFEST_FILE}",
-                    dir.name
-                )));
+        for mut dir in self.dirs {
+            let Some(received) = dir.descriptor.take() else {
+                let what = if dir.current {
+                    format!(
+                        "files/{}/ has no snapshots/{}/snapshot.json: no descriptor names it, \
+                         so it is not installed (microsandbox v0.6.14 would install it unchecked)",
+                        dir.name, dir.name
+                    )
+                } else {
+                    format!(
+                        "directory {} in the archive has no {MANIFEST_FILE}",
+                        dir.name
+                    )
+                };
+                return Err(Error::InvalidArchive(what));
             };
-            let upper = &received.manifest.upper.file;
-            let upper_entry = format!("{}/{upper}", dir.name);
-            if !dir.files.iter().any(|(f, _, _)| f == upper) {
-                return Err(Error::InvalidArchive(format!(
-                    "{}/{MANIFEST_FILE} names upper file {upper:?}, which is not in the archive (missing upper file {upper_entry})",
-                    dir.name
-                )));
+            let d = &received.descriptor;
+            if let Some((upper, _)) = d.upper() {
+                if !dir.files.iter().any(|(f, _, _)| f == upper) {
+                    let upper_entry = if dir.current {
+                        format!("files/{}/{upper}", dir.name)
+                    } else {
+                        format!("{}/{upper}", dir.name)
+                    };
+                    return Err(Error::InvalidArchive(format!(
+                        "missing upper file: the descriptor of {} names upper file {upper:?}, \
+                         which is not in the archive ({upper_entry})",
+                        received.digest
+                    )));
+                }
             }
-            if looks_like_digest_prefix(&dir.name) && dir.name != digest_prefix(&received.digest) {
+            if dir.current {
+                if dir.name != received.digest.trim_start_matches("sha256:") {
+                    return Err(Error::InvalidArchive(format!(
+                        "snapshots/{}/snapshot.json: its identity {} does not match its member path; \
+                         the descriptor was changed after export",
+                        dir.name, received.digest
+                    )));
+                }
+            } else if looks_like_digest_prefix(&dir.name)
+                && dir.name != digest_prefix(&received.digest)
+            {
                 return Err(Error::InvalidArchive(format!(
                     "{}/{MANIFEST_FILE}: its digest {} does not match its directory name {}; \
                      the manifest was changed after export",
@@ -367,45 +567,195 @@ impl Unpack<'_> {
                 )));
             }
             monitor.check()?;
-            let art = artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
-            let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
-            artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
-                Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
-                _ => integrity::compute_file(art.upper(), &art.upper_path(), algorithm, monitor),
-            })
-            .map_err(|e| in_entry(&upper_entry, e))?;
+            let staged_art = if dir.current {
+                check_current_upper(&dir, &received, monitor)?;
+                None
+            } else {
+                let upper = d.upper().map(|(f, _)| f.to_string()).unwrap_or_default();
+                let upper_entry = format!("{}/{upper}", dir.name);
+                let art =
+                    artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
+                let streamed = dir.streamed.as_ref().filter(|s| s.file == upper);
+                artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
+                    Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
+                    _ => {
+                        integrity::compute_file(art.upper(), &art.upper_path(), algorithm, monitor)
+                    }
+                })
+                .map_err(|e| in_entry(&upper_entry, e))?;
+                Some(art)
+            };
             ready.push(Ready {
                 name: dir.name,
+                current: dir.current,
                 staging: dir.staging,
                 digest: received.digest,
-                parent: received.manifest.parent.clone(),
-                has_integrity: received.manifest.upper.integrity.is_some(),
-                staged_art: art,
+                parent: d.parent().map(str::to_string),
+                upper: d.upper().map(|(f, _)| f.to_string()),
+                has_integrity: d.integrity().is_some(),
+                staged_art,
                 seq: received.seq,
+                descriptor: received.descriptor,
             });
         }
         ready.sort_by_key(|r| r.seq);
+        if let Some(inv) = &self.inventory {
+            let staged: Vec<StagedSnapshot<'_>> = ready
+                .iter()
+                .map(|r| StagedSnapshot {
+                    digest: &r.digest,
+                    upper: match &r.descriptor {
+                        Descriptor::Current(d) => d
+                            .file_upper()
+                            .map(|u| (u.file.as_str(), u.integrity.as_ref())),
+                        Descriptor::Legacy(_) => None,
+                    },
+                })
+                .collect();
+            inv.check_snapshots(&staged)?;
+        }
         self.images.check()?;
+        let head = choose_head(&ready, self.inventory.as_ref(), self.any_current)?;
         Ok(Checked {
             ready,
             images: self.images,
+            head,
+            skipped: self.skipped,
         })
     }
 }
 
+/// The v0.6.14 sparse-map rules on top of the general ones
+/// (`SparseMap::validate`): every data run starts at a stored offset that is
+/// a multiple of 512, and the map ends exactly at the real size (with a
+/// `(size, 0)` terminator when the file ends in a hole).
+fn check_v0614_sparse_map(map: &SparseMap, name: &str) -> Result<()> {
+    let mut stored = 0u64;
+    for run in &map.runs {
+        if run.len > 0 && stored % 512 != 0 {
+            return Err(Error::InvalidArchive(format!(
+                "{name}: sparse run at offset {} starts at stored offset {stored}, \
+                 not a multiple of 512",
+                run.offset
+            )));
+        }
+        stored += run.len;
+    }
+    let end = map.runs.last().map(|r| r.offset + r.len);
+    if end != Some(map.real_size) {
+        return Err(Error::InvalidArchive(format!(
+            "{name}: sparse map does not end at the entry's realsize {}",
+            map.real_size
+        )));
+    }
+    Ok(())
+}
+
+/// A staged v0.6.14 artifact: its upper (file state) is a regular file of
+/// the recorded size, and its recorded integrity holds — checked on the
+/// digest taken while unpacking, or by reading the staged file when the
+/// upper came before its descriptor. microsandbox v0.6.14 runs no content
+/// check on import (q01); microsnap always has.
+fn check_current_upper(
+    dir: &StagedDir,
+    received: &ReceivedDescriptor,
+    monitor: &Monitor,
+) -> Result<()> {
+    let d = &received.descriptor;
+    let Some((upper, size)) = d.upper() else {
+        return Ok(());
+    };
+    let entry = format!("files/{}/{upper}", dir.name);
+    let path = dir.staging.path().join(upper);
+    let meta = fs::symlink_metadata(&path).ctx("stat", &path)?;
+    if !meta.file_type().is_file() || meta.len() != size {
+        return Err(Error::InvalidArchive(format!(
+            "{entry}: staged upper is not a regular file of {size} bytes"
+        )));
+    }
+    let Some((name, recorded)) = d.integrity() else {
+        return Ok(());
+    };
+    let algorithm = Algorithm::from_name(name).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "{entry}: its descriptor records integrity {name}, which this build cannot compute, \
+             so it cannot be checked on import"
+        ))
+    })?;
+    let actual = match dir.streamed.as_ref().filter(|s| s.file == upper) {
+        Some(s) if s.algorithm == algorithm => s.digest.clone(),
+        _ => integrity::compute(&path, algorithm, monitor)?,
+    };
+    if actual != recorded {
+        return Err(Error::IntegrityMismatch {
+            path: format!("archive entry {entry}"),
+            expected: recorded.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The head: the inventory's `head` when there is one; else, for an
+/// archive with v0.6.14 members, the one snapshot no other names as parent
+/// (several or none refused, as v0.6.14 does); else (a v0.6.3 archive) the
+/// last-listed such snapshot, as microsnap always did.
+fn choose_head(
+    ready: &[Ready],
+    inventory: Option<&Inventory>,
+    any_current: bool,
+) -> Result<String> {
+    if let Some(inv) = inventory {
+        return Ok(inv.head.clone());
+    }
+    let parents: BTreeSet<&str> = ready.iter().filter_map(|r| r.parent.as_deref()).collect();
+    let heads: Vec<&Ready> = ready
+        .iter()
+        .filter(|r| !parents.contains(r.digest.as_str()))
+        .collect();
+    if any_current {
+        return match heads.as_slice() {
+            [one] => Ok(one.digest.clone()),
+            [] => Err(Error::InvalidArchive(
+                "archive parent graph has no head".into(),
+            )),
+            many => Err(Error::InvalidArchive(format!(
+                "archive parent graph has multiple heads: {}",
+                many.iter()
+                    .map(|r| r.digest.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        };
+    }
+    heads
+        .last()
+        .copied()
+        .or(ready.last())
+        .map(|r| r.digest.clone())
+        .ok_or_else(|| Error::Internal("no snapshot left to install".into()))
+}
+
 struct Ready {
     name: String,
+    current: bool,
     staging: Staging,
     digest: String,
     parent: Option<String>,
+    upper: Option<String>,
     has_integrity: bool,
-    staged_art: Artifact,
+    /// The staged v0.6.3 artifact, opened (v0.6.14 ones are checked by
+    /// `check_current_upper` and opened once installed).
+    staged_art: Option<Artifact>,
     seq: usize,
+    descriptor: Descriptor,
 }
 
 struct Checked {
     ready: Vec<Ready>,
     images: ImageReceiver,
+    head: String,
+    skipped: Vec<String>,
 }
 
 fn install(
@@ -415,19 +765,7 @@ fn install(
     checked: Checked,
     monitor: &Monitor,
 ) -> Result<ImportReport> {
-    let parents: BTreeSet<String> = checked
-        .ready
-        .iter()
-        .filter_map(|r| r.parent.clone())
-        .collect();
-    let head_digest = checked
-        .ready
-        .iter()
-        .rev()
-        .find(|r| !parents.contains(&r.digest))
-        .or(checked.ready.last())
-        .map(|r| r.digest.clone())
-        .ok_or_else(|| Error::Internal("no snapshot left to install".into()))?;
+    let head_digest = checked.head.clone();
 
     // Conflicts first: nothing is installed unless everything can be.
     let mut to_publish = Vec::new();
@@ -484,6 +822,7 @@ fn install(
         head,
         imported,
         images,
+        skipped: checked.skipped,
     })
 }
 
@@ -508,62 +847,57 @@ fn unpublish(home: &Home, dest: &Path, published: &[PathBuf]) {
 /// An existing directory of the same name is fine only if it is the same
 /// snapshot with the same upper content.
 fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()> {
-    let existing = artifact::open_dir(target).map_err(|e| {
+    let not_readable = |e: Error| {
         Error::AlreadyExists(format!(
             "{} already exists and is not a readable snapshot ({e}); the archive's {} is {}",
             target.display(),
             r.name,
             r.digest
         ))
-    })?;
-    if existing.digest != r.digest {
+    };
+    let existing_digest = if r.current {
+        // Read as v0.6.14 reads it; the file is never rewritten.
+        let path = target.join(DESCRIPTOR_FILE);
+        let file = File::open(&path).map_err(|e| not_readable(Error::io("open", &path, e)))?;
+        SnapshotDescriptor::read_file(&file, &path)
+            .map_err(not_readable)?
+            .1
+    } else {
+        artifact::open_dir(target).map_err(not_readable)?.digest
+    };
+    if existing_digest != r.digest {
         return Err(Error::AlreadyExists(format!(
             "{} already holds snapshot {}; the archive's {} is a different snapshot, {}",
             target.display(),
-            existing.digest,
+            existing_digest,
             r.name,
             r.digest
         )));
     }
-    let same_content = if r.has_integrity {
-        // The staged upper verified against the recorded digest; so must this one.
-        artifact::verify_artifact(&existing, monitor).is_ok()
-    } else {
-        let a = integrity::compute(
-            &existing.path.join(&existing.manifest.upper.file),
-            Algorithm::MerkleSha256V1,
-            monitor,
-        )?;
-        let b = integrity::compute(
-            &r.staged_art.path.join(&r.staged_art.manifest.upper.file),
-            Algorithm::MerkleSha256V1,
-            monitor,
-        )?;
-        a == b
+    let Some(upper) = &r.upper else {
+        return Ok(()); // a descriptor-only artifact: the descriptor is all of it
+    };
+    let same_content = match (&r.staged_art, r.has_integrity) {
+        (Some(_), true) => {
+            // The staged upper verified against the recorded digest; so must this one.
+            let existing = artifact::open_dir(target).map_err(not_readable)?;
+            artifact::verify_artifact(&existing, monitor).is_ok()
+        }
+        _ => {
+            let a = integrity::compute(&target.join(upper), Algorithm::MerkleSha256V1, monitor)?;
+            let b = integrity::compute(
+                &r.staging.path().join(upper),
+                Algorithm::MerkleSha256V1,
+                monitor,
+            )?;
+            a == b
+        }
     };
     if !same_content {
         return Err(Error::AlreadyExists(format!(
             "{} holds snapshot {} with different upper content than the archive",
             target.display(),
             r.digest
-        )));
-    }
-    Ok(())
-}
-
-/// A data file must be the upper its manifest names, of the recorded size.
-fn check_upper(manifest: &Manifest, file: &str, logical: u64, entry: &str) -> Result<()> {
-    if file != manifest.upper.file {
-        return Err(Error::InvalidArchive(format!(
-            "archive entry {entry:?} is outside the snapshot archive layout \
-             (its manifest's upper is {:?})",
-            manifest.upper.file
-        )));
-    }
-    if logical != manifest.upper.size_bytes {
-        return Err(Error::InvalidArchive(format!(
-            "{entry} holds {logical} bytes but its manifest records size_bytes {}",
-            manifest.upper.size_bytes
         )));
     }
     Ok(())
@@ -578,6 +912,7 @@ fn restore_sparse<R: Read>(
     entry: &Entry,
     reader: &mut TarReader<R>,
     digest: Option<&mut DigestThread>,
+    mut transport: Option<&mut MemberHasher>,
     monitor: &Monitor,
     progress: &mut ArchiveProgress,
 ) -> Result<()> {
@@ -604,6 +939,9 @@ fn restore_sparse<R: Read>(
                 )));
             }
             writer.write_at(offset + done, &buf[..n])?;
+            if let Some(h) = transport.as_deref_mut() {
+                h.update(&buf[..n]);
+            }
             buffers.done(offset + done, buf, n)?;
             done += n as u64;
             progress.tick(monitor)?;
@@ -657,4 +995,8 @@ fn in_entry(entry: &str, e: Error) -> Error {
         Error::Io { .. } | Error::Cancelled | Error::Internal(_) => e,
         other => Error::InvalidArchive(format!("archive entry {entry}: {other}")),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -19,10 +19,14 @@ pub mod entry_check;
 mod export;
 mod image_subset;
 mod import;
+pub mod inventory;
+pub mod layout_v0614;
 pub mod sparse_entry;
+mod staged_descriptor;
 pub mod tar_format;
 pub mod tar_reader;
 pub mod tar_writer;
+pub mod transport_digest;
 
 use crate::artifact::Artifact;
 use std::path::PathBuf;
@@ -68,4 +72,8 @@ pub struct ImportReport {
     pub imported: Vec<Artifact>,
     /// Image manifest digests added to `<home>/images`.
     pub images: Vec<String>,
+    /// Members read and checked but not installed: the image cache files of
+    /// a microsandbox v0.6.14 archive (`images/…`), which have no place in
+    /// microsnap's OCI image store.
+    pub skipped: Vec<String>,
 }
