@@ -510,23 +510,28 @@ impl Unpack<'_> {
                 "archive contains no snapshot descriptor (manifest.json or snapshot.json)".into(),
             ));
         }
+        // Cheap structural refusals before any hashing: a directory that no
+        // descriptor names is never installed.
+        if let Some(dir) = self.dirs.iter().find(|d| d.descriptor.is_none()) {
+            let what = if dir.current {
+                format!(
+                    "files/{}/ has no snapshots/{}/snapshot.json: no descriptor names it, \
+                     so it is not installed (microsandbox v0.6.14 would install it unchecked)",
+                    dir.name, dir.name
+                )
+            } else {
+                format!(
+                    "directory {} in the archive has no {MANIFEST_FILE}",
+                    dir.name
+                )
+            };
+            return Err(Error::InvalidArchive(what));
+        }
         let mut ready = Vec::new();
         let mut digests = BTreeSet::new();
         for mut dir in self.dirs {
             let Some(received) = dir.descriptor.take() else {
-                let what = if dir.current {
-                    format!(
-                        "files/{}/ has no snapshots/{}/snapshot.json: no descriptor names it, \
-                         so it is not installed (microsandbox v0.6.14 would install it unchecked)",
-                        dir.name, dir.name
-                    )
-                } else {
-                    format!(
-                        "directory {} in the archive has no {MANIFEST_FILE}",
-                        dir.name
-                    )
-                };
-                return Err(Error::InvalidArchive(what));
+                return Err(Error::Internal("descriptor vanished".into()));
             };
             let d = &received.descriptor;
             if let Some((upper, _)) = d.upper() {

@@ -8,6 +8,7 @@ mod support;
 mod archive_hostile;
 mod archive_memory;
 mod archive_roundtrip;
+mod archive_v0614;
 mod archive_vectors;
 mod bad_input;
 mod disk_upper;

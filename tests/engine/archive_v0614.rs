@@ -1,0 +1,363 @@
+//! microsandbox v0.6.14 archives (`tests/vectors/msb-0.6.14/archives` and
+//! `hostile/`): every member of their `save` output read back field by field
+//! (`archives.tsv`), every archive imported with the recorded head, the
+//! hostile corpus in their layout refused with nothing changed, and crafted
+//! cases the vectors lack.
+use crate::support::archive::{index_rows, new_home, tree};
+use crate::support::vector_sets::v0614;
+use microsnap::archive::inventory::{
+    KIND_DESCRIPTOR, KIND_IMAGE_METADATA, KIND_IMAGE_OBJECT, KIND_PAYLOAD,
+};
+use microsnap::archive::tar_reader::TarReader;
+use microsnap::archive::transport_digest::MemberHasher;
+use microsnap::archive::{self, ImportReport};
+use microsnap::error::Result;
+use microsnap::home::Home;
+use microsnap::progress::Monitor;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub fn tsv(rel: &str) -> Vec<Vec<String>> {
+    fs::read_to_string(v0614(rel))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// The decompressed tar of an archive file.
+pub fn tar_bytes(path: &Path) -> Vec<u8> {
+    let raw = fs::read(path).unwrap();
+    if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::decode_all(&raw[..]).unwrap()
+    } else {
+        raw
+    }
+}
+
+/// The inventory kind of a member, from its path (SPEC-NOTES §10).
+pub fn kind_of(path: &str) -> &'static str {
+    if path.starts_with("snapshots/") {
+        KIND_DESCRIPTOR
+    } else if path.starts_with("files/") {
+        KIND_PAYLOAD
+    } else if path.starts_with("images/manifests/") {
+        KIND_IMAGE_METADATA
+    } else {
+        KIND_IMAGE_OBJECT
+    }
+}
+
+/// One member as `archives.tsv` describes it: the columns index,
+/// header_offset, entry_name, typeflag, size_field, realsize, sparse_map,
+/// ext_sparse_blocks, then sha256_of_stored_data and transport_digest.
+pub fn member_rows(tar: &[u8]) -> Vec<Vec<String>> {
+    let mut reader = TarReader::new(tar);
+    let mut rows = Vec::new();
+    let mut index = 0;
+    loop {
+        let before = reader.consumed();
+        let Some(entry) = reader.next_entry().unwrap() else {
+            break;
+        };
+        let header_offset = before.div_ceil(512) * 512;
+        let after_header = reader.consumed();
+        let ext_blocks = (after_header - header_offset) / 512 - 1;
+        let flag = tar[header_offset as usize + 156];
+        let name = entry.display_name();
+        let data = reader.read_data_to_vec(1 << 30).unwrap();
+        let (realsize, map, slots) = match &entry.sparse {
+            Some(m) => (
+                m.real_size.to_string(),
+                m.runs
+                    .iter()
+                    .map(|r| format!("{}+{}", r.offset, r.len))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                m.runs.clone(),
+            ),
+            None => ("-".into(), "-".into(), vec![]),
+        };
+        let transport = if name == "archive.json" {
+            "-".to_string()
+        } else {
+            let mut h = MemberHasher::new(
+                kind_of(&name),
+                &name,
+                entry.size,
+                entry.logical_size(),
+                &slots,
+            );
+            h.update(&data);
+            h.finish()
+        };
+        rows.push(vec![
+            index.to_string(),
+            header_offset.to_string(),
+            name,
+            if flag == 0 {
+                "NUL".into()
+            } else {
+                (flag as char).to_string()
+            },
+            entry.size.to_string(),
+            realsize,
+            map,
+            ext_blocks.to_string(),
+            format!("sha256:{:x}", Sha256::digest(&data)),
+            transport,
+        ]);
+        index += 1;
+    }
+    rows
+}
+
+/// `archives.tsv` rows of one archive, in the columns of [`member_rows`].
+pub fn recorded_rows(archive: &str) -> Vec<Vec<String>> {
+    tsv("archives/archives.tsv")
+        .into_iter()
+        .filter(|r| r[0] == archive)
+        .map(|r| {
+            let mut v: Vec<String> = r[1..9].to_vec();
+            v.push(r[14].clone());
+            v.push(r[15].clone());
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn every_member_of_their_archives_reads_back_as_recorded() {
+    let rows = tsv("archives/archives.tsv");
+    let mut archives: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    archives.dedup();
+    assert_eq!(archives.len(), 11, "{archives:?}");
+    for a in archives {
+        let got = member_rows(&tar_bytes(&v0614(&format!("archives/{a}"))));
+        assert_eq!(got, recorded_rows(&a), "{a}");
+    }
+}
+
+fn import(home: &Home, path: &Path) -> Result<ImportReport> {
+    archive::import(home, path, None, &Monitor::none())
+}
+
+#[test]
+fn their_archives_import_with_the_recorded_heads() {
+    for row in tsv("archives/heads.tsv") {
+        let (file, head, dir, order) = (&row[0], &row[1], &row[2], &row[3]);
+        let path = v0614(&format!("archives/{file}"));
+        let (_t, home) = new_home();
+        let report = import(&home, &path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(&report.head.digest, head, "{file}");
+        assert_eq!(report.head.path, home.snapshots_dir().join(dir), "{file}");
+        let got: Vec<&str> = report.imported.iter().map(|a| a.digest.as_str()).collect();
+        assert_eq!(got, order.split(',').collect::<Vec<_>>(), "{file}");
+        // Installed byte-identical: the descriptor as in the archive, never
+        // migrated, and nothing else in the directory but its upper.
+        let tar = tar_bytes(&path);
+        for digest in order.split(',') {
+            let hex = digest.trim_start_matches("sha256:");
+            let installed = home.snapshots_dir().join(hex);
+            let member = member_data(&tar, &format!("snapshots/{hex}/snapshot.json"));
+            assert_eq!(
+                fs::read(installed.join("snapshot.json")).unwrap(),
+                member,
+                "{file}: {hex}"
+            );
+            assert!(!installed.join("manifest.json").exists(), "{file}");
+        }
+        let indexed: Vec<String> = index_rows(&home).into_iter().map(|(_, d)| d).collect();
+        for d in order.split(',') {
+            assert!(indexed.iter().any(|x| x == d), "{file}: {d} not indexed");
+        }
+        if file == "with-image.tar" {
+            assert_eq!(report.skipped.len(), 4, "{:?}", report.skipped);
+            assert!(report.skipped.iter().all(|s| s.starts_with("images/")));
+        } else {
+            assert!(report.skipped.is_empty(), "{file}: {:?}", report.skipped);
+        }
+        // Imports stay sparse, as microsandbox's do.
+        if file == "all-hole-upper.tar" {
+            let upper = home.snapshots_dir().join(dir).join("upper.ext4");
+            assert_eq!(crate::support::archive::allocated(&upper), 0);
+        }
+    }
+}
+
+/// The bytes of one member of a tar.
+pub fn member_data(tar: &[u8], name: &str) -> Vec<u8> {
+    let mut reader = TarReader::new(tar);
+    while let Some(e) = reader.next_entry().unwrap() {
+        if e.display_name() == name {
+            return reader.read_data_to_vec(1 << 30).unwrap();
+        }
+    }
+    panic!("no member {name}");
+}
+
+#[test]
+fn importing_a_v0614_archive_twice_is_idempotent_and_a_name_is_honoured() {
+    let path = v0614("archives/chain-with-parents.tar");
+    let (_t, home) = new_home();
+    let first = import(&home, &path).unwrap();
+    let before = (tree(home.root()), index_rows(&home));
+    let again = import(&home, &path).unwrap();
+    assert_eq!(again.head.digest, first.head.digest);
+    assert_eq!((tree(home.root()), index_rows(&home)), before);
+
+    let (_t2, home2) = new_home();
+    let named = archive::import_named(&home2, &path, None, Some("mine"), &Monitor::none()).unwrap();
+    assert_eq!(named.head.path, home2.snapshots_dir().join("mine"));
+    assert_eq!(named.head.digest, first.head.digest);
+    // The parent keeps its `<64 hex>` name.
+    let parent = "750815fab0592c1511e444b668cc0d75b924445b22538bedfc59c4efc2bb0230";
+    assert!(home2
+        .snapshots_dir()
+        .join(parent)
+        .join("snapshot.json")
+        .exists());
+}
+
+// ---------------------------------------------------------------------------
+// The hostile corpus in their layout.
+
+struct World {
+    _tmp: tempfile::TempDir,
+    home: Home,
+    dest: PathBuf,
+}
+
+fn world() -> World {
+    let (tmp, home) = new_home();
+    let dest = tmp.path().join("dest");
+    World {
+        _tmp: tmp,
+        home,
+        dest,
+    }
+}
+
+/// The home (its database files left out: readers touch the WAL), the
+/// explicit destination and the index.
+fn state(w: &World) -> (Vec<String>, Vec<String>, Vec<(String, String)>) {
+    let mut home = tree(w.home.root());
+    home.retain(|p| !p.starts_with("microsnap.db"));
+    (home, tree(&w.dest), index_rows(&w.home))
+}
+
+/// What microsnap says of each refused case (a phrase of the message; most
+/// are microsandbox's own words).
+fn expected_refusal(file: &str) -> (&'static str, &'static str) {
+    let (code, says) = match &file[..3] {
+        "h01" => ("invalid_archive", "unsafe path"),
+        "h02" => ("invalid_archive", "unsafe path"),
+        "h03" => ("invalid_archive", "unsupported entry type (symlink)"),
+        "h04" => ("invalid_archive", "unsupported entry type (hard link)"),
+        "h05" => (
+            "invalid_archive",
+            "unsupported entry type (character device)",
+        ),
+        // The inventory comes last; the member is refused as it arrives.
+        "h06" => (
+            "invalid_archive",
+            "extra.bin\" is outside the snapshot archive layout",
+        ),
+        "h07" => ("invalid_archive", "inventoried entry is missing"),
+        "h08" => (
+            "integrity_mismatch",
+            "archive member transport integrity mismatch",
+        ),
+        "h09" => ("invalid_archive", "archive contains duplicate entry"),
+        "h10" => ("invalid_archive", "missing upper file"),
+        "h11" => ("invalid_archive", "truncated"),
+        "h12" => ("invalid_archive", "archive inventory is not canonical"),
+        "h13" => ("unsupported", "requires unsupported extensions"),
+        "h15" => ("invalid_archive", "GNU long name"),
+        "h20" => ("invalid_archive", "archive contains unsupported path"),
+        "h21" => (
+            "invalid_archive",
+            "archive head is not exactly one listed snapshot",
+        ),
+        "h22" => ("invalid_archive", "archive entry size mismatch"),
+        "h23" => ("invalid_archive", "archive directory has a non-empty body"),
+        "h24" => ("invalid_archive", "checksum mismatch"),
+        "h25" => ("integrity_mismatch", "archive entry integrity mismatch"),
+        "h26" => ("invalid_archive", "GNU long name"),
+        "h27" => (
+            "integrity_mismatch",
+            "archive member transport integrity mismatch",
+        ),
+        // Refused by microsnap although microsandbox imports them:
+        // the upper fails its recorded BLAKE3 integrity (q01); a directory
+        // no descriptor names is never installed (q02).
+        "q01" => ("integrity_mismatch", "files/a052794b"),
+        "q02" => ("invalid_archive", "no descriptor names it"),
+        _ => panic!("no expectation for {file}"),
+    };
+    (code, says)
+}
+
+#[test]
+fn their_hostile_corpus_is_refused_with_nothing_changed_and_the_controls_import() {
+    let rows = tsv("hostile/hostile.tsv");
+    let listed: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let mut on_disk: Vec<String> = fs::read_dir(v0614("hostile"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tar"))
+        .collect();
+    on_disk.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(on_disk, sorted, "hostile.tsv lists every file");
+    let mut failures = Vec::new();
+    for row in &rows {
+        let file = row[0].as_str();
+        let path = v0614(&format!("hostile/{file}"));
+        for explicit in [false, true] {
+            let w = world();
+            let before = state(&w);
+            let dest = explicit.then_some(w.dest.as_path());
+            let result = archive::import(&w.home, &path, dest, &Monitor::none());
+            let where_ = if explicit {
+                "explicit dest"
+            } else {
+                "default dest"
+            };
+            match (file.starts_with('a'), result) {
+                (true, Ok(r)) => {
+                    let head =
+                        "sha256:a052794b093cb867df61741cf889be58dcb7dbad95b851522620e1228d92daa8";
+                    if r.head.digest != head {
+                        failures.push(format!("{file} ({where_}): head {}", r.head.digest));
+                    }
+                }
+                (true, Err(e)) => failures.push(format!("{file} ({where_}): refused: {e}")),
+                (false, Ok(r)) => {
+                    failures.push(format!("{file} ({where_}): imported {}", r.head.digest))
+                }
+                (false, Err(e)) => {
+                    let (code, says) = expected_refusal(file);
+                    if e.code().name() != code || !e.to_string().contains(says) {
+                        failures.push(format!(
+                            "{file} ({where_}): got {} \"{e}\", want {code} mentioning {says:?}",
+                            e.code().name()
+                        ));
+                    }
+                    let after = state(&w);
+                    if after != before {
+                        failures.push(format!(
+                            "{file} ({where_}): the home, destination or index changed: \
+                             {before:?} -> {after:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
