@@ -243,10 +243,13 @@ impl Unpack<'_> {
         let place = entry_check::classify(entry)?;
         let key = entry_check::path_components(&entry.name)?.join("/");
         if !self.seen.insert(key.clone()) {
-            return Err(Error::InvalidArchive(format!(
-                "archive contains duplicate entry: {}",
-                entry.display_name()
-            )));
+            // v0.6.14's words for its layout, microsnap's own for v0.6.3's.
+            let msg = if place.is_current_layout() {
+                format!("archive contains duplicate entry: {}", entry.display_name())
+            } else {
+                format!("duplicate archive entry {}", entry.display_name())
+            };
+            return Err(Error::InvalidArchive(msg));
         }
         if place.is_current_layout() {
             self.any_current = true;
@@ -377,10 +380,15 @@ impl Unpack<'_> {
         match &self.dirs[i].descriptor {
             Some(d) => d.descriptor.check_upper(file, logical, &name)?,
             None if logical > MAX_FILE_BEFORE_MANIFEST => {
+                let what = if member.is_some() {
+                    DESCRIPTOR_FILE
+                } else {
+                    "manifest"
+                };
                 return Err(Error::InvalidArchive(format!(
-                    "{name} comes before its directory's descriptor and declares {logical} bytes \
-                     (at most {MAX_FILE_BEFORE_MANIFEST} are accepted before the descriptor says what to expect)"
-                )))
+                    "{name} comes before its directory's {what} and declares {logical} bytes \
+                     (at most {MAX_FILE_BEFORE_MANIFEST} are accepted before the {what} says what to expect)"
+                )));
             }
             None => {}
         }
@@ -507,7 +515,7 @@ impl Unpack<'_> {
         }
         if self.dirs.iter().all(|d| d.descriptor.is_none()) {
             return Err(Error::InvalidArchive(
-                "archive contains no snapshot descriptor (manifest.json or snapshot.json)".into(),
+                "archive contains no snapshot manifest (manifest.json or snapshot.json)".into(),
             ));
         }
         // Cheap structural refusals before any hashing: a directory that no
