@@ -9,7 +9,7 @@ use crate::artifact::{self, Artifact};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{Algorithm, ChunkBuffers, DigestThread};
-use crate::manifest::{digest_prefix, MANIFEST_FILE};
+use crate::manifest::digest_prefix;
 use crate::progress::Monitor;
 use crate::sparse;
 use std::collections::BTreeSet;
@@ -44,7 +44,7 @@ pub fn export(
         vec![head]
     };
     let images = if opts.with_image {
-        let pins: Vec<_> = chain.iter().map(|a| &a.manifest.image).collect();
+        let pins: Vec<_> = chain.iter().map(|a| a.descriptor.image()).collect();
         image_subset::plan(home, &pins)?
     } else {
         Vec::new()
@@ -96,7 +96,10 @@ pub fn export(
 fn chain_of(home: &Home, head: Artifact) -> Result<Vec<Artifact>> {
     let mut chain = vec![head];
     let mut seen = BTreeSet::new();
-    while let Some(parent) = chain.last().and_then(|a| a.manifest.parent.clone()) {
+    while let Some(parent) = chain
+        .last()
+        .and_then(|a| a.descriptor.parent().map(str::to_string))
+    {
         let child = chain.last().map(|a| a.digest.clone()).unwrap_or_default();
         if !seen.insert(parent.clone()) || chain.len() > MAX_CHAIN {
             return Err(Error::InvalidArgument(format!(
@@ -133,7 +136,7 @@ struct UpperPlan {
 impl UpperPlan {
     fn of(art: &Artifact, dense: bool) -> Result<UpperPlan> {
         let path = art.upper_path();
-        let file = art.upper();
+        let file = art.disk_upper("export")?.file;
         let size = file.metadata().ctx("stat", &path)?.len();
         let runs: Vec<SparseRun> = sparse::data_extents(file)
             .ctx("find data extents of", &path)?
@@ -193,25 +196,25 @@ fn write_artifact<W: Write>(
     };
     // The manifest bytes and the upper as the artifact was opened: one
     // snapshot, whatever is renamed over its path meanwhile.
-    let manifest_bytes = art.manifest_bytes();
+    let descriptor_bytes = art.descriptor_bytes();
     // The integrity checked below must be the one shipped: these bytes.
-    let shipped = &art.manifest;
-    let meta = art.manifest_metadata();
+    let disk = art.disk_upper("export")?;
+    let meta = art.descriptor_metadata();
     tar.append(
-        format!("{prefix}/{MANIFEST_FILE}").as_bytes(),
+        format!("{prefix}/{}", art.format().descriptor_file()).as_bytes(),
         &FileMeta::of(meta),
-        manifest_bytes,
+        descriptor_bytes,
     )
     .map_err(out_err)?;
 
-    let upper_name = format!("{prefix}/{}", art.manifest.upper.file);
-    let file = art.upper();
+    let upper_name = format!("{prefix}/{}", disk.spec.file);
+    let file = disk.file;
     let meta = FileMeta::of(&file.metadata().ctx("stat", &plan.path)?);
     // Like v0.6.3, never ship a snapshot whose recorded integrity fails; but
     // check the bytes on their way into the archive (hashed on another core
     // while zstd compresses) instead of reading the upper twice. A mismatch
     // fails the export before its temporary file is renamed into place.
-    let mut check = match &shipped.upper.integrity {
+    let mut check = match &disk.spec.integrity {
         Some(rec) => {
             let algorithm = Algorithm::recorded(&rec.algorithm)?;
             Some((DigestThread::spawn(algorithm, plan.size, CHUNK)?, rec))

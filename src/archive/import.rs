@@ -580,27 +580,32 @@ impl Unpack<'_> {
                 )));
             }
             monitor.check()?;
-            let staged_art = if dir.current {
-                check_current_upper(&dir, &received, monitor)?;
-                None
-            } else {
-                let upper = d.upper().map(|(f, _)| f.to_string()).unwrap_or_default();
-                let upper_entry = format!("{}/{upper}", dir.name);
-                let art =
-                    artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
-                let streamed = dir.streamed.as_ref().filter(|s| s.file == upper);
+            let upper = d.upper().map(|(f, _)| f.to_string());
+            let upper_entry = match (&upper, dir.current) {
+                (Some(u), true) => format!("files/{}/{u}", dir.name),
+                (Some(u), false) => format!("{}/{u}", dir.name),
+                (None, _) => dir.name.clone(),
+            };
+            // The same open and verify as any artifact, on the staged copy;
+            // the upper's digest was mostly taken while it was unpacked.
+            // microsandbox v0.6.14 runs no content check on import (q01).
+            let art = artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
+            if let Some(upper) = &upper {
+                let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
                 artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
                     Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
-                    _ => {
-                        integrity::compute_file(art.upper(), &art.upper_path(), algorithm, monitor)
-                    }
+                    _ => integrity::compute_file(
+                        art.disk_upper("import")?.file,
+                        &art.upper_path(),
+                        algorithm,
+                        monitor,
+                    ),
                 })
                 .map_err(|e| in_entry(&upper_entry, e))?;
-                Some(art)
-            };
+            }
+            let staged_art = art;
             ready.push(Ready {
                 name: dir.name,
-                current: dir.current,
                 staging: dir.staging,
                 digest: received.digest,
                 parent: d.parent().map(str::to_string),
@@ -664,51 +669,6 @@ fn check_v0614_sparse_map(map: &SparseMap, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A staged v0.6.14 artifact: its upper (file state) is a regular file of
-/// the recorded size, and its recorded integrity holds — checked on the
-/// digest taken while unpacking, or by reading the staged file when the
-/// upper came before its descriptor. microsandbox v0.6.14 runs no content
-/// check on import (q01); microsnap always has.
-fn check_current_upper(
-    dir: &StagedDir,
-    received: &ReceivedDescriptor,
-    monitor: &Monitor,
-) -> Result<()> {
-    let d = &received.descriptor;
-    let Some((upper, size)) = d.upper() else {
-        return Ok(());
-    };
-    let entry = format!("files/{}/{upper}", dir.name);
-    let path = dir.staging.path().join(upper);
-    let meta = fs::symlink_metadata(&path).ctx("stat", &path)?;
-    if !meta.file_type().is_file() || meta.len() != size {
-        return Err(Error::InvalidArchive(format!(
-            "{entry}: staged upper is not a regular file of {size} bytes"
-        )));
-    }
-    let Some((name, recorded)) = d.integrity() else {
-        return Ok(());
-    };
-    let algorithm = Algorithm::from_name(name).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "{entry}: its descriptor records integrity {name}, which this build cannot compute, \
-             so it cannot be checked on import"
-        ))
-    })?;
-    let actual = match dir.streamed.as_ref().filter(|s| s.file == upper) {
-        Some(s) if s.algorithm == algorithm => s.digest.clone(),
-        _ => integrity::compute(&path, algorithm, monitor)?,
-    };
-    if actual != recorded {
-        return Err(Error::IntegrityMismatch {
-            path: format!("archive entry {entry}"),
-            expected: recorded.to_string(),
-            actual,
-        });
-    }
-    Ok(())
-}
-
 /// The head: the inventory's `head` when there is one; else, for an
 /// archive with v0.6.14 members, the one snapshot no other names as parent
 /// (several or none refused, as v0.6.14 does); else (a v0.6.3 archive) the
@@ -751,15 +711,13 @@ fn choose_head(
 
 struct Ready {
     name: String,
-    current: bool,
     staging: Staging,
     digest: String,
     parent: Option<String>,
     upper: Option<String>,
     has_integrity: bool,
-    /// The staged v0.6.3 artifact, opened (v0.6.14 ones are checked by
-    /// `check_current_upper` and opened once installed).
-    staged_art: Option<Artifact>,
+    /// The staged artifact, opened.
+    staged_art: Artifact,
     seq: usize,
     descriptor: Descriptor,
 }
@@ -860,51 +818,37 @@ fn unpublish(home: &Home, dest: &Path, published: &[PathBuf]) {
 /// An existing directory of the same name is fine only if it is the same
 /// snapshot with the same upper content.
 fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()> {
-    let not_readable = |e: Error| {
+    let existing = artifact::open_dir(target).map_err(|e| {
         Error::AlreadyExists(format!(
             "{} already exists and is not a readable snapshot ({e}); the archive's {} is {}",
             target.display(),
             r.name,
             r.digest
         ))
-    };
-    let existing_digest = if r.current {
-        // Read as v0.6.14 reads it; the file is never rewritten.
-        let path = target.join(DESCRIPTOR_FILE);
-        let file = File::open(&path).map_err(|e| not_readable(Error::io("open", &path, e)))?;
-        SnapshotDescriptor::read_file(&file, &path)
-            .map_err(not_readable)?
-            .1
-    } else {
-        artifact::open_dir(target).map_err(not_readable)?.digest
-    };
-    if existing_digest != r.digest {
+    })?;
+    if existing.digest != r.digest {
         return Err(Error::AlreadyExists(format!(
             "{} already holds snapshot {}; the archive's {} is a different snapshot, {}",
             target.display(),
-            existing_digest,
+            existing.digest,
             r.name,
             r.digest
         )));
     }
-    let Some(upper) = &r.upper else {
+    if r.upper.is_none() {
         return Ok(()); // a descriptor-only artifact: the descriptor is all of it
-    };
-    let same_content = match (&r.staged_art, r.has_integrity) {
-        (Some(_), true) => {
-            // The staged upper verified against the recorded digest; so must this one.
-            let existing = artifact::open_dir(target).map_err(not_readable)?;
-            artifact::verify_artifact(&existing, monitor).is_ok()
-        }
-        _ => {
-            let a = integrity::compute(&target.join(upper), Algorithm::MerkleSha256V1, monitor)?;
-            let b = integrity::compute(
-                &r.staging.path().join(upper),
-                Algorithm::MerkleSha256V1,
-                monitor,
-            )?;
-            a == b
-        }
+    }
+    let same_content = if r.has_integrity {
+        // The staged upper verified against the recorded digest; so must this one.
+        artifact::verify_artifact(&existing, monitor).is_ok()
+    } else {
+        let a = integrity::compute(&existing.upper_path(), Algorithm::MerkleSha256V1, monitor)?;
+        let b = integrity::compute(
+            &r.staged_art.upper_path(),
+            Algorithm::MerkleSha256V1,
+            monitor,
+        )?;
+        a == b
     };
     if !same_content {
         return Err(Error::AlreadyExists(format!(

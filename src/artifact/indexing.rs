@@ -3,31 +3,38 @@ use super::Artifact;
 use crate::db::index::{self, IndexRow};
 use crate::error::Result;
 use crate::home::Home;
-use crate::manifest::Manifest;
 use crate::timefmt;
 
 /// The index row of `art` in `home`. Its name is the bare name only for an
 /// artifact directly in the home's snapshots directory, the one place a bare
 /// name resolves to; an artifact elsewhere is known by its path alone.
 pub fn row_for(home: &Home, art: &Artifact) -> IndexRow {
-    let m = &art.manifest;
+    let d = &art.descriptor;
+    let upper = art.upper_spec();
     let now = timefmt::now_unix_nanos();
     IndexRow {
         artifact_path: art.path.to_string_lossy().into_owned(),
         digest: art.digest.clone(),
         name: bare_name_of(home, &art.path),
-        parent_digest: m.parent.clone(),
-        image_ref: m.image.reference.clone(),
-        image_manifest_digest: m.image.manifest_digest.clone(),
-        format: m.format.as_str().to_string(),
-        fstype: m.fstype.clone(),
-        size_bytes: Some(m.upper.size_bytes),
-        created_at: m.created_at.clone(),
+        parent_digest: d.parent().map(str::to_string),
+        image_ref: d.image().reference.clone(),
+        image_manifest_digest: d.image().manifest_digest.clone(),
+        // Empty for a checkpoint-state snapshot, which has no disk.
+        format: d
+            .disk_format()
+            .map(|f| f.as_str().to_string())
+            .unwrap_or_default(),
+        fstype: d.fstype().unwrap_or_default().to_string(),
+        size_bytes: upper.map(|u| u.size_bytes),
+        created_at: d.created_at().to_string(),
         // Like microsandbox, an unparsable created_at indexes as "now".
-        created_at_unix_nanos: timefmt::parse_rfc3339(&m.created_at).unwrap_or(now),
+        created_at_unix_nanos: timefmt::parse_rfc3339(d.created_at()).unwrap_or(now),
         indexed_at_unix_nanos: now,
-        labels: m.labels.clone(),
-        integrity_algorithm: m.upper.integrity.as_ref().map(|i| i.algorithm.clone()),
+        labels: d.labels().clone(),
+        integrity_algorithm: upper
+            .and_then(|u| u.integrity.as_ref())
+            .map(|i| i.algorithm.clone()),
+        artifact_format: art.format().name().to_string(),
     }
 }
 
@@ -37,10 +44,11 @@ pub fn index_artifact(home: &Home, art: &Artifact) -> Result<()> {
     // Re-checked under the write lock: a remove unindexes after moving the
     // directory away, so a reader that opened the artifact just before must
     // not put the row back (nor a stale digest over a force-replace's).
-    home.db().write(|tx| match Manifest::read_dir(&art.path) {
-        Ok((_, digest)) if digest == art.digest => index::upsert(tx, &row),
-        _ => Ok(()),
-    })
+    home.db()
+        .write(|tx| match super::open::digest_at(&art.path) {
+            Some(digest) if digest == art.digest => index::upsert(tx, &row),
+            _ => Ok(()),
+        })
 }
 
 /// The bare name that resolves to the artifact directory `path` in `home`:

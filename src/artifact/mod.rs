@@ -1,19 +1,26 @@
-//! One snapshot artifact: a directory holding `manifest.json` and the upper
-//! file. This module opens and checks one (`open_dir`), lists a directory of
-//! them (`list_dir`), resolves what a user typed to one (`reference`),
-//! verifies its recorded integrity (`verify`) and keeps its index row in step
-//! (`indexing`). Snapshot and sandbox operations both build on it.
+//! One snapshot artifact: a directory holding its descriptor
+//! (`manifest.json` of microsandbox v0.6.3 or `snapshot.json` of v0.6.14,
+//! see `descriptor`) and the upper file. This module opens and checks one
+//! (`open_dir`), lists a directory of them (`list_dir`), resolves what a user
+//! typed to one (`reference`), verifies its recorded integrity (`verify`) and
+//! keeps its index row in step (`indexing`). Snapshot and sandbox operations
+//! both build on it.
+mod descriptor;
 mod indexing;
 mod open;
 mod reference;
 mod verify;
 
+pub use descriptor::{
+    has_descriptor, integrity_for_v0614, ArtifactFormat, Descriptor, DESCRIPTOR_FILES,
+};
 pub use indexing::{bare_name_of, index_artifact, row_for};
+pub(crate) use open::digest_at;
 pub use reference::{locate, open, resolve, resolve_digest, Locator};
 pub use verify::{verify_artifact, verify_artifact_with, UpperVerifyStatus, VerifyReport};
 
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::Manifest;
+use crate::manifest::Upper;
 use open::View;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,33 +33,74 @@ use std::sync::Arc;
 pub struct Artifact {
     /// Absolute path of the artifact directory (where it was when opened).
     pub path: PathBuf,
-    /// Canonical manifest digest (`sha256:...`): the snapshot's identity.
+    /// Canonical descriptor digest (`sha256:...`): the snapshot's identity.
     pub digest: String,
-    pub manifest: Manifest,
+    pub descriptor: Descriptor,
+    /// `descriptor.upper()`, worked out once.
+    upper_spec: Option<Upper>,
     view: Arc<View>,
 }
 
+/// An artifact's upper: what the descriptor says of it, and the file as
+/// opened with the artifact.
+#[derive(Clone, Copy, Debug)]
+pub struct DiskUpper<'a> {
+    pub spec: &'a Upper,
+    pub file: &'a File,
+}
+
 impl Artifact {
-    /// Where the upper was when the artifact was opened (for messages, and
-    /// for callers that want the path; reads should use [`Artifact::upper`]).
+    /// The format of the artifact's descriptor.
+    pub fn format(&self) -> ArtifactFormat {
+        self.descriptor.format()
+    }
+
+    /// The v0.6.3 manifest, for an artifact in that format.
+    pub fn manifest(&self) -> Option<&crate::manifest::Manifest> {
+        match &self.descriptor {
+            Descriptor::Manifest(m) => Some(m),
+            Descriptor::Snapshot(_) => None,
+        }
+    }
+
+    /// The upper as the descriptor records it; `None` for a checkpoint-state
+    /// (v0.6.14) snapshot, which has no payload in its directory.
+    pub fn upper_spec(&self) -> Option<&Upper> {
+        self.upper_spec.as_ref()
+    }
+
+    /// Where the upper was when the artifact was opened (for messages;
+    /// reads go through [`Artifact::disk_upper`]). The directory itself for
+    /// a snapshot without an upper.
     pub fn upper_path(&self) -> PathBuf {
-        self.path.join(&self.manifest.upper.file)
+        match &self.upper_spec {
+            Some(u) => self.path.join(&u.file),
+            None => self.path.clone(),
+        }
     }
 
-    /// The upper file as opened with the artifact.
-    pub fn upper(&self) -> &File {
-        self.view.upper()
+    /// The upper for an operation (`what`, e.g. "verify") that reads it, or
+    /// `Unsupported` for a snapshot that has none.
+    pub fn disk_upper(&self, what: &str) -> Result<DiskUpper<'_>> {
+        match (&self.upper_spec, self.view.upper()) {
+            (Some(spec), Some(file)) => Ok(DiskUpper { spec, file }),
+            _ => Err(Error::Unsupported(format!(
+                "{what} of {}: it is a checkpoint-state snapshot (microsandbox v0.6.14), \
+                 which has no disk upper; checkpoint-state snapshot {what} is not available",
+                self.path.display()
+            ))),
+        }
     }
 
-    /// `manifest.json`'s bytes as read when the artifact was opened.
-    pub fn manifest_bytes(&self) -> &[u8] {
-        self.view.manifest_bytes()
+    /// The descriptor file's bytes as read when the artifact was opened.
+    pub fn descriptor_bytes(&self) -> &[u8] {
+        self.view.descriptor_bytes()
     }
 
-    /// The metadata of `manifest.json` as opened (its mode and mtime go into
-    /// archives).
-    pub fn manifest_metadata(&self) -> &std::fs::Metadata {
-        self.view.manifest_metadata()
+    /// The metadata of the descriptor file as opened (its mode and mtime go
+    /// into archives).
+    pub fn descriptor_metadata(&self) -> &std::fs::Metadata {
+        self.view.descriptor_metadata()
     }
 
     /// The same artifact, reported at `path`: for one just opened in staging
@@ -66,7 +114,9 @@ impl Artifact {
 /// Two artifacts are equal when they are the same snapshot at the same path.
 impl PartialEq for Artifact {
     fn eq(&self, other: &Self) -> bool {
-        self.path == other.path && self.digest == other.digest && self.manifest == other.manifest
+        self.path == other.path
+            && self.digest == other.digest
+            && self.descriptor == other.descriptor
     }
 }
 impl Eq for Artifact {}

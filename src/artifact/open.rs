@@ -1,9 +1,10 @@
 //! Opening one artifact as one consistent view.
 //!
 //! Publish, replace and remove change artifacts only by renaming whole
-//! directories, and a published `manifest.json` is never rewritten in place.
-//! So an artifact opened as a directory descriptor, with its manifest and
-//! upper opened through that descriptor (`openat`), stays one artifact for as
+//! directories, and a published descriptor file (`manifest.json` or
+//! `snapshot.json`) is never rewritten in place. So an artifact opened as a
+//! directory descriptor, with its descriptor file and upper opened through
+//! that directory descriptor (`openat`), stays one artifact for as
 //! long as the descriptors live: a replace or remove afterwards renames the
 //! directory away (and may unlink its files), but what was opened keeps its
 //! bytes. Every read of an operation goes through these descriptors, never
@@ -12,10 +13,11 @@
 //! The one window left is between opening the directory and opening the
 //! files in it: a remove may empty it in between. Then the directory at the
 //! path is no longer the one opened, and the open starts again from the path.
+use super::descriptor::{ArtifactFormat, Descriptor, DESCRIPTOR_FILES};
 use super::Artifact;
 use crate::disk;
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::manifest::read_capped;
 use std::ffi::CString;
 use std::fs::{File, Metadata};
 use std::io;
@@ -31,25 +33,26 @@ use std::sync::Arc;
 /// replaces the same name thousands of times in a row.
 const MAX_RESTARTS: usize = 64;
 
-/// What one opened artifact holds, shared by clones of it: the upper's
+/// What one opened artifact holds, shared by clones of it: the upper's file
 /// descriptor (one per artifact, so a listing of many stays far from the
-/// descriptor limit), and the manifest as read.
+/// descriptor limit; none for a checkpoint-state snapshot), and the
+/// descriptor file as read.
 #[derive(Debug)]
 pub(crate) struct View {
-    manifest_bytes: Vec<u8>,
-    manifest_metadata: Metadata,
-    upper: File,
+    descriptor_bytes: Vec<u8>,
+    descriptor_metadata: Metadata,
+    upper: Option<File>,
 }
 
 impl View {
-    pub(crate) fn upper(&self) -> &File {
-        &self.upper
+    pub(crate) fn upper(&self) -> Option<&File> {
+        self.upper.as_ref()
     }
-    pub(crate) fn manifest_bytes(&self) -> &[u8] {
-        &self.manifest_bytes
+    pub(crate) fn descriptor_bytes(&self) -> &[u8] {
+        &self.descriptor_bytes
     }
-    pub(crate) fn manifest_metadata(&self) -> &Metadata {
-        &self.manifest_metadata
+    pub(crate) fn descriptor_metadata(&self) -> &Metadata {
+        &self.descriptor_metadata
     }
 }
 
@@ -60,7 +63,7 @@ enum Attempt {
 }
 
 /// Open the artifact directory `dir` (absolute) and check its metadata (no
-/// hashing): the manifest parses, the upper is a regular file of the
+/// hashing): the descriptor parses, the upper is a regular file of the
 /// recorded size whose magic agrees with the recorded format, and a qcow2
 /// upper has no backing file.
 pub(crate) fn open_view(dir: &Path) -> Result<Artifact> {
@@ -93,62 +96,102 @@ fn open_once(dir: &Path) -> Result<Attempt> {
         }
         Err(e) => return Err(Error::io("open", dir, e)),
     };
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest_file = match open_in(&dir_file, MANIFEST_FILE, 0) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return vanished(
-                &dir_file,
-                dir,
-                Error::SnapshotNotFound(format!("{} (no {MANIFEST_FILE})", dir.display())),
-            );
-        }
-        Err(e) => return Err(Error::io("open", &manifest_path, e)),
+    let Some((format, descriptor_file)) = open_descriptor_file(&dir_file, dir)? else {
+        let names = DESCRIPTOR_FILES.map(|(_, name)| name).join(" or ");
+        return vanished(
+            &dir_file,
+            dir,
+            Error::SnapshotNotFound(format!("{} (no {names})", dir.display())),
+        );
     };
-    let (manifest, digest, manifest_bytes) = Manifest::read_file(&manifest_file, &manifest_path)?;
-    let manifest_metadata = manifest_file
+    let descriptor_path = dir.join(format.descriptor_file());
+    let descriptor_bytes = read_capped(&descriptor_file, &descriptor_path)?;
+    let (descriptor, digest) =
+        Descriptor::parse(format, &descriptor_bytes).map_err(|e| match e {
+            Error::InvalidManifest(msg) => {
+                Error::InvalidManifest(format!("{}: {msg}", descriptor_path.display()))
+            }
+            other => other,
+        })?;
+    let descriptor_metadata = descriptor_file
         .metadata()
-        .map_err(|e| Error::io("stat", &manifest_path, e))?;
-    drop(manifest_file);
-    let upper_path = dir.join(&manifest.upper.file);
-    let upper = match open_in(&dir_file, &manifest.upper.file, libc::O_NOFOLLOW) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return vanished(
-                &dir_file,
-                dir,
-                Error::InvalidManifest(format!("missing upper file {}", upper_path.display())),
-            );
+        .map_err(|e| Error::io("stat", &descriptor_path, e))?;
+    drop(descriptor_file);
+    let upper_spec = descriptor.upper();
+    let upper = match &upper_spec {
+        None => None,
+        Some(spec) => {
+            let upper_path = dir.join(&spec.file);
+            let upper = match open_in(&dir_file, &spec.file, libc::O_NOFOLLOW) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return vanished(
+                        &dir_file,
+                        dir,
+                        Error::InvalidManifest(format!(
+                            "missing upper file {}",
+                            upper_path.display()
+                        )),
+                    );
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(not_regular(&upper_path));
+                }
+                // `upper.ext4/` passes both formats' name check (a trailing
+                // separator is not a path component) but names no file.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    return Err(not_regular(&upper_path));
+                }
+                Err(e) => return Err(Error::io("open", &upper_path, e)),
+            };
+            let meta = upper
+                .metadata()
+                .map_err(|e| Error::io("stat", &upper_path, e))?;
+            if !meta.file_type().is_file() {
+                return Err(not_regular(&upper_path));
+            }
+            if meta.len() != spec.size_bytes {
+                return Err(Error::IntegrityMismatch {
+                    path: upper_path.display().to_string(),
+                    expected: format!("size {}", spec.size_bytes),
+                    actual: format!("size {}", meta.len()),
+                });
+            }
+            if let Some(disk_format) = descriptor.disk_format() {
+                disk::check_upper_file(&upper, &upper_path, disk_format)?;
+            }
+            Some(upper)
         }
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(not_regular(&upper_path));
-        }
-        Err(e) => return Err(Error::io("open", &upper_path, e)),
     };
-    let meta = upper
-        .metadata()
-        .map_err(|e| Error::io("stat", &upper_path, e))?;
-    if !meta.file_type().is_file() {
-        return Err(not_regular(&upper_path));
-    }
-    if meta.len() != manifest.upper.size_bytes {
-        return Err(Error::IntegrityMismatch {
-            path: upper_path.display().to_string(),
-            expected: format!("size {}", manifest.upper.size_bytes),
-            actual: format!("size {}", meta.len()),
-        });
-    }
-    disk::check_upper_file(&upper, &upper_path, manifest.format)?;
     Ok(Attempt::Opened(Artifact {
         path: dir.to_path_buf(),
         digest,
-        manifest,
+        descriptor,
+        upper_spec,
         view: Arc::new(View {
-            manifest_bytes,
-            manifest_metadata,
+            descriptor_bytes,
+            descriptor_metadata,
             upper,
         }),
     }))
+}
+
+/// Open the first descriptor file of [`DESCRIPTOR_FILES`] that `dir` holds.
+fn open_descriptor_file(dir_file: &File, dir: &Path) -> Result<Option<(ArtifactFormat, File)>> {
+    for (format, name) in DESCRIPTOR_FILES {
+        match open_in(dir_file, name, 0) {
+            Ok(f) => return Ok(Some((format, f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("open", &dir.join(name), e)),
+        }
+    }
+    Ok(None)
+}
+
+/// The identity of the artifact now at `dir`, if one opens there: for a
+/// check under a lock that the artifact at a path is still the one opened.
+pub(crate) fn digest_at(dir: &Path) -> Option<String> {
+    open_view(dir).ok().map(|a| a.digest)
 }
 
 fn not_regular(upper: &Path) -> Error {

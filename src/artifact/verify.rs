@@ -29,7 +29,8 @@ pub struct UpperVerifyStatus {
 /// that artifact even if its name is replaced or removed meanwhile.
 pub fn verify_artifact(art: &Artifact, monitor: &Monitor) -> Result<VerifyReport> {
     verify_artifact_with(art, |art, algorithm| {
-        integrity::compute_file(art.upper(), &art.upper_path(), algorithm, monitor)
+        let upper = art.disk_upper("verification")?;
+        integrity::compute_file(upper.file, &art.upper_path(), algorithm, monitor)
     })
 }
 
@@ -40,21 +41,22 @@ pub fn verify_artifact_with(
     art: &Artifact,
     digest_of: impl FnOnce(&Artifact, Algorithm) -> Result<String>,
 ) -> Result<VerifyReport> {
+    let disk = art.disk_upper("verification")?;
     // The upper may have been written to in place since it was opened (a
     // real change of the artifact's bytes, unlike a rename over its path).
-    let size = art
-        .upper()
+    let size = disk
+        .file
         .metadata()
         .map_err(|e| Error::io("stat", &art.upper_path(), e))?
         .len();
-    if size != art.manifest.upper.size_bytes {
+    if size != disk.spec.size_bytes {
         return Err(Error::IntegrityMismatch {
             path: art.upper_path().display().to_string(),
-            expected: format!("size {}", art.manifest.upper.size_bytes),
+            expected: format!("size {}", disk.spec.size_bytes),
             actual: format!("size {size}"),
         });
     }
-    let upper = match &art.manifest.upper.integrity {
+    let upper = match &disk.spec.integrity {
         None => UpperVerifyStatus {
             kind: "not_recorded".into(),
             algorithm: String::new(),

@@ -37,12 +37,15 @@ pub struct IndexRow {
     pub indexed_at_unix_nanos: i64,
     pub labels: BTreeMap<String, String>,
     pub integrity_algorithm: Option<String>,
+    /// The descriptor's format name (`msb-v0.6.3`, `msb-v0.6.14`).
+    pub artifact_format: String,
 }
 
 /// The columns in the order `row_from_sql` reads them.
 const COLUMNS: &str = "artifact_path, digest, name, parent_digest, image_ref, \
      image_manifest_digest, format, fstype, size_bytes, created_at, \
-     created_at_unix_nanos, indexed_at_unix_nanos, labels_json, integrity_algorithm";
+     created_at_unix_nanos, indexed_at_unix_nanos, labels_json, integrity_algorithm, \
+     artifact_format";
 
 /// Insert `row`, replacing any row already indexed at the same path.
 pub fn upsert(conn: &Connection, row: &IndexRow) -> Result<()> {
@@ -50,7 +53,7 @@ pub fn upsert(conn: &Connection, row: &IndexRow) -> Result<()> {
     // Cached: Reindex upserts thousands of rows in one transaction.
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO snapshot_index ({COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
     stmt.execute(params![
         row.artifact_path,
@@ -67,6 +70,7 @@ pub fn upsert(conn: &Connection, row: &IndexRow) -> Result<()> {
         row.indexed_at_unix_nanos,
         labels_json,
         row.integrity_algorithm,
+        row.artifact_format,
     ])?;
     Ok(())
 }
@@ -198,6 +202,7 @@ fn row_from_sql(row: &Row<'_>) -> rusqlite::Result<IndexRow> {
         indexed_at_unix_nanos: row.get(11)?,
         labels: labels_from_json(row, 12)?,
         integrity_algorithm: row.get(13)?,
+        artifact_format: row.get(14)?,
     })
 }
 

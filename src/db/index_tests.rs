@@ -28,6 +28,7 @@ fn row(path: &str, digest: &str, created_nanos: i64) -> IndexRow {
         indexed_at_unix_nanos: 100,
         labels: BTreeMap::new(),
         integrity_algorithm: Some("microsnap-merkle-sha256-v1".to_string()),
+        artifact_format: "msb-v0.6.3".to_string(),
     }
 }
 

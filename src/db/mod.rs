@@ -92,6 +92,12 @@ CREATE TABLE sandboxes (
     created_at_unix_nanos  INTEGER NOT NULL
 );
 "#,
+    // 2: which on-disk format each artifact's descriptor is in
+    // (`msb-v0.6.3` manifest.json, `msb-v0.6.14` snapshot.json). Rows of
+    // version 1 were all v0.6.3: the only format that version read.
+    r#"
+ALTER TABLE snapshot_index ADD COLUMN artifact_format TEXT NOT NULL DEFAULT 'msb-v0.6.3';
+"#,
 ];
 
 /// The schema version this build creates and understands.

@@ -27,6 +27,7 @@ fn row(path: &str, digest: &str) -> IndexRow {
         indexed_at_unix_nanos: 1,
         labels: BTreeMap::new(),
         integrity_algorithm: None,
+        artifact_format: "msb-v0.6.3".to_string(),
     }
 }
 

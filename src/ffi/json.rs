@@ -145,6 +145,8 @@ pub struct ImageImportArgs {
 pub struct ArtifactJson {
     pub path: PathBuf,
     pub digest: String,
+    /// `msb-v0.6.3` (manifest.json) or `msb-v0.6.14` (snapshot.json).
+    pub artifact_format: &'static str,
     pub schema: u32,
     pub format: String,
     pub fstype: String,
@@ -167,25 +169,34 @@ pub struct IntegrityJson {
 
 impl From<&Artifact> for ArtifactJson {
     fn from(a: &Artifact) -> Self {
-        let m = &a.manifest;
+        let d = &a.descriptor;
+        let upper = a.upper_spec();
         ArtifactJson {
             path: a.path.clone(),
             digest: a.digest.clone(),
-            schema: m.schema,
-            format: m.format.as_str().to_string(),
-            fstype: m.fstype.clone(),
-            image_ref: m.image.reference.clone(),
-            image_manifest_digest: m.image.manifest_digest.clone(),
-            parent: m.parent.clone(),
-            created_at: m.created_at.clone(),
-            labels: m.labels.clone(),
-            upper_file: m.upper.file.clone(),
-            size_bytes: m.upper.size_bytes,
-            integrity: m.upper.integrity.as_ref().map(|i| IntegrityJson {
-                algorithm: i.algorithm.clone(),
-                digest: i.digest.clone(),
-            }),
-            source_sandbox: m.source_sandbox.clone(),
+            artifact_format: a.format().name(),
+            schema: d.schema(),
+            // Empty for a checkpoint-state snapshot, which has no disk upper.
+            format: d
+                .disk_format()
+                .map(|f| f.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            fstype: d.fstype().unwrap_or_default().to_string(),
+            image_ref: d.image().reference.clone(),
+            image_manifest_digest: d.image().manifest_digest.clone(),
+            parent: d.parent().map(str::to_string),
+            created_at: d.created_at().to_string(),
+            labels: d.labels().clone(),
+            upper_file: upper.map(|u| u.file.clone()).unwrap_or_default(),
+            size_bytes: upper.map_or(0, |u| u.size_bytes),
+            integrity: upper
+                .and_then(|u| u.integrity.as_ref())
+                .map(|i| IntegrityJson {
+                    algorithm: i.algorithm.clone(),
+                    digest: i.digest.clone(),
+                }),
+            source_sandbox: d.source_sandbox().map(str::to_string),
         }
     }
 }
@@ -209,6 +220,7 @@ pub struct HandleJson<'a> {
     pub created_at_unix_nanos: i64,
     pub labels: &'a BTreeMap<String, String>,
     pub child_count: u64,
+    pub artifact_format: &'a str,
 }
 
 impl<'a> From<&'a SnapshotHandle> for HandleJson<'a> {
@@ -227,6 +239,7 @@ impl<'a> From<&'a SnapshotHandle> for HandleJson<'a> {
             created_at_unix_nanos: h.created_at_unix_nanos,
             labels: &h.labels,
             child_count: h.child_count,
+            artifact_format: &h.artifact_format,
         }
     }
 }

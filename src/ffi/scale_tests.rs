@@ -29,6 +29,7 @@ fn list_of_100k_snapshots() {
                     indexed_at_unix_nanos: 0,
                     labels: Default::default(),
                     integrity_algorithm: None,
+                    artifact_format: "msb-v0.6.3".to_string(),
                 };
                 index::upsert(tx, &row)?;
             }

@@ -160,18 +160,30 @@ pub fn create(
         }
         SandboxSource::Snapshot { name_or_path } => {
             let art = artifact::resolve(home, name_or_path)?;
-            let m = &art.manifest;
-            let file = upper_file_name(m.format, &m.fstype);
+            if let Some(why) = art.descriptor.restore_blocker() {
+                return Err(Error::Unsupported(format!(
+                    "cannot make a sandbox from {}: {why}",
+                    art.path.display()
+                )));
+            }
+            let disk = art.disk_upper("sandbox creation")?;
+            let d = &art.descriptor;
+            let (format, fstype) = match (d.disk_format(), d.fstype()) {
+                (Some(format), Some(fstype)) => (format, fstype),
+                // A disk upper always has both; disk_upper() refused the rest.
+                _ => return Err(Error::Internal("disk upper without format".into())),
+            };
+            let file = upper_file_name(format, fstype);
             // Copied from the upper the artifact was opened with, so the copy
             // is of that snapshot even if its name is replaced meanwhile.
             let (src, dst) = (art.upper_path(), staging.path().join(&file));
             // Never boot from a corrupted snapshot: recorded integrity is
             // checked, in the same pass as the copy when the algorithm allows.
-            let recorded = m.upper.integrity.as_ref();
+            let recorded = disk.spec.integrity.as_ref();
             match recorded.map(|i| (i, Algorithm::from_name(&i.algorithm))) {
                 Some((rec, Some(algorithm))) => {
                     integrity::copy_and_check_from(
-                        art.upper(),
+                        disk.file,
                         &src,
                         &dst,
                         algorithm,
@@ -181,16 +193,16 @@ pub fn create(
                 }
                 _ => {
                     artifact::verify_artifact(&art, monitor)?;
-                    sparse::copy_sparse_from(art.upper(), &src, &dst, monitor)?;
+                    sparse::copy_sparse_from(disk.file, &src, &dst, monitor)?;
                 }
             }
             new_row(
                 name,
-                &m.image,
+                d.image(),
                 &file,
-                m.format,
-                &m.fstype,
-                m.upper.size_bytes,
+                format,
+                fstype,
+                disk.spec.size_bytes,
                 Some(art.digest.clone()),
             )
         }

@@ -8,14 +8,14 @@ pub use crate::artifact::{
 };
 
 use crate::artifact::{
-    absolute, bare_name_of, for_each_in_dir, index_artifact, locate, removed_meanwhile,
+    self, absolute, bare_name_of, for_each_in_dir, index_artifact, locate, removed_meanwhile,
     resolve_digest, row_for, Locator, Visit,
 };
 use crate::db::index::{self, IndexRow};
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
 use crate::integrity::{self, Algorithm};
-use crate::manifest::{Manifest, Upper, UpperIntegrity, MANIFEST_FILE};
+use crate::manifest::{Manifest, Upper, UpperIntegrity};
 use crate::progress::Monitor;
 use crate::publish::{self, Staging};
 use crate::sandbox;
@@ -39,6 +39,8 @@ pub struct SnapshotHandle {
     pub created_at_unix_nanos: i64,
     pub labels: BTreeMap<String, String>,
     pub child_count: u64,
+    /// The descriptor's format: `msb-v0.6.3` or `msb-v0.6.14`.
+    pub artifact_format: String,
 }
 
 impl SnapshotHandle {
@@ -61,6 +63,7 @@ impl SnapshotHandle {
             created_at_unix_nanos: row.created_at_unix_nanos,
             labels: row.labels,
             child_count,
+            artifact_format: row.artifact_format,
         }
     }
 }
@@ -87,7 +90,7 @@ fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
 fn handle_at(home: &Home, dir: &Path) -> Result<SnapshotHandle> {
     let key = dir.to_string_lossy().into_owned();
     if let Some(row) = home.db().read(|c| index::find_by_path(c, &key))? {
-        if dir.join(MANIFEST_FILE).exists() {
+        if artifact::has_descriptor(dir) {
             return handle_for(home, row);
         }
     }
@@ -256,7 +259,7 @@ fn refuse_non_artifact(dest: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("stat", dest, e)),
     };
-    let is_artifact = meta.is_dir() && dest.join(MANIFEST_FILE).is_file();
+    let is_artifact = meta.is_dir() && artifact::has_descriptor(dest);
     let is_empty_dir = meta.is_dir()
         && std::fs::read_dir(dest)
             .map(|mut r| r.next().is_none())
@@ -310,7 +313,7 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
     // artifact (perhaps a new one of the same name) stands at its path.
     home.db().write(|tx| {
         let row = index::find_by_path(tx, &key)?;
-        let on_disk = dir.join(MANIFEST_FILE).is_file();
+        let on_disk = artifact::has_descriptor(&dir);
         if row.is_none() && !on_disk {
             return Err(Error::SnapshotNotFound(reference.to_string()));
         }
@@ -318,7 +321,7 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         // (a malformed artifact has none and can always be removed).
         let digest = match &row {
             Some(r) => Some(r.digest.clone()),
-            None => Manifest::read_dir(&dir).ok().map(|(_, d)| d),
+            None => artifact::digest_at(&dir),
         };
         if let (Some(digest), false) = (&digest, force) {
             let children = index::child_count(tx, digest)?;
@@ -368,7 +371,7 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
     home.db().write(|tx| {
         for row in &rows {
             // Skip what a concurrent remove took away since the listing.
-            if Path::new(&row.artifact_path).join(MANIFEST_FILE).is_file() {
+            if artifact::has_descriptor(Path::new(&row.artifact_path)) {
                 index::upsert(tx, row)?;
             }
         }
@@ -376,7 +379,7 @@ pub fn reindex(home: &Home, dir: Option<&Path>) -> Result<u32> {
         for path in index::all_paths(tx)? {
             let p = Path::new(&path);
             let in_dir = p.parent().map(|x| x.to_string_lossy() == dir_key.as_str()) == Some(true);
-            let gone = !p.join(MANIFEST_FILE).is_file();
+            let gone = !artifact::has_descriptor(p);
             // Not in the listing but valid now: published since; keep it.
             let unlisted = in_dir && !found.contains(&path) && open_dir(p).is_err();
             if unlisted || gone {

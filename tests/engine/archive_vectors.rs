@@ -47,9 +47,9 @@ fn v063_exports_import_with_the_expected_heads() {
         assert_eq!(got, want, "{file}");
         // Every imported upper is sparse: v0.6.3 stores them dense (zeros).
         for art in &report.imported {
-            let upper = art.path.join(&art.manifest.upper.file);
+            let upper = art.path.join(&art.upper_spec().unwrap().file);
             assert!(
-                allocated(&upper) < art.manifest.upper.size_bytes / 4,
+                allocated(&upper) < art.upper_spec().unwrap().size_bytes / 4,
                 "{file}: {} not sparse",
                 upper.display()
             );

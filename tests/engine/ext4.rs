@@ -125,7 +125,11 @@ fn a_real_ext4_upper_survives_snapshot_verify_and_boot() {
     assert_eq!(report.upper.algorithm, "msb-sparse-sha256-v1");
     assert_eq!(
         Some(report.upper.digest),
-        art.manifest.upper.integrity.map(|i| i.digest)
+        art.upper_spec()
+            .unwrap()
+            .integrity
+            .clone()
+            .map(|i| i.digest)
     );
 
     let booted = t.sandbox_from("booted", "rootfs-snap").unwrap();

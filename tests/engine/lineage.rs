@@ -18,18 +18,18 @@ fn a_snapshot_of_a_sandbox_from_a_snapshot_records_its_parent() {
     let t = TestHome::new();
     t.sandbox_with("root-sb", 4 * MIB, &[(0, b"generation 0")]);
     let root = t.snapshot("root-sb", "gen0");
-    assert_eq!(root.manifest.parent, None);
+    assert_eq!(root.descriptor.parent(), None);
 
     let sb1 = t.sandbox_from("gen1-sb", "gen0").unwrap();
     assert_eq!(sb1.from_snapshot.as_deref(), Some(root.digest.as_str()));
     write_at(&sb1.upper_path, 0, b"generation 1");
     let gen1 = t.snapshot("gen1-sb", "gen1");
-    assert_eq!(gen1.manifest.parent.as_deref(), Some(root.digest.as_str()));
+    assert_eq!(gen1.descriptor.parent(), Some(root.digest.as_str()));
 
     // A grandchild, created from the child by digest.
     t.sandbox_from("gen2-sb", &gen1.digest).unwrap();
     let gen2 = t.snapshot("gen2-sb", "gen2");
-    assert_eq!(gen2.manifest.parent.as_deref(), Some(gen1.digest.as_str()));
+    assert_eq!(gen2.descriptor.parent(), Some(gen1.digest.as_str()));
 
     let h = snapshot::get(&t.home, "gen2").unwrap();
     assert_eq!(h.parent_digest.as_deref(), Some(gen1.digest.as_str()));
@@ -150,10 +150,7 @@ fn forced_replacement_keeps_child_counts_right() {
         write_at(&kid.upper_path, 0, &[round + 1]);
         let replaced = snapshot::create(&t.home, "kid", &forced, &Monitor::none()).unwrap();
         assert_ne!(replaced.digest, first.digest);
-        assert_eq!(
-            replaced.manifest.parent.as_deref(),
-            Some(parent.digest.as_str())
-        );
+        assert_eq!(replaced.descriptor.parent(), Some(parent.digest.as_str()));
         assert_eq!(children(&t, "parent"), 1, "round {round}");
     }
     assert_eq!(snapshot::list(&t.home).unwrap().len(), 2);

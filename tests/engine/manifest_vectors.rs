@@ -499,7 +499,7 @@ fn created_at_that_is_not_rfc3339_is_accepted_and_indexes_as_now() {
     let before = unix_nanos();
     let opened = snapshot::open(&home, "not-rfc3339").unwrap();
     let after = unix_nanos();
-    assert_eq!(opened.manifest.created_at, "yesterday");
+    assert_eq!(opened.descriptor.created_at(), "yesterday");
     let listed = snapshot::list(&home).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].created_at, "yesterday");

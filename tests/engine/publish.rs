@@ -238,10 +238,7 @@ fn two_threads_creating_one_name_give_one_winner() {
         // The published artifact is the winner's, whole, and indexed once.
         let opened = snapshot::open(&t.home, &name).unwrap();
         assert_eq!(opened.digest, art.digest);
-        assert_eq!(
-            opened.manifest.source_sandbox.as_deref(),
-            Some(winner_sb.as_str())
-        );
+        assert_eq!(opened.descriptor.source_sandbox(), Some(winner_sb.as_str()));
         let rows: Vec<_> = snapshot::list(&t.home)
             .unwrap()
             .into_iter()
@@ -436,13 +433,13 @@ fn two_processes_creating_one_name_give_one_winner() {
             Ok(art) => {
                 assert_eq!(theirs, "already_exists");
                 assert_eq!(opened.digest, art.digest);
-                assert_eq!(opened.manifest.source_sandbox.as_deref(), Some("mine"));
+                assert_eq!(opened.descriptor.source_sandbox(), Some("mine"));
                 outcomes.push("mine");
             }
             Err(e) => {
                 assert_eq!(e.code(), ErrorCode::AlreadyExists, "{e}");
                 assert_eq!(opened.digest, theirs);
-                assert_eq!(opened.manifest.source_sandbox.as_deref(), Some("theirs"));
+                assert_eq!(opened.descriptor.source_sandbox(), Some("theirs"));
                 outcomes.push("theirs");
             }
         }

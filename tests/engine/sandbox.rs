@@ -136,7 +136,7 @@ fn sandbox_from_snapshot_is_a_private_copy_that_remembers_the_snapshot() {
             Some(art.digest.as_str()),
             "{reference}"
         );
-        assert_eq!(sb.image, art.manifest.image);
+        assert_eq!(sb.image, *art.descriptor.image());
         assert_eq!(sb.size_bytes, 16 * MIB);
         assert_eq!(sb.state, SandboxState::Created);
         assert_eq!(read_at(&sb.upper_path, MIB, data.len()), data);
@@ -169,7 +169,7 @@ fn a_tampered_snapshot_never_becomes_a_sandbox() {
         ErrorCode::IntegrityMismatch,
     );
     assert!(
-        msg.contains(&art.manifest.upper.integrity.as_ref().unwrap().digest),
+        msg.contains(&art.upper_spec().unwrap().integrity.as_ref().unwrap().digest),
         "{msg}"
     );
     assert_eq!(t.state(&[]), before);
@@ -249,8 +249,8 @@ fn adopt_qcow2_images_made_by_qemu_img() {
     let sb = adopt(&t, "plain", &plain, "ext4").unwrap();
     assert_eq!(sb.format, DiskFormat::Qcow2);
     let snap = t.snapshot("plain", "plain-snap");
-    assert_eq!(snap.manifest.format, DiskFormat::Qcow2);
-    assert_eq!(snap.manifest.upper.file, "upper.qcow2");
+    assert_eq!(snap.descriptor.disk_format().unwrap(), DiskFormat::Qcow2);
+    assert_eq!(snap.upper_spec().unwrap().file, "upper.qcow2");
     snapshot::open(&t.home, "plain-snap").unwrap();
 
     let base = t.outside("base.raw");
@@ -451,7 +451,7 @@ fn a_sigkilled_holder_reads_as_crashed_and_can_be_snapshotted() {
     );
 
     let art = t.snapshot("victim", "after-crash");
-    assert_eq!(art.manifest.source_sandbox.as_deref(), Some("victim"));
+    assert_eq!(art.descriptor.source_sandbox(), Some("victim"));
     assert_eq!(read_at(&art.upper_path(), 0, 22), b"state before the crash");
     // Snapshotting does not change the recorded state.
     assert_eq!(

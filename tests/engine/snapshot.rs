@@ -47,7 +47,7 @@ fn create_by_bare_name_writes_a_complete_artifact_and_indexes_it() {
     };
     let art = snapshot::create(&t.home, "dev", &opts, &Monitor::none()).unwrap();
     assert_eq!(art.path, t.home.snapshots_dir().join("baseline"));
-    let m = &art.manifest;
+    let m = art.manifest().unwrap();
     assert_eq!(m.schema, 1);
     assert_eq!(m.format, DiskFormat::Raw);
     assert_eq!(m.fstype, "ext4");
@@ -173,7 +173,7 @@ fn record_integrity_with_each_algorithm_and_verify_it() {
             ..named(&name)
         };
         let art = snapshot::create(&t.home, "dev", &opts, &Monitor::none()).unwrap();
-        let recorded = art.manifest.upper.integrity.clone().unwrap();
+        let recorded = art.upper_spec().unwrap().integrity.clone().unwrap();
         assert_eq!(recorded.algorithm, algorithm.name());
         let expected = integrity::compute(&sb.upper_path, algorithm, &Monitor::none()).unwrap();
         assert_eq!(recorded.digest, expected, "{algorithm:?}");
@@ -199,7 +199,12 @@ fn record_integrity_with_each_algorithm_and_verify_it() {
     };
     let art = snapshot::create(&t.home, "dev", &opts, &Monitor::none()).unwrap();
     assert_eq!(
-        art.manifest.upper.integrity.unwrap().algorithm,
+        art.upper_spec()
+            .unwrap()
+            .integrity
+            .clone()
+            .unwrap()
+            .algorithm,
         Algorithm::DEFAULT.name()
     );
 }
@@ -220,7 +225,7 @@ fn verify_reports_not_recorded_and_names_both_digests_on_a_flipped_byte() {
         ..named("sealed")
     };
     let art = snapshot::create(&t.home, "dev", &opts, &Monitor::none()).unwrap();
-    let expected = art.manifest.upper.integrity.clone().unwrap().digest;
+    let expected = art.upper_spec().unwrap().integrity.clone().unwrap().digest;
     flip_byte(&art.upper_path(), MIB + 100);
     match snapshot::verify(&t.home, &art.digest, &Monitor::none()) {
         Err(Error::IntegrityMismatch {
@@ -257,7 +262,7 @@ fn create_accepts_stopped_crashed_and_never_started_but_not_running() {
     let live = sandbox::start(&t.home, "running").unwrap();
     for name in ["never", "stopped", "crashed"] {
         let art = t.snapshot(name, &format!("of-{name}"));
-        assert_eq!(art.manifest.source_sandbox.as_deref(), Some(name));
+        assert_eq!(art.descriptor.source_sandbox(), Some(name));
     }
     let before = t.state(&[]);
     expect_code(
@@ -346,7 +351,7 @@ fn open_checks_metadata_and_refuses_each_broken_upper_with_its_code() {
     )
     .unwrap();
     let q = t.snapshot("q", "qcow");
-    assert_eq!(q.manifest.format, DiskFormat::Qcow2);
+    assert_eq!(q.descriptor.disk_format().unwrap(), DiskFormat::Qcow2);
     assert_eq!(snapshot::open(&t.home, "qcow").unwrap().digest, q.digest);
 
     let no_magic = broken_copy(&t, &q.path, "qcow2-without-magic");
@@ -787,7 +792,7 @@ fn a_directory_of_more_artifacts_than_descriptors_lists_and_reindexes() {
     for i in 0..MANY {
         let dir = t.home.snapshots_dir().join(format!("s-{i:04}"));
         fs::create_dir_all(&dir).unwrap();
-        let mut m = template.manifest.clone();
+        let mut m = template.manifest().expect("a v0.6.3 template").clone();
         m.labels = labels(&[("seq", &i.to_string())]);
         m.upper.size_bytes = MIB;
         fs::write(dir.join(MANIFEST_FILE), m.canonical_bytes()).unwrap();

@@ -69,7 +69,7 @@ fn snapshot_and_sandbox_from_snapshot_keep_holes() {
         ..named("big-snap")
     };
     let art = snapshot::create(&t.home, "big", &opts, &Monitor::none()).unwrap();
-    assert_eq!(art.manifest.upper.size_bytes, GIB);
+    assert_eq!(art.upper_spec().unwrap().size_bytes, GIB);
     assert_sparse_like(&art.upper_path(), &sb.upper_path);
     assert_same_data(&art.upper_path());
 

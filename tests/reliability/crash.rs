@@ -282,7 +282,7 @@ fn check_op(op: &str, t: &Template, home: &Home, set: &Set) -> Result<(), String
             // Old or new, never neither: the old one intact, or a complete new one.
             let art = snapshot::open_dir(&snaps.join("base"))
                 .map_err(|e| format!("base gone after a failed force-replace: {e}"))?;
-            let is_new = art.manifest.labels.get("run").map(String::as_str) == Some("crash");
+            let is_new = art.descriptor.labels().get("run").map(String::as_str) == Some("crash");
             if art.digest != t.base_digest && !is_new {
                 return Err(format!("base is neither old nor new: {}", art.digest));
             }

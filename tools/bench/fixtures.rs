@@ -127,7 +127,7 @@ pub fn home_with_snapshots(root: &Path, template: &Artifact, count: usize) -> Re
     for i in 0..count {
         let dir = snaps.join(format!("s-{i:05}"));
         fs::create_dir_all(&dir)?;
-        let mut m = template.manifest.clone();
+        let mut m = template.manifest().expect("a v0.6.3 template").clone();
         m.labels = BTreeMap::from([("seq".to_string(), i.to_string())]);
         m.upper.size_bytes = MIB;
         m.upper.integrity = None;
