@@ -37,6 +37,12 @@ pub fn export(
         None => compression::DEFAULT_LEVEL,
     };
     let threads = opts.threads.unwrap_or_else(compression::default_threads);
+    if opts.format != crate::artifact::ArtifactFormat::MsbV063 {
+        return Err(Error::Unsupported(format!(
+            "archives in the {} layout are not written yet",
+            opts.format
+        )));
+    }
     let head = artifact::resolve(home, name_or_path)?;
     let chain = if opts.with_parents {
         chain_of(home, head)?

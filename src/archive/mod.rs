@@ -52,6 +52,8 @@ pub struct ExportOptions {
     pub level: Option<i32>,
     /// zstd worker threads; `None` = [`compression::default_threads`].
     pub threads: Option<u32>,
+    /// The archive's layout: microsandbox v0.6.3's (default) or v0.6.14's.
+    pub format: crate::artifact::ArtifactFormat,
 }
 
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 use super::boundary::{call_text, encode, json_arg};
 use super::json::*;
 use super::ops::monitor;
-use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
+use super::{artifact_format, context, msnap_cancel, msnap_context, msnap_progress_fn};
 use crate::archive::{self, ExportOptions};
 use crate::error::Error;
 use crate::home::Home;
@@ -33,6 +33,7 @@ pub extern "C" fn msnap_snapshot_export(
             dense: a.dense,
             level: a.level,
             threads: a.threads,
+            format: artifact_format(a.format.as_deref())?,
         };
         let m = monitor(cancel, progress, payload)?;
         let report = archive::export(&home, &a.reference, &a.out, &opts, &m)?;

@@ -81,6 +81,8 @@ pub struct SnapshotCreateArgs {
     pub record_integrity: bool,
     /// `sha256`, `msb-sparse-sha256-v1` or `microsnap-merkle-sha256-v1`; absent = default.
     pub integrity_algorithm: Option<String>,
+    /// `msb-v0.6.3` (default) or `msb-v0.6.14`.
+    pub format: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -116,6 +118,8 @@ pub struct ExportArgs {
     pub dense: bool,
     pub level: Option<i32>,
     pub threads: Option<u32>,
+    /// `msb-v0.6.3` (default) or `msb-v0.6.14`.
+    pub format: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -93,6 +93,11 @@ fn context(p: *const msnap_context) -> Result<std::sync::Arc<Home>, Error> {
     CONTEXTS.get(token(p))
 }
 
+/// The `format` member of create and export: absent = the default.
+fn artifact_format(name: Option<&str>) -> Result<crate::artifact::ArtifactFormat, Error> {
+    name.map_or(Ok(Default::default()), str::parse)
+}
+
 /// The ABI version this library implements (`MSNAP_ABI_VERSION`).
 #[no_mangle]
 pub extern "C" fn msnap_abi_version() -> u32 {

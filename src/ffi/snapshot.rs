@@ -2,7 +2,7 @@
 use super::boundary::{call, call_text, encode, json_arg};
 use super::json::*;
 use super::ops::monitor;
-use super::{context, msnap_cancel, msnap_context, msnap_progress_fn};
+use super::{artifact_format, context, msnap_cancel, msnap_context, msnap_progress_fn};
 use crate::artifact;
 use crate::error::Error;
 use crate::integrity::Algorithm;
@@ -37,6 +37,7 @@ pub extern "C" fn msnap_snapshot_create(
             force: a.force,
             record_integrity: a.record_integrity,
             integrity_algorithm,
+            format: artifact_format(a.format.as_deref())?,
         };
         let m = monitor(cancel, progress, payload)?;
         let art = snapshot::create(&home, &a.source_sandbox, &opts, &m)?;

@@ -7,19 +7,21 @@ pub use crate::artifact::{
     VerifyReport,
 };
 
+mod descriptor_for;
+
 use crate::artifact::{
     self, absolute, bare_name_of, for_each_in_dir, index_artifact, locate, removed_meanwhile,
-    resolve_digest, row_for, Locator, Visit,
+    resolve_digest, row_for, ArtifactFormat, Locator, Visit,
 };
 use crate::db::index::{self, IndexRow};
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
 use crate::integrity::{self, Algorithm};
-use crate::manifest::{Manifest, Upper, UpperIntegrity};
+use crate::manifest::{Upper, UpperIntegrity};
 use crate::progress::Monitor;
 use crate::publish::{self, Staging};
 use crate::sandbox;
-use crate::{sparse, timefmt};
+use crate::sparse;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -78,8 +80,12 @@ pub struct CreateOptions {
     /// Replace an existing artifact at the destination.
     pub force: bool,
     pub record_integrity: bool,
-    /// Algorithm for recorded integrity; `None` = `Algorithm::DEFAULT`.
+    /// Algorithm for recorded integrity; `None` = the format's default
+    /// (`Algorithm::DEFAULT` for v0.6.3, BLAKE3 merkle for v0.6.14).
     pub integrity_algorithm: Option<Algorithm>,
+    /// The descriptor's format: v0.6.3 `manifest.json` (default) or v0.6.14
+    /// `snapshot.json`.
+    pub format: ArtifactFormat,
 }
 
 fn handle_for(home: &Home, row: IndexRow) -> Result<SnapshotHandle> {
@@ -173,7 +179,7 @@ pub fn create(
             return Err(Error::InvalidArgument("empty label key".into()));
         }
     }
-    let algorithm = opts.integrity_algorithm.unwrap_or(Algorithm::DEFAULT);
+    let algorithm = descriptor_for::integrity_algorithm(opts.format, opts.integrity_algorithm)?;
     if dest.exists() {
         if !opts.force {
             return Err(Error::AlreadyExists(dest.display().to_string()));
@@ -209,22 +215,12 @@ pub fn create(
     let size_bytes = std::fs::metadata(&staged_upper)
         .ctx("stat", &staged_upper)?
         .len();
-    let manifest = Manifest {
-        schema: 1,
-        format: sb.format,
-        fstype: sb.fstype.clone(),
-        image: sb.image.clone(),
-        parent: sb.from_snapshot.clone(),
-        created_at: timefmt::now_rfc3339(),
-        labels: opts.labels.clone(),
-        upper: Upper {
-            file: upper_file,
-            size_bytes,
-            integrity,
-        },
-        source_sandbox: Some(sb.name.clone()),
+    let upper = Upper {
+        file: upper_file,
+        size_bytes,
+        integrity,
     };
-    manifest.write_to(staging.path())?;
+    descriptor_for::write_descriptor(opts.format, &sb, &opts.labels, upper, staging.path())?;
     crate::fault::point("snapshot.create.after_manifest")?;
     monitor.check()?;
     // Opened in staging: the descriptors follow the rename, so the artifact

@@ -22,6 +22,7 @@ mod integrity_vectors;
 mod lineage;
 mod manifest_identity;
 mod manifest_vectors;
+mod msb0614_artifacts;
 mod perf_copy_and_compute;
 mod publish;
 mod sandbox;
