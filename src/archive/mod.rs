@@ -20,6 +20,7 @@ mod export;
 mod image_subset;
 mod import;
 pub mod inventory;
+pub mod layout_plan;
 pub mod layout_v0614;
 pub mod sparse_entry;
 mod staged_descriptor;

@@ -369,3 +369,92 @@ fn their_hostile_corpus_is_refused_with_nothing_changed_and_the_controls_import(
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// Export in their layout.
+
+/// Import one of their archives under its inventory's suggested name (so
+/// the re-export's `suggested_name` can match), pin every installed file's
+/// metadata to what their archive recorded, and export it again in the
+/// msb-v0.6.14 format as a plain tar.
+fn reexport(file: &str, home: &Home, scratch: &Path) -> Result<Vec<u8>> {
+    let path = v0614(&format!("archives/{file}"));
+    let tar = tar_bytes(&path);
+    let inventory: serde_json::Value =
+        serde_json::from_slice(&member_data(&tar, "archive.json")).unwrap();
+    let name = inventory["suggested_name"].as_str().unwrap();
+    let with_parents = inventory["with_parents"].as_bool().unwrap();
+    let report = archive::import_named(home, &path, None, Some(name), &Monitor::none())?;
+    for row in recorded_rows(file)
+        .iter()
+        .filter(|r| r[2] != "archive.json")
+    {
+        let member = &row[2];
+        let full = tsv("archives/archives.tsv")
+            .into_iter()
+            .find(|r| r[0] == file && &r[3] == member)
+            .unwrap();
+        let hex = member.split('/').nth(1).unwrap();
+        let leaf = member.rsplit('/').next().unwrap();
+        let dir = if format!("sha256:{hex}") == report.head.digest {
+            home.snapshots_dir().join(name)
+        } else {
+            home.snapshots_dir().join(hex)
+        };
+        let installed = dir.join(leaf);
+        let mode = u32::from_str_radix(&full[9], 8).unwrap() & 0o7777;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&installed, fs::Permissions::from_mode(mode)).unwrap();
+        let mtime = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(full[12].parse::<u64>().unwrap());
+        fs::File::options()
+            .write(true)
+            .open(&installed)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+    let out = scratch.join(format!("{file}.again"));
+    let opts = archive::ExportOptions {
+        with_parents,
+        plain_tar: true,
+        format: microsnap::artifact::ArtifactFormat::MsbV0614,
+        ..Default::default()
+    };
+    let exported = archive::export(home, name, &out, &opts, &Monitor::none())?;
+    assert_eq!(exported.snapshots.last(), Some(&report.head.digest));
+    Ok(fs::read(&out).unwrap())
+}
+
+#[test]
+fn their_archives_exported_again_in_their_format_are_byte_identical() {
+    let mut failures = Vec::new();
+    for row in tsv("archives/heads.tsv") {
+        let file = &row[0];
+        if file.ends_with(".zst") || file == "with-image.tar" {
+            continue; // the same tars as their plain siblings; images: not shipped
+        }
+        let (t, home) = new_home();
+        let again = match reexport(file, &home, t.path()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                failures.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        // Field by field first, for a readable failure; then every byte.
+        let got = member_rows(&again);
+        if got != recorded_rows(file) {
+            failures.push(format!(
+                "{file}: members differ:\n  got  {got:?}\n  want {:?}",
+                recorded_rows(file)
+            ));
+            continue;
+        }
+        let original = tar_bytes(&v0614(&format!("archives/{file}")));
+        if again != original {
+            failures.push(format!("{file}: same members but not byte-identical"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
