@@ -298,7 +298,7 @@ pub fn long_name_blocks(name: &[u8]) -> Vec<u8> {
     let mut out = header.to_vec();
     let pad = padding_after(data.len() as u64);
     out.extend_from_slice(&data);
-    out.extend(std::iter::repeat(0).take(pad));
+    out.extend(std::iter::repeat_n(0, pad));
     out
 }
 

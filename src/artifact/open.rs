@@ -57,7 +57,7 @@ impl View {
 }
 
 enum Attempt {
-    Opened(Artifact),
+    Opened(Box<Artifact>),
     /// The directory at the path changed while it was being opened.
     Moved,
 }
@@ -69,7 +69,7 @@ enum Attempt {
 pub(crate) fn open_view(dir: &Path) -> Result<Artifact> {
     for _ in 0..MAX_RESTARTS {
         if let Attempt::Opened(art) = open_once(dir)? {
-            return Ok(art);
+            return Ok(*art);
         }
     }
     Err(Error::SnapshotNotFound(format!(
@@ -163,7 +163,7 @@ fn open_once(dir: &Path) -> Result<Attempt> {
             Some(upper)
         }
     };
-    Ok(Attempt::Opened(Artifact {
+    Ok(Attempt::Opened(Box::new(Artifact {
         path: dir.to_path_buf(),
         digest,
         descriptor,
@@ -173,7 +173,7 @@ fn open_once(dir: &Path) -> Result<Attempt> {
             descriptor_metadata,
             upper,
         }),
-    }))
+    })))
 }
 
 /// Open the first descriptor file of [`DESCRIPTOR_FILES`] that `dir` holds.
