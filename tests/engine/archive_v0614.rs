@@ -458,3 +458,179 @@ fn their_archives_exported_again_in_their_format_are_byte_identical() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// Lineage across formats (`with_parents`).
+
+use microsnap::artifact::{Artifact, ArtifactFormat};
+use microsnap::integrity::Algorithm;
+use microsnap::snapshot::{self, CreateOptions};
+
+/// A two-snapshot chain whose root is in `root_format` and child in
+/// `child_format`, both with recorded `msb-sparse-sha256-v1` integrity (in
+/// both formats' sets), in a home with the test image.
+fn mixed_chain(
+    root_format: ArtifactFormat,
+    child_format: ArtifactFormat,
+) -> (crate::support::TestHome, Artifact, Artifact) {
+    let t = crate::support::TestHome::new();
+    let opts = |name: &str, format| CreateOptions {
+        format,
+        record_integrity: true,
+        integrity_algorithm: Some(Algorithm::MsbSparseSha256V1),
+        ..crate::support::named(name)
+    };
+    t.sandbox_with("root-sb", 4 << 20, &[(0, b"root data"), (3 << 20, b"tail")]);
+    let root = snapshot::create(
+        &t.home,
+        "root-sb",
+        &opts("root", root_format),
+        &Monitor::none(),
+    )
+    .unwrap();
+    let sb = t.sandbox_from("child-sb", "root").unwrap();
+    crate::support::write_at(&sb.upper_path, 1 << 20, b"child data");
+    let child = snapshot::create(
+        &t.home,
+        "child-sb",
+        &opts("child", child_format),
+        &Monitor::none(),
+    )
+    .unwrap();
+    assert_eq!(child.descriptor.parent(), Some(root.digest.as_str()));
+    (t, root, child)
+}
+
+fn member_names(archive: &Path) -> Vec<String> {
+    member_rows(&tar_bytes(archive))
+        .into_iter()
+        .map(|r| r[2].clone())
+        .collect()
+}
+
+fn export_chain(t: &crate::support::TestHome, format: ArtifactFormat) -> (PathBuf, Vec<String>) {
+    let out = t.outside(&format!("chain-{format}.tar"));
+    let opts = archive::ExportOptions {
+        with_parents: true,
+        plain_tar: true,
+        format,
+        ..Default::default()
+    };
+    let report = archive::export(&t.home, "child", &out, &opts, &Monitor::none()).unwrap();
+    (out, report.snapshots)
+}
+
+/// The upper bytes at the offsets the chain wrote.
+fn upper_marks(art: &Artifact) -> Vec<Vec<u8>> {
+    let upper = art.upper_path();
+    vec![
+        crate::support::read_at(&upper, 0, 9),
+        crate::support::read_at(&upper, 1 << 20, 10),
+    ]
+}
+
+fn check_mixed_default(root_format: ArtifactFormat, child_format: ArtifactFormat) {
+    let (t, root, child) = mixed_chain(root_format, child_format);
+    let (out, digests) = export_chain(&t, ArtifactFormat::MsbV063);
+    // Each snapshot keeps its format, so nothing changes identity.
+    assert_eq!(digests, vec![root.digest.clone(), child.digest.clone()]);
+    let names = member_names(&out);
+    let member_of = |art: &Artifact| match art.format() {
+        ArtifactFormat::MsbV063 => format!(
+            "{}/manifest.json",
+            microsnap::manifest::digest_prefix(&art.digest)
+        ),
+        ArtifactFormat::MsbV0614 => archive::inventory::descriptor_path(&art.digest),
+    };
+    assert_eq!(names[0], member_of(&root), "{names:?}");
+    assert_eq!(names[2], member_of(&child), "{names:?}");
+    assert_eq!(names.len(), 4, "no archive.json: {names:?}");
+
+    let (_t2, home) = new_home();
+    let report = import(&home, &out).unwrap();
+    assert_eq!(report.head.digest, child.digest);
+    let got: Vec<(String, ArtifactFormat)> = report
+        .imported
+        .iter()
+        .map(|a| (a.digest.clone(), a.format()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (root.digest.clone(), root_format),
+            (child.digest.clone(), child_format)
+        ]
+    );
+    for (src, dst) in [&root, &child].into_iter().zip(&report.imported) {
+        assert_eq!(dst.descriptor_bytes(), src.descriptor_bytes());
+        assert_eq!(upper_marks(dst), upper_marks(src));
+        microsnap::artifact::verify_artifact(dst, &Monitor::none()).unwrap();
+    }
+    assert_eq!(
+        report.imported[1].descriptor.parent(),
+        Some(root.digest.as_str())
+    );
+}
+
+fn check_mixed_theirs(root_format: ArtifactFormat, child_format: ArtifactFormat) {
+    let (t, root, child) = mixed_chain(root_format, child_format);
+    let (out, digests) = export_chain(&t, ArtifactFormat::MsbV0614);
+    // A v0.6.3 root is converted (new identity) and its child, whatever its
+    // format, is rewritten to name the new identity; a v0.6.14 root is as is.
+    assert_eq!(
+        digests[0] == root.digest,
+        root_format == ArtifactFormat::MsbV0614
+    );
+    assert_eq!(
+        digests[1] == child.digest,
+        root_format == ArtifactFormat::MsbV0614 && child_format == ArtifactFormat::MsbV0614
+    );
+    let names = member_names(&out);
+    assert_eq!(names.last().map(String::as_str), Some("archive.json"));
+    assert!(names[..names.len() - 1]
+        .iter()
+        .all(|n| n.starts_with("snapshots/") || n.starts_with("files/")));
+
+    let (_t2, home) = new_home();
+    let report = import(&home, &out).unwrap();
+    assert_eq!(report.head.digest, digests[1]);
+    let got: Vec<&str> = report.imported.iter().map(|a| a.digest.as_str()).collect();
+    assert_eq!(got, digests.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(report
+        .imported
+        .iter()
+        .all(|a| a.format() == ArtifactFormat::MsbV0614));
+    assert_eq!(
+        report.imported[1].descriptor.parent(),
+        Some(digests[0].as_str())
+    );
+    for (src, dst) in [&root, &child].into_iter().zip(&report.imported) {
+        assert_eq!(upper_marks(dst), upper_marks(src));
+        assert_eq!(dst.descriptor.labels(), src.descriptor.labels());
+        microsnap::artifact::verify_artifact(dst, &Monitor::none()).unwrap();
+    }
+    // And back: the imported chain re-exported in their format is the same
+    // archive content (identities are stable once converted).
+    let again = home.snapshots_dir().join("again.tar");
+    let head_name = digests[1].trim_start_matches("sha256:");
+    let opts = archive::ExportOptions {
+        with_parents: true,
+        plain_tar: true,
+        format: ArtifactFormat::MsbV0614,
+        ..Default::default()
+    };
+    let report = archive::export(&home, head_name, &again, &opts, &Monitor::none()).unwrap();
+    assert_eq!(report.snapshots, digests);
+}
+
+#[test]
+fn a_v063_parent_with_a_v0614_child_round_trips_in_both_archive_formats() {
+    check_mixed_default(ArtifactFormat::MsbV063, ArtifactFormat::MsbV0614);
+    check_mixed_theirs(ArtifactFormat::MsbV063, ArtifactFormat::MsbV0614);
+}
+
+#[test]
+fn a_v0614_parent_with_a_v063_child_round_trips_in_both_archive_formats() {
+    check_mixed_default(ArtifactFormat::MsbV0614, ArtifactFormat::MsbV063);
+    check_mixed_theirs(ArtifactFormat::MsbV0614, ArtifactFormat::MsbV063);
+}
