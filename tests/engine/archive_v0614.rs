@@ -634,3 +634,290 @@ fn a_v0614_parent_with_a_v063_child_round_trips_in_both_archive_formats() {
     check_mixed_default(ArtifactFormat::MsbV0614, ArtifactFormat::MsbV063);
     check_mixed_theirs(ArtifactFormat::MsbV0614, ArtifactFormat::MsbV063);
 }
+
+// ---------------------------------------------------------------------------
+// Crafted hostile cases in their layout that the vectors lack, built from
+// microsnap's own msb-v0.6.14 export in a temporary directory.
+
+use microsnap::archive::inventory::Inventory;
+use microsnap::archive::sparse_entry::{SparseMap, SparseRun};
+use microsnap::archive::tar_format::EntryType;
+use microsnap::archive::tar_writer::{FileMeta, TarWriter};
+
+#[derive(Clone)]
+struct Member {
+    name: String,
+    sparse: Option<SparseMap>,
+    data: Vec<u8>,
+}
+
+fn read_members(tar: &[u8]) -> Vec<Member> {
+    let mut reader = TarReader::new(tar);
+    let mut out = Vec::new();
+    while let Some(e) = reader.next_entry().unwrap() {
+        assert!(matches!(e.kind, EntryType::Regular | EntryType::GnuSparse));
+        out.push(Member {
+            name: e.display_name(),
+            sparse: e.sparse.clone(),
+            data: reader.read_data_to_vec(1 << 30).unwrap(),
+        });
+    }
+    out
+}
+
+fn write_members(members: &[Member]) -> Vec<u8> {
+    let meta = FileMeta {
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        mtime: 1777636800,
+    };
+    let mut tar = TarWriter::new(Vec::new());
+    for m in members {
+        match (&m.sparse, m.name.as_str()) {
+            (_, "archive.json") => tar.append_bare(m.name.as_bytes(), &m.data).unwrap(),
+            (Some(map), _) => {
+                tar.begin_sparse(m.name.as_bytes(), &meta, map).unwrap();
+                tar.write_data(&m.data).unwrap();
+            }
+            (None, _) => tar.append(m.name.as_bytes(), &meta, &m.data).unwrap(),
+        }
+    }
+    tar.finish().unwrap()
+}
+
+fn edit_inventory(members: &mut [Member], f: impl FnOnce(&mut Inventory)) {
+    let m = members
+        .iter_mut()
+        .find(|m| m.name == "archive.json")
+        .unwrap();
+    let mut inv = Inventory::parse(&m.data).unwrap();
+    f(&mut inv);
+    m.data = inv.canonical_bytes();
+}
+
+/// Their-format export of a v0.6.14 chain (root, child) and of an unrelated
+/// v0.6.14 snapshot, as members.
+fn crafted_base() -> (Vec<Member>, Vec<Member>) {
+    let (t, _root, _child) = mixed_chain(ArtifactFormat::MsbV0614, ArtifactFormat::MsbV0614);
+    let (chain, _) = export_chain(&t, ArtifactFormat::MsbV0614);
+    t.sandbox_with("other-sb", 1 << 20, &[(8192, b"unrelated")]);
+    let opts = CreateOptions {
+        format: ArtifactFormat::MsbV0614,
+        ..crate::support::named("other")
+    };
+    snapshot::create(&t.home, "other-sb", &opts, &Monitor::none()).unwrap();
+    let out = t.outside("other.tar");
+    let eopts = archive::ExportOptions {
+        plain_tar: true,
+        format: ArtifactFormat::MsbV0614,
+        ..Default::default()
+    };
+    archive::export(&t.home, "other", &out, &eopts, &Monitor::none()).unwrap();
+    (
+        read_members(&tar_bytes(&chain)),
+        read_members(&tar_bytes(&out)),
+    )
+}
+
+#[test]
+fn crafted_archives_in_their_layout_are_refused_with_nothing_changed() {
+    let (chain, other) = crafted_base();
+    let no_inventory = |ms: &[Member]| -> Vec<Member> {
+        ms.iter()
+            .filter(|m| m.name != "archive.json")
+            .cloned()
+            .collect()
+    };
+    let payload_with_terminator = |ms: &[Member]| {
+        ms.iter()
+            .position(|m| {
+                m.sparse
+                    .as_ref()
+                    .is_some_and(|s| s.runs.last().is_some_and(|r| r.len == 0))
+            })
+            .expect("a sparse payload ending in a hole")
+    };
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+
+    // The controls: the archive as exported, and without its inventory.
+    let whole = write_members(&chain);
+    let bare = write_members(&no_inventory(&chain));
+
+    let mut ms = chain.clone();
+    edit_inventory(&mut ms, |inv| {
+        let extra = format!("sha256:{}", "0".repeat(64));
+        inv.snapshots.insert(
+            0,
+            microsnap::archive::inventory::InventorySnapshot {
+                descriptor: archive::inventory::descriptor_path(&extra),
+                snapshot_id: extra,
+            },
+        );
+    });
+    cases.push((
+        "inventory lists a snapshot the archive lacks",
+        write_members(&ms),
+        "has no descriptor entry",
+    ));
+
+    let mut ms = chain.clone();
+    edit_inventory(&mut ms, |inv| {
+        let e = inv
+            .entries
+            .iter_mut()
+            .find(|e| e.kind == "file-payload")
+            .unwrap();
+        e.included = false;
+    });
+    cases.push((
+        "an excluded entry is present",
+        write_members(&ms),
+        "marked not included",
+    ));
+
+    let mut ms = chain.clone();
+    edit_inventory(&mut ms, |inv| {
+        let e = inv
+            .entries
+            .iter_mut()
+            .find(|e| e.kind == "file-payload")
+            .unwrap();
+        e.integrity = None;
+    });
+    cases.push((
+        "inventory payload integrity disagrees with the descriptor",
+        write_members(&ms),
+        "does not match its descriptor's",
+    ));
+
+    let mut ms = chain.clone();
+    let d = ms
+        .iter_mut()
+        .find(|m| m.name.ends_with("snapshot.json"))
+        .unwrap();
+    let at = d.data.windows(8).position(|w| w == b"root-sb\"").unwrap();
+    d.data[at] = b'R';
+    cases.push((
+        "a descriptor byte changed under an inventory",
+        write_members(&ms),
+        "archive member transport integrity mismatch",
+    ));
+
+    let mut ms = no_inventory(&chain);
+    let d = ms
+        .iter_mut()
+        .find(|m| m.name.ends_with("snapshot.json"))
+        .unwrap();
+    d.data[at] = b'R';
+    cases.push((
+        "a descriptor changed without an inventory",
+        write_members(&ms),
+        "does not match its member path",
+    ));
+
+    let mut ms = no_inventory(&chain);
+    ms.extend(no_inventory(&other));
+    cases.push((
+        "two unrelated heads without an inventory",
+        write_members(&ms),
+        "multiple heads",
+    ));
+
+    let mut ms = no_inventory(&chain);
+    let i = payload_with_terminator(&ms);
+    ms[i].sparse.as_mut().unwrap().runs.pop();
+    cases.push((
+        "a sparse map that stops before the real size",
+        write_members(&ms),
+        "does not end at the entry's realsize",
+    ));
+
+    let mut ms = no_inventory(&chain);
+    let i = payload_with_terminator(&ms);
+    let size = ms[i].sparse.as_ref().unwrap().real_size;
+    ms[i].sparse = Some(SparseMap {
+        real_size: size,
+        runs: vec![
+            SparseRun {
+                offset: 0,
+                len: 100,
+            },
+            SparseRun {
+                offset: 4096,
+                len: 100,
+            },
+            SparseRun {
+                offset: size,
+                len: 0,
+            },
+        ],
+    });
+    ms[i].data = vec![7u8; 200];
+    cases.push((
+        "a sparse run at a stored offset that is not a multiple of 512",
+        write_members(&ms),
+        "not a multiple of 512",
+    ));
+
+    let mut ms = no_inventory(&chain);
+    let d = ms
+        .iter()
+        .find(|m| m.name.ends_with("snapshot.json"))
+        .unwrap()
+        .clone();
+    ms.push(Member {
+        name: d.name.replace("snapshots/", "files/"),
+        ..d
+    });
+    cases.push((
+        "two member names with one extraction target",
+        write_members(&ms),
+        "snapshot.json\" is outside the snapshot archive layout",
+    ));
+
+    let mut ms = no_inventory(&chain);
+    ms[0].name = ms[0].name.replace("snapshot.json", "../../escape.json");
+    cases.push((
+        "traversal inside snapshots/",
+        write_members(&ms),
+        "unsafe path",
+    ));
+
+    // Cut after the last payload, before archive.json: v0.6.14's reader
+    // takes EOF at a record boundary as the end (and would import it without
+    // its inventory); microsnap's requires the end-of-archive marker.
+    let mut cut = write_members(&chain);
+    let inventory_at = member_rows(&whole)
+        .iter()
+        .find(|r| r[2] == "archive.json")
+        .map(|r| r[1].parse::<usize>().unwrap())
+        .unwrap();
+    cut.truncate(inventory_at);
+    cases.push(("cut before its inventory", cut, "end-of-archive marker"));
+
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("crafted.tar");
+    for control in [&whole, &bare] {
+        fs::write(&path, control).unwrap();
+        let (_t, home) = new_home();
+        import(&home, &path).unwrap();
+    }
+    let mut failures = Vec::new();
+    for (what, bytes, says) in cases {
+        fs::write(&path, &bytes).unwrap();
+        let w = world();
+        let before = state(&w);
+        match archive::import(&w.home, &path, None, &Monitor::none()) {
+            Ok(r) => failures.push(format!("{what}: imported {}", r.head.digest)),
+            Err(e) if !e.to_string().contains(says) => {
+                failures.push(format!("{what}: \"{e}\" does not mention {says:?}"))
+            }
+            Err(_) => {}
+        }
+        if state(&w) != before {
+            failures.push(format!("{what}: the home or index changed"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
