@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::integrity::{self, Algorithm};
 use crate::manifest::Manifest;
 use crate::progress::Monitor;
-use crate::snapshot_json::{FileUpper, Integrity, Scope, SnapshotDescriptor, State};
+use crate::snapshot_json::{Integrity, SnapshotDescriptor, State};
 use std::collections::BTreeMap;
 
 const RECORD: u64 = 512;
@@ -174,71 +174,60 @@ fn shipped_bytes(art: &Artifact, d: &SnapshotDescriptor) -> Vec<u8> {
     }
 }
 
-/// A v0.6.3 manifest as a v0.6.14 descriptor, the way v0.6.14's migrator
-/// translates one (SPEC-NOTES §14), with `parent` as given. Its recorded
-/// integrity is kept where v0.6.14's closed set has it; microsnap's own
-/// SHA-256 merkle is not in that set, so BLAKE3 merkle is computed instead
-/// (O(allocated data)).
+/// A v0.6.3 manifest as a v0.6.14 descriptor, translated as v0.6.14's
+/// migrator does (`SnapshotDescriptor::from_v063`, SPEC-NOTES §14), with
+/// `parent` as given. Its recorded integrity is kept where v0.6.14's closed
+/// set has it; microsnap's own SHA-256 merkle is not in that set, so BLAKE3
+/// merkle is computed instead (O(allocated data)).
 fn from_v063(
     art: &Artifact,
     m: &Manifest,
     parent: Option<String>,
     monitor: &Monitor,
 ) -> Result<SnapshotDescriptor> {
-    let integrity = match &m.upper.integrity {
-        None => None,
-        Some(rec) => match integrity_for_v0614(rec, m.upper.size_bytes) {
-            Ok(i) => Some(i),
-            Err(Error::Unsupported(_)) => {
-                let algorithm = Algorithm::from_name(BLAKE3_MERKLE).ok_or_else(|| {
-                    Error::Unsupported(format!(
-                        "{}: its integrity {} has no msb-v0.6.14 form and {BLAKE3_MERKLE} \
-                         is not available in this build",
-                        art.path.display(),
-                        rec.algorithm
-                    ))
-                })?;
-                let upper = art.disk_upper("export")?;
-                let root =
-                    integrity::compute_file(upper.file, &art.upper_path(), algorithm, monitor)?;
-                Some(Integrity::MerkleBlake3 {
-                    root,
-                    logical_size: m.upper.size_bytes,
-                    leaf_size: integrity::MERKLE_LEAF_SIZE,
-                })
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    let d = SnapshotDescriptor {
-        schema: 1,
-        artifact: "snapshot".into(),
-        scope: Scope::Disk,
-        created_at: m.created_at.clone(),
-        parent,
-        image: m.image.clone(),
-        source_sandbox: m.source_sandbox.clone(),
-        state: State::File {
-            format: m.format,
-            fstype: m.fstype.clone(),
-            upper: FileUpper {
-                file: m.upper.file.clone(),
-                size_bytes: m.upper.size_bytes,
-                integrity,
-            },
-        },
-        labels: m.labels.clone(),
-        extensions: BTreeMap::new(),
-        requires: Vec::new(),
-    };
-    d.validate().map_err(|e| {
-        Error::Unsupported(format!(
-            "{} cannot be written as msb-v0.6.14: {e}",
+    let upper = art.disk_upper("export")?;
+    let payload_size = upper
+        .file
+        .metadata()
+        .map_err(|e| Error::io("stat", &art.upper_path(), e))?
+        .len();
+    let representable = m
+        .upper
+        .integrity
+        .as_ref()
+        .is_none_or(|rec| integrity_for_v0614(rec, m.upper.size_bytes).is_ok());
+    let in_msb_v0614 = |e: Error| match e {
+        Error::Unsupported(msg) | Error::InvalidManifest(msg) => Error::Unsupported(format!(
+            "{} cannot be written as msb-v0.6.14: {msg}",
             art.path.display()
+        )),
+        other => other,
+    };
+    if representable {
+        return SnapshotDescriptor::from_v063(m, payload_size, parent).map_err(in_msb_v0614);
+    }
+    let rec = m.upper.integrity.as_ref().map(|r| r.algorithm.clone());
+    let algorithm = Algorithm::from_name(BLAKE3_MERKLE).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "{}: its integrity {} has no msb-v0.6.14 form and {BLAKE3_MERKLE} is not \
+             available in this build",
+            art.path.display(),
+            rec.unwrap_or_default()
         ))
     })?;
-    // Normalized (created_at) by a round trip through the strict parser.
-    SnapshotDescriptor::parse(&d.canonical_bytes())
+    let mut without = m.clone();
+    without.upper.integrity = None;
+    let mut d =
+        SnapshotDescriptor::from_v063(&without, payload_size, parent).map_err(in_msb_v0614)?;
+    let root = integrity::compute_file(upper.file, &art.upper_path(), algorithm, monitor)?;
+    if let State::File { upper, .. } = &mut d.state {
+        upper.integrity = Some(Integrity::MerkleBlake3 {
+            root,
+            logical_size: payload_size,
+            leaf_size: integrity::MERKLE_LEAF_SIZE,
+        });
+    }
+    Ok(d)
 }
 
 const BLAKE3_MERKLE: &str = "msb-file-merkle-blake3-v1";
