@@ -4,6 +4,9 @@
 //! snapshot named `digest_prefix(digest)`, its `manifest.json` first, then its
 //! upper; ancestors first and the head last. `WithImage` adds an OCI layout
 //! subset under `oci-image/`. Uppers are GNU sparse entries unless `dense`.
+//! v0.6.14 snapshots use v0.6.14's members (`snapshots/<hex>/snapshot.json`,
+//! `files/<hex>/<upper>`); the `msb-v0.6.14` format writes v0.6.14's whole
+//! layout with `archive.json` (docs/engine.md, "Export formats").
 //!
 //! | file | concept |
 //! |---|---|
@@ -12,6 +15,11 @@
 //! | `tar_reader.rs` / `tar_writer.rs` | streaming tar framing |
 //! | `compression.rs` | zstd/plain detection, encoder and decoder settings |
 //! | `entry_check.rs` | path safety, entry types, the layout rules |
+//! | `layout_v0614.rs` | v0.6.14's member grammar |
+//! | `inventory.rs` | v0.6.14's `archive.json` and its checks |
+//! | `transport_digest.rs` | v0.6.14's BLAKE3 member transport digest |
+//! | `staged_descriptor.rs` | a received descriptor of either format |
+//! | `layout_plan.rs` | what export writes per snapshot and format, v0.6.14's upper encoding |
 //! | `image_subset.rs` | the `oci-image/` subtree both ways |
 //! | `export.rs` / `import.rs` | the two operations |
 pub mod compression;
@@ -68,7 +76,9 @@ pub struct ExportReport {
 
 #[derive(Debug)]
 pub struct ImportReport {
-    /// The last-listed snapshot that is no other imported snapshot's parent.
+    /// `archive.json`'s head when there is one; else the snapshot no other
+    /// imported snapshot names as parent (for a v0.6.3-only archive, the
+    /// last-listed such one).
     pub head: Artifact,
     /// Every snapshot of the archive, in archive order, as now installed
     /// (already present identical ones included).
