@@ -949,7 +949,6 @@ fn in_entry(entry: &str, e: Error) -> Error {
             expected,
             actual,
         },
-        Error::Unsupported(m) => Error::Unsupported(format!("archive entry {entry}: {m}")),
         Error::Io { .. } | Error::Cancelled | Error::Internal(_) => e,
         other => Error::InvalidArchive(format!("archive entry {entry}: {other}")),
     }
