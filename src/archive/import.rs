@@ -22,19 +22,18 @@ use super::inventory::{
     MAX_INVENTORY_BYTES,
 };
 use super::sparse_entry::{SparseMap, MAX_REAL_SIZE};
-use super::staged_descriptor::Descriptor;
 use super::tar_format::EntryType;
 use super::tar_reader::{Entry, SourceReader, TarReader};
 use super::transport_digest::{self, MemberHasher};
 use super::ImportReport;
-use crate::artifact::{self, Artifact};
+use crate::artifact::{self, Artifact, ArtifactFormat, Descriptor};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
-use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
+use crate::manifest::{digest_prefix, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
-use crate::snapshot_json::{SnapshotDescriptor, DESCRIPTOR_FILE};
+use crate::snapshot_json::DESCRIPTOR_FILE;
 use crate::sparse::SparseWriter;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
@@ -330,11 +329,13 @@ impl Unpack<'_> {
             )));
         }
         let bytes = reader.read_data_to_vec(MAX_MANIFEST_BYTES)?;
-        let descriptor = if member.is_some() {
-            Descriptor::Current(SnapshotDescriptor::parse(&bytes).map_err(|e| in_entry(&name, e))?)
+        let format = if member.is_some() {
+            ArtifactFormat::MsbV0614
         } else {
-            Descriptor::Legacy(Manifest::parse(&bytes).map_err(|e| in_entry(&name, e))?)
+            ArtifactFormat::MsbV063
         };
+        let (descriptor, digest) =
+            Descriptor::parse(format, &bytes).map_err(|e| in_entry(&name, e))?;
         let staged = &mut self.dirs[i];
         if staged.descriptor.is_some() {
             return Err(Error::InvalidArchive(format!(
@@ -342,11 +343,10 @@ impl Unpack<'_> {
             )));
         }
         for (f, size, entry_name) in &staged.files {
-            descriptor.check_upper(f, *size, entry_name)?;
+            check_upper(&descriptor, f, *size, entry_name)?;
         }
-        let path = staged.staging.path().join(descriptor.file_name());
+        let path = staged.staging.path().join(format.descriptor_file());
         write_new_file(&path, &bytes)?;
-        let digest = descriptor.digest();
         staged.descriptor = Some(ReceivedDescriptor {
             descriptor,
             digest,
@@ -378,7 +378,7 @@ impl Unpack<'_> {
         let name = entry.display_name();
         let logical = entry.logical_size();
         match &self.dirs[i].descriptor {
-            Some(d) => d.descriptor.check_upper(file, logical, &name)?,
+            Some(d) => check_upper(&d.descriptor, file, logical, &name)?,
             None if logical > MAX_FILE_BEFORE_MANIFEST => {
                 let what = if member.is_some() {
                     DESCRIPTOR_FILE
@@ -421,7 +421,7 @@ impl Unpack<'_> {
         let algorithm = self.dirs[i]
             .descriptor
             .as_ref()
-            .and_then(|d| d.descriptor.stream_algorithm());
+            .and_then(|d| stream_algorithm(&d.descriptor));
         let mut digest = match algorithm {
             Some(a) => Some(DigestThread::spawn(a, logical, CHUNK)?),
             None => None,
@@ -542,8 +542,8 @@ impl Unpack<'_> {
                 return Err(Error::Internal("descriptor vanished".into()));
             };
             let d = &received.descriptor;
-            if let Some((upper, _)) = d.upper() {
-                if !dir.files.iter().any(|(f, _, _)| f == upper) {
+            if let Some(upper) = d.upper().map(|u| u.file) {
+                if !dir.files.iter().any(|(f, _, _)| *f == upper) {
                     let upper_entry = if dir.current {
                         format!("files/{}/{upper}", dir.name)
                     } else {
@@ -580,7 +580,7 @@ impl Unpack<'_> {
                 )));
             }
             monitor.check()?;
-            let upper = d.upper().map(|(f, _)| f.to_string());
+            let upper = d.upper().map(|u| u.file);
             let upper_entry = match (&upper, dir.current) {
                 (Some(u), true) => format!("files/{}/{u}", dir.name),
                 (Some(u), false) => format!("{}/{u}", dir.name),
@@ -609,8 +609,8 @@ impl Unpack<'_> {
                 staging: dir.staging,
                 digest: received.digest,
                 parent: d.parent().map(str::to_string),
-                upper: d.upper().map(|(f, _)| f.to_string()),
-                has_integrity: d.integrity().is_some(),
+                has_integrity: d.upper().is_some_and(|u| u.integrity.is_some()),
+                upper,
                 staged_art,
                 seq: received.seq,
                 descriptor: received.descriptor,
@@ -623,10 +623,10 @@ impl Unpack<'_> {
                 .map(|r| StagedSnapshot {
                     digest: &r.digest,
                     upper: match &r.descriptor {
-                        Descriptor::Current(d) => d
+                        Descriptor::Snapshot(d) => d
                             .file_upper()
                             .map(|u| (u.file.as_str(), u.integrity.as_ref())),
-                        Descriptor::Legacy(_) => None,
+                        Descriptor::Manifest(_) => None,
                     },
                 })
                 .collect();
@@ -956,4 +956,37 @@ fn in_entry(entry: &str, e: Error) -> Error {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A data file named `file` of `logical` bytes must be the descriptor's
+/// upper, of the recorded size.
+fn check_upper(d: &Descriptor, file: &str, logical: u64, entry: &str) -> Result<()> {
+    let Some(upper) = d.upper() else {
+        return Err(Error::InvalidArchive(format!(
+            "archive entry {entry:?}: its snapshot is checkpoint state, which has no upper file"
+        )));
+    };
+    let descriptor_file = d.format().descriptor_file();
+    if file != upper.file {
+        return Err(Error::InvalidArchive(format!(
+            "archive entry {entry:?} is outside the snapshot archive layout \
+             (its {descriptor_file}'s upper is {:?})",
+            upper.file
+        )));
+    }
+    if logical != upper.size_bytes {
+        return Err(Error::InvalidArchive(format!(
+            "{entry} holds {logical} bytes but its {descriptor_file} records size_bytes {}",
+            upper.size_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// The algorithm to run on the upper as it streams, when this build knows
+/// the recorded one (else the check after the stream names it unsupported).
+fn stream_algorithm(d: &Descriptor) -> Option<Algorithm> {
+    d.upper()
+        .and_then(|u| u.integrity)
+        .and_then(|i| Algorithm::from_name(&i.algorithm))
 }

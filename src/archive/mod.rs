@@ -18,7 +18,6 @@
 //! | `layout_v0614.rs` | v0.6.14's member grammar |
 //! | `inventory.rs` | v0.6.14's `archive.json` and its checks |
 //! | `transport_digest.rs` | v0.6.14's BLAKE3 member transport digest |
-//! | `staged_descriptor.rs` | a received descriptor of either format |
 //! | `layout_plan.rs` | what export writes per snapshot and format, v0.6.14's upper encoding |
 //! | `image_subset.rs` | the `oci-image/` subtree both ways |
 //! | `export.rs` / `import.rs` | the two operations |
@@ -31,7 +30,6 @@ pub mod inventory;
 pub mod layout_plan;
 pub mod layout_v0614;
 pub mod sparse_entry;
-mod staged_descriptor;
 pub mod tar_format;
 pub mod tar_reader;
 pub mod tar_writer;
