@@ -212,10 +212,10 @@ fn importing_a_v0614_archive_twice_is_idempotent_and_a_name_is_honoured() {
     let path = v0614("archives/chain-with-parents.tar");
     let (_t, home) = new_home();
     let first = import(&home, &path).unwrap();
-    let before = (tree(home.root()), index_rows(&home));
+    let before = (home_tree(&home), index_rows(&home));
     let again = import(&home, &path).unwrap();
     assert_eq!(again.head.digest, first.head.digest);
-    assert_eq!((tree(home.root()), index_rows(&home)), before);
+    assert_eq!((home_tree(&home), index_rows(&home)), before);
 
     let (_t2, home2) = new_home();
     let named = archive::import_named(&home2, &path, None, Some("mine"), &Monitor::none()).unwrap();
@@ -249,12 +249,16 @@ fn world() -> World {
     }
 }
 
-/// The home (its database files left out: readers touch the WAL), the
-/// explicit destination and the index.
+/// The home, the explicit destination and the index.
 fn state(w: &World) -> (Vec<String>, Vec<String>, Vec<(String, String)>) {
-    let mut home = tree(w.home.root());
-    home.retain(|p| !p.starts_with("microsnap.db"));
-    (home, tree(&w.dest), index_rows(&w.home))
+    (home_tree(&w.home), tree(&w.dest), index_rows(&w.home))
+}
+
+/// Every file of the home but its database files (readers touch the WAL).
+fn home_tree(home: &Home) -> Vec<String> {
+    let mut files = tree(home.root());
+    files.retain(|p| !p.starts_with("microsnap.db"));
+    files
 }
 
 /// What microsnap says of each refused case (a phrase of the message; most
