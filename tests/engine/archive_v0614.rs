@@ -925,3 +925,40 @@ fn crafted_archives_in_their_layout_are_refused_with_nothing_changed() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A v0.6.3 snapshot recording microsnap's own SHA-256 merkle (no v0.6.14
+/// form) goes into a msb-v0.6.14 archive with a BLAKE3 merkle computed from
+/// its upper, which the importer checks on the stream.
+#[test]
+fn a_microsnap_merkle_snapshot_is_exported_in_their_format_with_blake3_integrity() {
+    let t = crate::support::TestHome::new();
+    t.sandbox_with("sb", 4 << 20, &[(0, b"data"), (2 << 20, b"more")]);
+    let opts = CreateOptions {
+        record_integrity: true,
+        ..crate::support::named("mine")
+    };
+    let art = snapshot::create(&t.home, "sb", &opts, &Monitor::none()).unwrap();
+    let rec = art.upper_spec().unwrap().integrity.clone().unwrap();
+    assert_eq!(rec.algorithm, Algorithm::MerkleSha256V1.name());
+    let out = t.outside("mine.tar");
+    let eopts = archive::ExportOptions {
+        plain_tar: true,
+        format: ArtifactFormat::MsbV0614,
+        ..Default::default()
+    };
+    let report = archive::export(&t.home, "mine", &out, &eopts, &Monitor::none()).unwrap();
+    assert_ne!(report.snapshots[0], art.digest, "converted: a new identity");
+    let (_t2, home) = new_home();
+    let imported = import(&home, &out).unwrap().head;
+    assert_eq!(imported.digest, report.snapshots[0]);
+    let got = imported.upper_spec().unwrap().integrity.clone().unwrap();
+    assert_eq!(got.algorithm, "msb-file-merkle-blake3-v1");
+    let want = microsnap::integrity::compute(
+        &art.upper_path(),
+        Algorithm::from_name("msb-file-merkle-blake3-v1").unwrap(),
+        &Monitor::none(),
+    )
+    .unwrap();
+    assert_eq!(got.digest, want);
+    microsnap::artifact::verify_artifact(&imported, &Monitor::none()).unwrap();
+}
