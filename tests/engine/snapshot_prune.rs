@@ -804,3 +804,42 @@ fn check_after_kill(home: &microsnap::home::Home, at: &str) -> Vec<String> {
     );
     names
 }
+
+#[test]
+fn both_descriptor_formats_are_read_alike() {
+    use microsnap::artifact::ArtifactFormat;
+    let t = TestHome::new();
+    t.sandbox("a", MIB);
+    for (name, format) in [
+        ("v14-old", ArtifactFormat::MsbV0614),
+        ("v3-mid", ArtifactFormat::MsbV063),
+        ("v14-new", ArtifactFormat::MsbV0614),
+    ] {
+        let opts = snapshot::CreateOptions {
+            labels: BTreeMap::from([("keep".to_string(), "weekly".to_string())]),
+            format,
+            ..named(name)
+        };
+        snapshot::create(&t.home, "a", &opts, &Monitor::none()).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(t
+        .home
+        .snapshots_dir()
+        .join("v14-old/snapshot.json")
+        .is_file());
+    // Labels and source sandbox come from snapshot.json as from manifest.json.
+    let r = prune(
+        &t,
+        &PruneOptions {
+            labels: BTreeMap::from([("keep".to_string(), "weekly".to_string())]),
+            ..keep_last(1)
+        },
+    );
+    assert_eq!(removed(&r), ["v14-old", "v3-mid"]);
+    assert!(
+        r.removed.iter().all(|s| s.group.as_deref() == Some("a")),
+        "{r:?}"
+    );
+    assert_eq!(kept(&r), reasons(&[("v14-new", &["keep_last"])]));
+}
