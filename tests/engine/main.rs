@@ -15,6 +15,7 @@ mod ext4;
 mod image_layout;
 mod image_oci_tools;
 mod integrity_bench;
+mod integrity_blake3;
 mod integrity_reference;
 mod integrity_stream;
 mod integrity_vectors;
