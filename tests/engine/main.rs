@@ -28,5 +28,6 @@ mod perf_copy_and_compute;
 mod publish;
 mod sandbox;
 mod snapshot;
+mod snapshot_prune;
 mod sparse;
 mod sparse_copy;
