@@ -241,6 +241,17 @@ int32_t msnap_snapshot_verify(char **out,
                               msnap_progress_fn progress,
                               void *payload);
 
+// Remove the snapshots a retention policy does not keep (docs/abi.md,
+// "Prune"). `args`: `{"labels"?, "older_than"?, "keep_last"?,
+// "group_by"?, "keep_within"?, "dry_run"?, "force"?}`. `*out`:
+// `{"dry_run", "removed": [...], "kept": [...], "bytes_freed"}`.
+int32_t msnap_snapshot_prune(char **out,
+                             const msnap_context *ctx,
+                             const char *args,
+                             const msnap_cancel *cancel,
+                             msnap_progress_fn progress,
+                             void *payload);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -51,10 +51,19 @@ pub enum Phase {
     Export,
     /// Reading an archive; bytes are the archive file's bytes read.
     Import,
+    /// Removing the snapshots a prune selected; bytes are the allocated
+    /// bytes of the artifacts removed.
+    Prune,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [Phase::Copy, Phase::Hash, Phase::Export, Phase::Import];
+    pub const ALL: [Phase; 5] = [
+        Phase::Copy,
+        Phase::Hash,
+        Phase::Export,
+        Phase::Import,
+        Phase::Prune,
+    ];
 
     /// The name the progress callback receives.
     pub fn name(self) -> &'static str {
@@ -63,6 +72,7 @@ impl Phase {
             Phase::Hash => "hash",
             Phase::Export => "export",
             Phase::Import => "import",
+            Phase::Prune => "prune",
         }
     }
 }

@@ -13,7 +13,7 @@ var monitorChecksContext atomic.Bool
 func init() { monitorChecksContext.Store(true) }
 
 // Progress is one report from a long operation: Done of Total bytes of the
-// current Phase ("copy", "hash", "export" or "import"; docs/abi.md lists them). Done
+// current Phase ("copy", "hash", "export", "import" or "prune"; docs/abi.md lists them). Done
 // restarts at 0 when a new phase begins.
 type Progress struct {
 	// Phase names the current phase.

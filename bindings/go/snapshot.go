@@ -77,6 +77,15 @@ type snapshotFactory struct {
 // snapshots directory) or artifact directory path. It validates metadata
 // only; call Verify for content checks.
 //
+//	func (snapshotFactory) Prune(ctx context.Context, opts SnapshotPruneOptions) (*SnapshotPruneReport, error)
+//
+// Prune removes the snapshots the retention policy opts does not keep and
+// reports every indexed snapshot as removed or kept, with why. A snapshot
+// whose child stays, or that a sandbox was created from, stays unless
+// opts.Force. Removals go children first, each crash-safe as Remove; a
+// cancelled ctx stops between two removals. Bad options (no rule, an
+// unreadable duration) are ErrInvalidArgument.
+//
 //	func (snapshotFactory) Reindex(ctx context.Context, dir string) (uint32, error)
 //
 // Reindex walks dir and rebuilds the local index from the artifacts it

@@ -11,7 +11,9 @@ use crate::archive::ExportReport;
 use crate::error::{Error, Result};
 use crate::image::{ImageInfo, ImagePin};
 use crate::sandbox::Sandbox;
-use crate::snapshot::{Artifact, DirListing, SnapshotHandle, VerifyReport};
+use crate::snapshot::{
+    Artifact, DirListing, KeptSnapshot, PruneReport, PrunedSnapshot, SnapshotHandle, VerifyReport,
+};
 use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 use std::cell::RefCell;
@@ -84,6 +86,25 @@ pub struct SnapshotCreateArgs {
     pub integrity_algorithm: Option<String>,
     /// `msb-v0.6.3` (default) or `msb-v0.6.14`.
     pub format: Option<String>,
+}
+
+/// `snapshot_prune`: the policy (src/snapshot/prune.rs). Durations are
+/// text the engine parses (`90m`, `36h`, `7d`, `2w`), so every binding and
+/// the CLI read them alike.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPruneArgs {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub older_than: Option<String>,
+    pub keep_last: Option<u32>,
+    /// `source_sandbox` (default) or `label:KEY`.
+    pub group_by: Option<String>,
+    pub keep_within: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Deserialize, Debug)]
@@ -445,6 +466,80 @@ impl<'a> From<&'a ExportReport> for ExportJson<'a> {
             path: &r.path,
             snapshots: &r.snapshots,
             bytes_written: r.bytes_written,
+        }
+    }
+}
+
+/// `snapshot_prune`'s report.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct PruneJson<'a> {
+    pub dry_run: bool,
+    /// In removal order: children before parents.
+    pub removed: Vec<RemovedSnapshotJson<'a>>,
+    /// Newest first.
+    pub kept: Vec<KeptSnapshotJson<'a>>,
+    /// Allocated bytes (st_blocks * 512) of the removed artifacts.
+    pub bytes_freed: u64,
+}
+
+/// One snapshot a prune removed (a dry run: would remove).
+#[derive(Serialize, Debug, PartialEq)]
+pub struct RemovedSnapshotJson<'a> {
+    pub digest: &'a str,
+    pub name: Option<&'a str>,
+    pub path: &'a Path,
+    pub created_at: &'a str,
+    /// The keep rules' group: the source sandbox or the label's value.
+    pub group: Option<&'a str>,
+    pub allocated_bytes: u64,
+}
+
+/// One snapshot a prune kept, with its reason codes.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct KeptSnapshotJson<'a> {
+    pub digest: &'a str,
+    pub name: Option<&'a str>,
+    pub path: &'a Path,
+    pub created_at: &'a str,
+    pub group: Option<&'a str>,
+    /// `keep_last`, `keep_within`, `not_old_enough`, `not_selected`,
+    /// `unreadable`, `has_children:<child>`, `used_by_sandbox:<name>`.
+    pub reasons: Vec<String>,
+}
+
+impl<'a> From<&'a PruneReport> for PruneJson<'a> {
+    fn from(r: &'a PruneReport) -> Self {
+        PruneJson {
+            dry_run: r.dry_run,
+            removed: r.removed.iter().map(RemovedSnapshotJson::from).collect(),
+            kept: r.kept.iter().map(KeptSnapshotJson::from).collect(),
+            bytes_freed: r.bytes_freed,
+        }
+    }
+}
+
+impl<'a> From<&'a PrunedSnapshot> for RemovedSnapshotJson<'a> {
+    fn from(s: &'a PrunedSnapshot) -> Self {
+        RemovedSnapshotJson {
+            digest: &s.digest,
+            name: s.name.as_deref(),
+            path: &s.path,
+            created_at: &s.created_at,
+            group: s.group.as_deref(),
+            allocated_bytes: s.allocated_bytes,
+        }
+    }
+}
+
+impl<'a> From<&'a KeptSnapshot> for KeptSnapshotJson<'a> {
+    fn from(s: &'a KeptSnapshot) -> Self {
+        KeptSnapshotJson {
+            digest: &s.digest,
+            name: s.name.as_deref(),
+            path: &s.path,
+            created_at: &s.created_at,
+            group: s.group.as_deref(),
+            reasons: s.reasons.iter().map(ToString::to_string).collect(),
         }
     }
 }

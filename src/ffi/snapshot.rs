@@ -1,4 +1,4 @@
-//! Snapshot exports: create, open, get, list, list_dir, remove, reindex, verify.
+//! Snapshot exports: create, open, get, list, list_dir, remove, reindex, verify, prune.
 use super::boundary::{call, call_text, encode, json_arg};
 use super::json::*;
 use super::ops::monitor;
@@ -6,7 +6,7 @@ use super::{artifact_format, context, msnap_cancel, msnap_context, msnap_progres
 use crate::artifact;
 use crate::error::Error;
 use crate::integrity::Algorithm;
-use crate::snapshot::{self, CreateOptions};
+use crate::snapshot::{self, CreateOptions, PruneOptions};
 use std::ffi::{c_char, c_void};
 
 /// Create a snapshot of a stopped, crashed or never-started sandbox.
@@ -172,5 +172,49 @@ pub extern "C" fn msnap_snapshot_verify(
             &a.reference,
             &m,
         )?))
+    })
+}
+
+/// Remove the snapshots a retention policy does not keep (docs/abi.md,
+/// "Prune"). `args`: `{"labels"?, "older_than"?, "keep_last"?,
+/// "group_by"?, "keep_within"?, "dry_run"?, "force"?}`. `*out`:
+/// `{"dry_run", "removed": [...], "kept": [...], "bytes_freed"}`.
+#[no_mangle]
+pub extern "C" fn msnap_snapshot_prune(
+    out: *mut *mut c_char,
+    ctx: *const msnap_context,
+    args: *const c_char,
+    cancel: *const msnap_cancel,
+    progress: msnap_progress_fn,
+    payload: *mut c_void,
+) -> i32 {
+    call_text(out, || {
+        let home = context(ctx)?;
+        let a: SnapshotPruneArgs = json_arg(args)?;
+        let duration = |field: &str, text: Option<&str>| {
+            text.map(|t| {
+                snapshot::parse_duration(t).map_err(|e| match e {
+                    Error::InvalidArgument(m) => Error::InvalidArgument(format!("{field}: {m}")),
+                    other => other,
+                })
+            })
+            .transpose()
+        };
+        let opts = PruneOptions {
+            labels: a.labels,
+            older_than: duration("older_than", a.older_than.as_deref())?,
+            keep_last: a.keep_last,
+            group_by: match a.group_by.as_deref() {
+                None => Default::default(),
+                Some(g) => g.parse()?,
+            },
+            keep_within: duration("keep_within", a.keep_within.as_deref())?,
+            dry_run: a.dry_run,
+            force: a.force,
+            now_unix_nanos: None,
+        };
+        let m = monitor(cancel, progress, payload)?;
+        let report = snapshot::prune(&home, &opts, &m)?;
+        encode(&PruneJson::from(&report))
     })
 }

@@ -1,5 +1,5 @@
 //! Snapshot operations: create, open, get, list, list_dir, remove, reindex,
-//! verify. An artifact is a directory (`manifest.json` + the upper file); the
+//! verify, and prune (retention, `prune.rs`). An artifact is a directory (`manifest.json` + the upper file); the
 //! directory is the source of truth and the index is a cache of it. One
 //! artifact on its own (open, resolve, verify) is `crate::artifact`.
 pub use crate::artifact::{
@@ -8,6 +8,12 @@ pub use crate::artifact::{
 };
 
 mod descriptor_for;
+mod prune;
+
+pub use prune::{
+    parse_duration, prune, GroupBy, KeepReason, KeptSnapshot, PruneOptions, PruneReport,
+    PrunedSnapshot,
+};
 
 use crate::artifact::{
     self, absolute, bare_name_of, for_each_in_dir, index_artifact, locate, removed_meanwhile,

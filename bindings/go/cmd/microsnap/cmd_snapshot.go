@@ -11,9 +11,9 @@ import (
 )
 
 func snapshotCommand(e *env) *cobra.Command {
-	return group("snapshot", "Create, list, verify, remove, export and import snapshots",
+	return group("snapshot", "Create, list, verify, remove, prune, export and import snapshots",
 		snapshotCreate(e), snapshotList(e), snapshotInspect(e), snapshotVerify(e),
-		snapshotRemove(e), snapshotReindex(e), snapshotExport(e), snapshotImport(e))
+		snapshotRemove(e), snapshotPrune(e), snapshotReindex(e), snapshotExport(e), snapshotImport(e))
 }
 
 // refHelp says what a snapshot argument may be.

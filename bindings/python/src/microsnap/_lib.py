@@ -97,6 +97,7 @@ SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "msnap_snapshot_remove": (_i32, [_out, ContextPtr, _str]),
     "msnap_snapshot_reindex": (_i32, [_out, ContextPtr, _str]),
     "msnap_snapshot_verify": (_i32, [_out, ContextPtr, _str, *_long_tail]),
+    "msnap_snapshot_prune": (_i32, [_out, ContextPtr, _str, *_long_tail]),
     "msnap_snapshot_export": (_i32, [_out, ContextPtr, _str, *_long_tail]),
     "msnap_snapshot_import": (_i32, [_out, ContextPtr, _str, *_long_tail]),
 }

@@ -1,20 +1,23 @@
-"""Snapshot: create, open, look up, list, remove, reindex, verify, export and import snapshots."""
+"""Snapshot: create, open, look up, list, remove, prune, reindex, verify, export and import snapshots."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from . import _lib
 from ._bound import BoundToHome
 from ._call import ProgressCallback, call_long, encode_args
 from ._cancel import Cancel
+from ._errors import InvalidArgument
 from ._formats import format_arg
 from ._ints import I32_MAX, I32_MIN, U32_MAX, int_arg
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
 from ._types import (
     DirListing,
     ExportResult,
+    PruneReport,
     SandboxHandle,
     SnapshotArtifact,
     SnapshotHandle,
@@ -122,6 +125,52 @@ class Snapshot(BoundToHome):
         cls._call("msnap_snapshot_remove", {"ref": snapshot_ref(ref), "force": force})
 
     @classmethod
+    def prune(
+        cls,
+        *,
+        labels: Mapping[str, str] | None = None,
+        older_than: str | timedelta | None = None,
+        keep_last: int | None = None,
+        group_by: str | None = None,
+        keep_within: str | timedelta | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> PruneReport:
+        """Remove the snapshots a retention policy does not keep, as restic's forget.
+
+        Only snapshots carrying every ``labels`` pair are candidates. They are
+        grouped by source sandbox (``group_by="label:KEY"``: by that label's
+        value), and one stays if any rule keeps it: ``keep_last`` newest of
+        its group, created within ``keep_within`` of its group's newest, or
+        not older than ``older_than``. At least one rule is needed. A
+        snapshot whose child stays, or that a sandbox was made from, stays
+        unless ``force``. Durations are text (``"90m"``, ``"36h"``, ``"7d"``,
+        ``"2w"``) or a ``timedelta`` (to the second). ``dry_run`` removes
+        nothing and reports the same. A cancelled prune stops between two
+        removals.
+        """
+        home = cls._home()
+        args = {
+            "labels": dict(labels) if labels else None,
+            "older_than": _duration("older_than", older_than),
+            "keep_last": int_arg("keep_last", keep_last, 1, U32_MAX) if keep_last is not None else None,
+            "group_by": group_by,
+            "keep_within": _duration("keep_within", keep_within),
+            "dry_run": dry_run,
+            "force": force,
+        }
+        data = call_long(
+            _lib.lib().msnap_snapshot_prune,
+            home.context(),
+            encode_args(args),
+            cancel=cancel,
+            progress=progress,
+        )
+        return PruneReport.from_json(data)
+
+    @classmethod
     def reindex(cls, d: PathArg | None = None) -> int:
         """Rebuild the index from ``d``'s artifacts (default: the home's snapshots)."""
         _, data = cls._call("msnap_snapshot_reindex", {"dir": path_arg(d) if d is not None else None})
@@ -227,3 +276,14 @@ class Snapshot(BoundToHome):
             progress=progress,
         )
         return SnapshotImport.from_json(data, home).head
+
+
+def _duration(name: str, value: str | timedelta | None) -> str | None:
+    """A duration argument as the library reads it; the library checks text."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{name} must be a str or datetime.timedelta, not {type(value).__name__}")
+    if value < timedelta(0):
+        raise InvalidArgument(f"{name} must not be negative, not {value}")
+    return f"{value // timedelta(seconds=1)}s"

@@ -417,6 +417,94 @@ class ExportResult:
         )
 
 
+def _prune_time(text: str) -> datetime | None:
+    """A prune entry's created_at; None when the artifact's text does not parse."""
+    try:
+        return parse_time(text)
+    except InvalidManifest:
+        return None
+
+
+@dataclass(frozen=True)
+class PrunedSnapshot:
+    """A snapshot a prune removed (in a dry run: would remove).
+
+    ``group`` is the group the keep rules saw it in (its source sandbox, or
+    the ``group_by`` label's value; None without one). ``allocated_bytes``
+    is what its files took on disk, not their logical size.
+    """
+
+    digest: str
+    name: str | None
+    path: Path
+    created_at: datetime | None
+    group: str | None
+    allocated_bytes: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> PrunedSnapshot:
+        d = _object(cls, d, strict)
+        return cls(
+            digest=d["digest"],
+            name=d.get("name"),
+            path=Path(d["path"]),
+            created_at=_prune_time(d["created_at"]),
+            group=d.get("group"),
+            allocated_bytes=int(d["allocated_bytes"]),
+        )
+
+
+@dataclass(frozen=True)
+class KeptSnapshot:
+    """A snapshot a prune kept, and why.
+
+    ``reasons`` (never empty) are codes: ``keep_last``, ``keep_within``,
+    ``not_old_enough``, ``not_selected``, ``unreadable``,
+    ``has_children:<child>``, ``used_by_sandbox:<sandbox>`` (docs/abi.md, Prune).
+    """
+
+    digest: str
+    name: str | None
+    path: Path
+    created_at: datetime | None
+    group: str | None
+    reasons: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> KeptSnapshot:
+        d = _object(cls, d, strict)
+        return cls(
+            digest=d["digest"],
+            name=d.get("name"),
+            path=Path(d["path"]),
+            created_at=_prune_time(d["created_at"]),
+            group=d.get("group"),
+            reasons=tuple(str(r) for r in d["reasons"]),
+        )
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What a prune removed (children first) and kept (newest first); every
+    indexed snapshot is in one of the two. ``bytes_freed`` sums the removed
+    ones' ``allocated_bytes``."""
+
+    dry_run: bool
+    removed: tuple[PrunedSnapshot, ...]
+    kept: tuple[KeptSnapshot, ...]
+    bytes_freed: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> PruneReport:
+        d = _object(cls, d, strict)
+        return cls(
+            dry_run=bool(d["dry_run"]),
+            removed=tuple(PrunedSnapshot.from_json(s, strict=strict) for s in d["removed"]),
+            kept=tuple(KeptSnapshot.from_json(s, strict=strict) for s in d["kept"]),
+            bytes_freed=int(d["bytes_freed"]),
+        )
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """An image in the home's OCI layout."""
