@@ -309,7 +309,8 @@ func snapshotExport(e *env) *cobra.Command {
 	c.Flags().BoolVar(&o.Dense, "dense", false, "write upper disks as plain entries, not sparse ones (for microsandbox v0.6.3)")
 	c.Flags().Var(level, "level", fmt.Sprintf("zstd compression level, %d to %d (default: the library's)", minZstdLevel, maxZstdLevel))
 	c.Flags().Var(threads, "threads", fmt.Sprintf("zstd worker threads, 1 to %d (default: the cores, at most 4)", maxZstdThreads))
-	c.Flags().Var(&format, "format", "write the archive in `FORMAT`: msb-v0.6.3 (default) or msb-v0.6.14 (current microsandbox's layout)")
+	c.Flags().Var(&format, "format", "write the archive in `FORMAT`: msb-v0.6.3 (default) or msb-v0.6.14 (current microsandbox's layout; "+
+		"converts v0.6.3 snapshots, no --with-image or --dense)")
 	c.RunE = func(c *cobra.Command, pos []string) error {
 		o.Level, o.Threads, o.Format = level.value, threads.value, format.value
 		home, err := e.openHome()
