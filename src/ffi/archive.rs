@@ -79,6 +79,7 @@ pub extern "C" fn msnap_snapshot_import(
             head: HandleJson::from(&head),
             imported: imported.iter().map(HandleJson::from).collect(),
             images: &report.images,
+            skipped: &report.skipped,
         })
     })
 }

@@ -552,6 +552,9 @@ pub struct ImportJson<'a> {
     pub imported: Vec<HandleJson<'a>>,
     /// Manifest digests of the images added to the home's layout.
     pub images: &'a [String],
+    /// Archive members checked but not installed (a microsandbox v0.6.14
+    /// archive's `images/…` cache files).
+    pub skipped: &'a [String],
 }
 
 /// `snapshot_list`'s result, `{"snapshots": [handle...]}`, encoded while
