@@ -137,10 +137,12 @@ func (f snapshotFactory) ImportWithOptions(ctx context.Context, archive string, 
 }
 
 // importResult is snapshot_import's result. Import returns the head; the
-// other imported handles and the image manifest digests are read but not
-// kept.
+// other imported handles, the image manifest digests and the members
+// checked but not installed (a v0.6.14 archive's images/ cache) are read
+// but not kept.
 type importResult struct {
 	Head     handleJSON   `json:"head"`
 	Imported []handleJSON `json:"imported"`
 	Images   []string     `json:"images"`
+	Skipped  []string     `json:"skipped"`
 }

@@ -594,11 +594,16 @@ class SnapshotReindex:
 
 @dataclass(frozen=True)
 class SnapshotImport:
-    """``msnap_snapshot_import``'s result: the head, every snapshot installed, the images."""
+    """``msnap_snapshot_import``'s result: the head, every snapshot installed, the images.
+
+    ``skipped`` are the archive members checked but not installed (a
+    microsandbox v0.6.14 archive's ``images/…`` cache files).
+    """
 
     head: SnapshotHandle
     imported: tuple[SnapshotHandle, ...]
     images: tuple[str, ...]
+    skipped: tuple[str, ...]
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> SnapshotImport:
@@ -607,6 +612,7 @@ class SnapshotImport:
             head=SnapshotHandle.from_json(d["head"], home, strict=strict),
             imported=tuple(SnapshotHandle.from_json(h, home, strict=strict) for h in d.get("imported") or ()),
             images=tuple(str(i) for i in d.get("images") or ()),
+            skipped=tuple(str(m) for m in d.get("skipped") or ()),
         )
 
 
