@@ -51,6 +51,7 @@ pub mod snapshot;
 pub mod snapshot_json;
 pub mod sparse;
 pub(crate) mod timefmt;
+pub mod usage;
 
 pub use recovery::open_home;
 

@@ -82,7 +82,11 @@ pub fn import_named(
     if created {
         fs::create_dir_all(&dest_dir).ctx("create destination", &dest_dir)?;
     }
+    // The image blobs it adds are unreferenced until the images are named
+    // and the snapshots published and indexed: keep image prune away.
+    let in_use = crate::image::ImageUseGuard::acquire(&home.images_dir())?;
     let result = import_into(home, archive, &dest_dir, head_name, monitor);
+    drop(in_use);
     if result.is_err() && created {
         // Leave no trace of a failed import; only removes it if still empty.
         let _ = fs::remove_dir(&dest_dir);
