@@ -14,6 +14,7 @@ mod disk_upper;
 mod ext4;
 mod image_layout;
 mod image_oci_tools;
+mod image_prune;
 mod integrity_bench;
 mod integrity_reference;
 mod integrity_stream;
