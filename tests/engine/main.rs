@@ -29,3 +29,4 @@ mod sandbox;
 mod snapshot;
 mod sparse;
 mod sparse_copy;
+mod usage;
