@@ -51,4 +51,9 @@ static inline int32_t go_snapshot_import(char **out, const msnap_context *ctx, c
 	return msnap_snapshot_import(out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
 }
 
+static inline int32_t go_image_prune(char **out, const msnap_context *ctx, const char *args,
+                                     const msnap_cancel *cancel, uintptr_t monitor) {
+	return msnap_image_prune(out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
+}
+
 #endif /* MSNAP_GO_H */
