@@ -471,6 +471,7 @@ pub fn prune(home: &Home, opts: &ImagePruneOptions, monitor: &Monitor) -> Result
     for (path, meta, digest) in doomed {
         monitor.check()?;
         if !opts.dry_run {
+            crate::fault::point("image.prune.remove")?;
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

@@ -367,3 +367,75 @@ fn layout_stays_valid_for_skopeo_and_umoci_after_prune() {
         println!("SKIP {test} (umoci part): umoci is not installed");
     }
 }
+
+const HOME_ENV: &str = "MICROSNAP_TEST_PRUNE_HOME";
+
+/// Helper process: prune the home named by `MICROSNAP_TEST_PRUNE_HOME`
+/// (with whatever `MICROSNAP_FAULT` the parent set, which kills it).
+#[test]
+#[ignore = "helper process for prune_killed_midway_leaves_a_valid_layout"]
+fn helper_prune() {
+    let Some(root) = std::env::var_os(HOME_ENV) else {
+        return;
+    };
+    let home = microsnap::home::Home::open(Path::new(&root)).unwrap();
+    println!("pruning");
+    image::prune(&home, &ImagePruneOptions::default(), &Monitor::none()).unwrap();
+    println!("pruned");
+}
+
+/// SIGKILLed after index.json was rewritten, or between two unlinks: the
+/// layout names only blobs that exist, everything needed is there, skopeo
+/// still reads it, and the next prune finishes the job.
+#[test]
+fn prune_killed_midway_leaves_a_valid_layout() {
+    if !python_available("prune_killed_midway_leaves_a_valid_layout") {
+        return;
+    }
+    for fault in ["image.prune.after_index:1", "image.prune.remove:3"] {
+        let s = scene();
+        let layout = s.home.home.images_dir();
+        let mut gone = blobs_of(&layout, &s.unnamed);
+        gone.extend(blobs_of(&layout, &s.dropped));
+        gone.insert(s.stray.clone());
+        let mut needed = BTreeSet::new();
+        for d in [&s.tagged, &s.by_sandbox, &s.by_snapshot, &s.by_unindexed] {
+            needed.extend(blobs_of(&layout, d));
+        }
+        let root = s.home.home.root().to_string_lossy().into_owned();
+        let mut helper = crate::support::spawn_helper(
+            "image_prune::helper_prune",
+            &[(HOME_ENV, root.as_str()), ("MICROSNAP_FAULT", fault)],
+        );
+        helper.wait_for("pruning");
+        let status = helper.child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{fault}: {status:?}");
+
+        let left = all_blobs(&layout);
+        assert!(needed.is_subset(&left), "{fault}: a needed blob was removed");
+        let removed = gone.difference(&left).count();
+        match fault {
+            f if f.starts_with("image.prune.after_index") => assert_eq!(removed, 0, "{fault}"),
+            _ => assert_eq!(removed, 2, "{fault}: two unlinks before the kill"),
+        }
+        // index.json names only complete images, and the unnamed one is gone.
+        let index = read_json(&layout.join("index.json"));
+        let names: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [s.tagged.as_str()], "{fault}");
+        assert_eq!(image::list(&layout).unwrap().len(), 1, "{fault}");
+        if on_path("skopeo") {
+            let oci = format!("oci:{}:{IMAGE_REF}", layout.display());
+            let out = Command::new("skopeo").args(["inspect", &oci]).output().unwrap();
+            assert!(out.status.success(), "{fault}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let report = prune(&s, false);
+        assert_eq!(report.removed.len(), gone.len() - removed, "{fault}");
+        assert_eq!(all_blobs(&layout), needed, "{fault}");
+    }
+}
