@@ -24,13 +24,7 @@ pub extern "C" fn msnap_image_prune(
         let home = context(ctx)?;
         let a: ImagePruneArgs = json_arg(args)?;
         let m = monitor(cancel, progress, payload)?;
-        let report = image::prune(
-            &home,
-            &ImagePruneOptions {
-                dry_run: a.dry_run,
-            },
-            &m,
-        )?;
+        let report = image::prune(&home, &ImagePruneOptions { dry_run: a.dry_run }, &m)?;
         encode(&ImagePruneJson::from(&report))
     })
 }

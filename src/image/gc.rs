@@ -178,20 +178,24 @@ fn pinned_by_dir(dir: &Path) -> Result<Option<String>> {
         let path = dir.join(name);
         let file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 continue
             }
             Err(e) => return Err(Error::io("open", &path, e)),
         };
         let bytes = crate::manifest::read_capped(&file, &path)?;
-        let (descriptor, _) =
-            crate::artifact::Descriptor::parse(format, &bytes).map_err(|e| {
-                Error::InvalidManifest(format!(
-                    "image prune cannot tell which image the snapshot {} pins, so it removes \
+        let (descriptor, _) = crate::artifact::Descriptor::parse(format, &bytes).map_err(|e| {
+            Error::InvalidManifest(format!(
+                "image prune cannot tell which image the snapshot {} pins, so it removes \
                      nothing (repair or remove that directory): {e}",
-                    dir.display()
-                ))
-            })?;
+                dir.display()
+            ))
+        })?;
         return Ok(Some(descriptor.image().manifest_digest.clone()));
     }
     Ok(None)
@@ -282,7 +286,9 @@ fn referenced(bytes: &[u8]) -> Vec<(String, Option<String>)> {
         v.get("digest").and_then(|d| d.as_str()).map(|d| {
             (
                 d.to_string(),
-                v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string),
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string),
             )
         })
     };
@@ -338,12 +344,16 @@ fn read_entries(images_dir: &Path) -> Result<Vec<Entry>> {
     entries
         .iter()
         .map(|e| {
-            let digest = e.get("digest").and_then(|d| d.as_str()).ok_or_else(|| {
-                malformed_layout(images_dir, "an index.json entry has no digest")
-            })?;
+            let digest = e
+                .get("digest")
+                .and_then(|d| d.as_str())
+                .ok_or_else(|| malformed_layout(images_dir, "an index.json entry has no digest"))?;
             Ok(Entry {
                 digest: digest.to_string(),
-                media_type: e.get("mediaType").and_then(|m| m.as_str()).map(str::to_string),
+                media_type: e
+                    .get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string),
                 named: e
                     .get("annotations")
                     .and_then(|a| a.get(REF_NAME_ANNOTATION))
@@ -365,7 +375,10 @@ fn drop_entries(images_dir: &Path, dropped: &BTreeSet<String>) -> Result<()> {
         .get_mut("manifests")
         .and_then(serde_json::Value::as_array_mut)
     else {
-        return Err(malformed_layout(images_dir, "index.json has no manifests array"));
+        return Err(malformed_layout(
+            images_dir,
+            "index.json has no manifests array",
+        ));
     };
     entries.retain(|e| {
         let named = e

@@ -86,7 +86,13 @@ pub fn mapped_extents(file: &File) -> io::Result<Option<Vec<MappedExtent>>> {
         map.fm_extent_count = BATCH as u32;
         // SAFETY: `map` is a valid, writable `struct fiemap` with room for
         // `fm_extent_count` extents, as the ioctl requires.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_FIEMAP as _, &mut *map as *mut RawMap) };
+        let rc = unsafe {
+            libc::ioctl(
+                file.as_raw_fd(),
+                FS_IOC_FIEMAP as _,
+                &mut *map as *mut RawMap,
+            )
+        };
         if rc < 0 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {

@@ -86,7 +86,10 @@ pub fn usage(home: &Home) -> Result<Usage> {
         };
         out.total.add(space);
         out.snapshots.push(ItemUsage {
-            name: h.name.clone().unwrap_or_else(|| h.path.display().to_string()),
+            name: h
+                .name
+                .clone()
+                .unwrap_or_else(|| h.path.display().to_string()),
             digest: Some(h.digest.clone()),
             path: Some(h.path.clone()),
             space,
@@ -125,10 +128,11 @@ fn images_usage(home: &Home, out: &mut Usage) -> Result<()> {
     // The images: index.json entries, then pins no entry covers.
     let mut rows: Vec<(String, String, BTreeSet<String>)> = Vec::new();
     let mut covered = BTreeSet::new();
-    for info in index_entries(&images_dir)? {
-        let blobs = reach.closure(&info.0, info.2.as_deref())?;
+    for entry in index_entries(&images_dir)? {
+        let blobs = reach.closure(&entry.digest, entry.media_type.as_deref())?;
         covered.extend(blobs.iter().cloned());
-        rows.push((info.1.unwrap_or_else(|| info.0.clone()), info.0, blobs));
+        let name = entry.name.unwrap_or_else(|| entry.digest.clone());
+        rows.push((name, entry.digest, blobs));
     }
     for digest in &pinned {
         if covered.contains(digest) {
@@ -181,17 +185,23 @@ fn images_usage(home: &Home, out: &mut Usage) -> Result<()> {
     Ok(())
 }
 
-/// (digest, ref name, media type) of each `index.json` entry.
-fn index_entries(images_dir: &Path) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+/// An `index.json` entry as usage reads it.
+struct IndexEntry {
+    digest: String,
+    name: Option<String>,
+    media_type: Option<String>,
+}
+
+/// Each `index.json` entry; none when there is no layout.
+fn index_entries(images_dir: &Path) -> Result<Vec<IndexEntry>> {
     let path = images_dir.join("index.json");
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("read", &path, e)),
     };
-    let index: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::ImageNotFound(format!("{} is malformed: {e}", path.display()))
-    })?;
+    let index: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::ImageNotFound(format!("{} is malformed: {e}", path.display())))?;
     let entries = index.get("manifests").and_then(|m| m.as_array());
     Ok(entries
         .into_iter()
@@ -203,8 +213,15 @@ fn index_entries(images_dir: &Path) -> Result<Vec<(String, Option<String>, Optio
                 .and_then(|a| a.get(image::REF_NAME_ANNOTATION))
                 .and_then(|n| n.as_str())
                 .map(str::to_string);
-            let media_type = e.get("mediaType").and_then(|m| m.as_str()).map(str::to_string);
-            Some((digest, name, media_type))
+            let media_type = e
+                .get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string);
+            Some(IndexEntry {
+                digest,
+                name,
+                media_type,
+            })
         })
         .collect())
 }

@@ -4,7 +4,9 @@
 //! changes nothing, that it refuses when a snapshot's pin cannot be read,
 //! that it waits for an `ImageUseGuard`, and that skopeo and umoci still read
 //! the layout afterwards.
-use crate::support::image::{blob_file, make_image, on_path, python_available, read_json, sha256_of};
+use crate::support::image::{
+    blob_file, make_image, on_path, python_available, read_json, sha256_of,
+};
 use crate::support::{expect_code, named, TestHome, IMAGE_REF};
 use microsnap::error::ErrorCode;
 use microsnap::image::{self, ImagePruneOptions, ImageUseGuard};
@@ -177,12 +179,18 @@ fn scene() -> Scene {
 }
 
 fn prune(s: &Scene, dry_run: bool) -> image::ImagePruneReport {
-    image::prune(&s.home.home, &ImagePruneOptions { dry_run }, &Monitor::none()).unwrap()
+    image::prune(
+        &s.home.home,
+        &ImagePruneOptions { dry_run },
+        &Monitor::none(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn prune_keeps_what_tags_sandboxes_and_snapshots_need_and_removes_the_rest() {
-    if !python_available("prune_keeps_what_tags_sandboxes_and_snapshots_need_and_removes_the_rest") {
+    if !python_available("prune_keeps_what_tags_sandboxes_and_snapshots_need_and_removes_the_rest")
+    {
         return;
     }
     let s = scene();
@@ -227,7 +235,11 @@ fn prune_keeps_what_tags_sandboxes_and_snapshots_need_and_removes_the_rest() {
         .iter()
         .map(|e| e["digest"].as_str().unwrap())
         .collect();
-    assert_eq!(digests, [s.tagged.as_str()], "the unnamed entry is gone, the tag stays");
+    assert_eq!(
+        digests,
+        [s.tagged.as_str()],
+        "the unnamed entry is gone, the tag stays"
+    );
 
     // Everything still resolves and runs: the tag, the sandbox, and both
     // snapshots can still make sandboxes.
@@ -314,7 +326,10 @@ fn prune_waits_for_an_image_use_guard_and_can_be_cancelled_meanwhile() {
         image::prune(&h, &ImagePruneOptions::default(), &Monitor::with_cancel(c))
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!waiting.is_finished(), "prune must wait while the guard is held");
+    assert!(
+        !waiting.is_finished(),
+        "prune must wait while the guard is held"
+    );
     cancel.cancel();
     expect_code(waiting.join().unwrap(), ErrorCode::Cancelled);
     assert!(blob_file(&layout, &stray).exists());
@@ -337,8 +352,15 @@ fn layout_stays_valid_for_skopeo_and_umoci_after_prune() {
     assert!(!report.removed.is_empty());
     let oci = format!("oci:{}:{IMAGE_REF}", layout.display());
     if on_path("skopeo") {
-        let out = Command::new("skopeo").args(["inspect", &oci]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("skopeo")
+            .args(["inspect", &oci])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(info["Digest"], s.tagged.as_str());
         let dest = s.home.outside("copied");
@@ -346,7 +368,11 @@ fn layout_stays_valid_for_skopeo_and_umoci_after_prune() {
             .args(["copy", &oci, &format!("dir:{}", dest.display())])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(dest.join("manifest.json").is_file());
     } else {
         println!("SKIP {test} (skopeo part): skopeo is not installed");
@@ -356,13 +382,25 @@ fn layout_stays_valid_for_skopeo_and_umoci_after_prune() {
             .args(["ls", "--layout", layout.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), IMAGE_REF);
         let out = Command::new("umoci")
-            .args(["stat", "--image", &format!("{}:{IMAGE_REF}", layout.display())])
+            .args([
+                "stat",
+                "--image",
+                &format!("{}:{IMAGE_REF}", layout.display()),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         println!("SKIP {test} (umoci part): umoci is not installed");
     }
@@ -413,7 +451,10 @@ fn prune_killed_midway_leaves_a_valid_layout() {
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{fault}: {status:?}");
 
         let left = all_blobs(&layout);
-        assert!(needed.is_subset(&left), "{fault}: a needed blob was removed");
+        assert!(
+            needed.is_subset(&left),
+            "{fault}: a needed blob was removed"
+        );
         let removed = gone.difference(&left).count();
         match fault {
             f if f.starts_with("image.prune.after_index") => assert_eq!(removed, 0, "{fault}"),
@@ -431,8 +472,15 @@ fn prune_killed_midway_leaves_a_valid_layout() {
         assert_eq!(image::list(&layout).unwrap().len(), 1, "{fault}");
         if on_path("skopeo") {
             let oci = format!("oci:{}:{IMAGE_REF}", layout.display());
-            let out = Command::new("skopeo").args(["inspect", &oci]).output().unwrap();
-            assert!(out.status.success(), "{fault}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("skopeo")
+                .args(["inspect", &oci])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{fault}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let report = prune(&s, false);
         assert_eq!(report.removed.len(), gone.len() - removed, "{fault}");

@@ -53,14 +53,20 @@ fn usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots() {
         let (logical, allocated) = stat_space(dir);
         assert_eq!(row.space.logical_bytes, logical, "{}", row.name);
         assert_eq!(row.space.allocated_bytes, allocated, "{}", row.name);
-        assert_eq!(row.space.shared_bytes, 0, "ext4-like filesystems share nothing here");
+        assert_eq!(
+            row.space.shared_bytes, 0,
+            "ext4-like filesystems share nothing here"
+        );
     }
     let busy = u.sandboxes.iter().find(|r| r.name == "busy").unwrap();
     let idle = u.sandboxes.iter().find(|r| r.name == "idle").unwrap();
     // 64 MiB logical each, but only the busy one holds 2 MiB of data.
     assert!(busy.space.logical_bytes >= 64 * MIB && idle.space.logical_bytes >= 64 * MIB);
     assert!(busy.space.allocated_bytes >= 2 * MIB, "{busy:?}");
-    assert!(busy.space.allocated_bytes < 8 * MIB, "sparse upper counted as dense: {busy:?}");
+    assert!(
+        busy.space.allocated_bytes < 8 * MIB,
+        "sparse upper counted as dense: {busy:?}"
+    );
     assert!(idle.space.allocated_bytes < MIB, "{idle:?}");
     if let Some(du) = du_allocated(&sb.upper_path) {
         let upper = usage::file_space(&sb.upper_path).unwrap().unwrap();
@@ -71,7 +77,10 @@ fn usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots() {
     let snap = &u.snapshots[0];
     assert_eq!(snap.name, "snap");
     let (logical, allocated) = stat_space(snap.path.as_ref().unwrap());
-    assert_eq!((snap.space.logical_bytes, snap.space.allocated_bytes), (logical, allocated));
+    assert_eq!(
+        (snap.space.logical_bytes, snap.space.allocated_bytes),
+        (logical, allocated)
+    );
     assert!(snap.space.allocated_bytes >= 2 * MIB && snap.space.allocated_bytes < 8 * MIB);
 
     // Totals: every row once, plus every blob of the layout once.
@@ -98,7 +107,11 @@ fn image_usage_counts_blobs_shared_between_images_and_unreferenced_ones() {
     fs::write(rootfs.join("etc/os-release"), "ID=shared\n").unwrap();
     let rootfs = rootfs.to_str().unwrap();
     make_image(&layout, "shared:amd64", &["--rootfs", rootfs]);
-    let arm = make_image(&layout, "shared:arm64", &["--rootfs", rootfs, "--arch", "arm64"]);
+    let arm = make_image(
+        &layout,
+        "shared:arm64",
+        &["--rootfs", rootfs, "--arch", "arm64"],
+    );
     let stray_bytes = b"no image needs this".repeat(100);
     let stray = sha256_of(&stray_bytes);
     fs::write(blob_file(&layout, &stray), &stray_bytes).unwrap();
@@ -128,7 +141,10 @@ fn image_usage_counts_blobs_shared_between_images_and_unreferenced_ones() {
         };
         assert_eq!(row.space.shared_bytes, expected, "{}", row.name);
     }
-    assert!(u.images.iter().any(|r| r.digest.as_deref() == Some(arm.as_str())));
+    assert!(u
+        .images
+        .iter()
+        .any(|r| r.digest.as_deref() == Some(arm.as_str())));
     assert_eq!(u.unreferenced_images, space_of(&stray));
     // The shared layer counts once in the total.
     let (logical, allocated) = stat_space(&layout.join("blobs/sha256"));
@@ -171,8 +187,14 @@ fn fiemap_walker_agrees_with_seek_data_on_a_real_sparse_file() {
     let data: u64 = seek.iter().map(|e| e.len).sum();
     assert_eq!(runs.iter().map(|e| e.len).sum::<u64>(), data);
     assert_eq!(data, 300 * 64 * 1024);
-    assert!(extents.iter().all(|e| e.logical + e.length <= file.metadata().unwrap().len()));
-    assert_eq!(fiemap::shared_bytes(&file).unwrap(), 0, "a plain file shares nothing");
+    assert!(extents
+        .iter()
+        .all(|e| e.logical + e.length <= file.metadata().unwrap().len()));
+    assert_eq!(
+        fiemap::shared_bytes(&file).unwrap(),
+        0,
+        "a plain file shares nothing"
+    );
 }
 
 /// Where `cp --reflink=always` works (XFS, btrfs), a reflinked copy's bytes
@@ -208,7 +230,12 @@ fn fiemap_reports_reflinked_extents_as_shared() {
     }
     for p in [&src, &dst] {
         let f = File::open(p).unwrap();
-        assert_eq!(fiemap::shared_bytes(&f).unwrap(), 4 * MIB, "{}", p.display());
+        assert_eq!(
+            fiemap::shared_bytes(&f).unwrap(),
+            4 * MIB,
+            "{}",
+            p.display()
+        );
     }
     let space = usage::dir_space(dir.path()).unwrap().unwrap();
     assert_eq!(

@@ -354,13 +354,34 @@ fn every_call_matches_its_golden_json() {
         .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
         .unwrap();
     // The malformed artifact from above pins an unknown image: prune refuses.
-    let s = msnap_image_prune(&mut out, ctx, ptr::null(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_image_prune(
+        &mut out,
+        ctx,
+        ptr::null(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("error_image_prune_unknown_pin", s, out);
     std::fs::remove_dir_all(&bad).unwrap();
     let a = c(r#"{"dry_run":true}"#);
-    let s = msnap_image_prune(&mut out, ctx, a.as_ptr(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_image_prune(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("image_prune_dry_run", s, out);
-    let s = msnap_image_prune(&mut out, ctx, ptr::null(), ptr::null(), None, ptr::null_mut());
+    let s = msnap_image_prune(
+        &mut out,
+        ctx,
+        ptr::null(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
     r.record("image_prune", s, out);
     assert!(!stray_path.exists());
     assert_eq!(msnap_context_free(ctx), MSNAP_OK);
