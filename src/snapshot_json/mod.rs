@@ -2,12 +2,23 @@
 //! (vectors/msb-0.6.14/SPEC-NOTES.md §1–§6), the format current microsandbox
 //! reads and writes in place of v0.6.3's `manifest.json` (`crate::manifest`).
 //!
-//! Identity is the SHA-256 of the canonical re-serialization of the parsed and
-//! normalized value (§4), as for v0.6.3, but `created_at` is normalized first.
+//! Parsing is v0.6.14's, step by step (§3): a pre-pass refusing duplicate
+//! keys at any depth, a BOM and trailing characters (`duplicate_keys`);
+//! typed decoding with unknown members refused at every level and nullable
+//! members required; then `created_at` normalized (`timestamp`), extension
+//! objects sorted (`extension_values`) and the checks of §1 in their order
+//! (`validation`). Messages are microsandbox's, after their
+//! `manifest parse error: ` prefix: `snapshot descriptor: …`.
 //!
-//! SKELETON: the types and signatures are the contract the rest of the engine
-//! builds on; strict parsing (§3), normalization (§2, §5) and the validation
-//! order (§1) are being filled in.
+//! Identity is the SHA-256 of the canonical re-serialization of the parsed
+//! and normalized value (§4), as for v0.6.3, but over the normalized
+//! `created_at`, so one instant has one identity however it is spelled.
+//! Extension numbers follow serde_json's `Value` model and we match
+//! microsandbox even where its float parsing is not correctly rounded
+//! (nc14; see `extension_values`).
+//!
+//! `translate` converts between this format and v0.6.3's manifest, with
+//! v0.6.14's own migration and downgrade rules (§14).
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
@@ -16,6 +27,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::manifest::{DiskFormat, ImagePin};
+
+mod duplicate_keys;
+mod extension_values;
+mod fields;
+#[cfg(test)]
+mod parse_tests;
+mod timestamp;
+mod translate;
+#[cfg(test)]
+mod translate_tests;
+mod validation;
+#[cfg(test)]
+mod vector_tests;
+
+pub use validation::{ARTIFACT_KIND, MAX_JSON_SAFE_INTEGER, MERKLE_LEAF_SIZE, SCHEMA_VERSION};
 
 /// The descriptor's file name inside an artifact directory.
 pub const DESCRIPTOR_FILE: &str = "snapshot.json";
@@ -37,20 +63,26 @@ pub enum Scope {
     Resumable,
 }
 
-/// The recorded integrity of a file-state upper: a closed set (§1).
+/// The recorded integrity of a file-state upper: a closed set (§1). The
+/// variants are in v0.6.14's order, which its `unknown variant` message lists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "algorithm", deny_unknown_fields)]
 pub enum Integrity {
+    /// Plain SHA-256 of the file: legacy only, never written by create.
+    #[serde(rename = "sha256")]
+    Sha256 { digest: String },
+    /// v0.6.3's algorithm (`crate::integrity`'s sparse SHA-256).
+    #[serde(rename = "msb-sparse-sha256-v1")]
+    SparseSha256 { digest: String },
+    /// What v0.6.14's create records.
     #[serde(rename = "msb-file-merkle-blake3-v1")]
     MerkleBlake3 {
         root: String,
         logical_size: u64,
+        /// A u32 in v0.6.14: larger values are a parse error there too.
+        #[serde(deserialize_with = "fields::leaf_size")]
         leaf_size: u64,
     },
-    #[serde(rename = "msb-sparse-sha256-v1")]
-    SparseSha256 { digest: String },
-    #[serde(rename = "sha256")]
-    Sha256 { digest: String },
 }
 
 impl Integrity {
@@ -79,6 +111,7 @@ impl Integrity {
 pub struct FileUpper {
     pub file: String,
     pub size_bytes: u64,
+    #[serde(deserialize_with = "fields::required_option")]
     pub integrity: Option<Integrity>,
 }
 
@@ -108,8 +141,10 @@ pub struct SnapshotDescriptor {
     pub scope: Scope,
     /// Normalized RFC 3339 (§5) once parsed.
     pub created_at: String,
+    #[serde(deserialize_with = "fields::required_option")]
     pub parent: Option<String>,
     pub image: ImagePin,
+    #[serde(deserialize_with = "fields::required_option")]
     pub source_sandbox: Option<String>,
     pub state: State,
     pub labels: BTreeMap<String, String>,
@@ -121,19 +156,46 @@ impl SnapshotDescriptor {
     /// Strictly parse `snapshot.json` bytes as v0.6.14 does (§3), normalize
     /// and validate. Errors are `InvalidManifest("snapshot descriptor: …")`.
     pub fn parse(bytes: &[u8]) -> Result<SnapshotDescriptor> {
+        duplicate_keys::check(bytes).map_err(|e| invalid(format!("parse failed: {e}")))?;
         let d: SnapshotDescriptor =
             serde_json::from_slice(bytes).map_err(|e| invalid(format!("parse failed: {e}")))?;
-        Ok(d)
+        d.normalized()
     }
 
     /// The checks of §1 in their order; the first failure wins.
     pub fn validate(&self) -> Result<()> {
-        Ok(())
+        validation::validate(self)
     }
 
-    /// Compact serde_json of the normalized value (§2).
+    /// The value as v0.6.14 hashes and writes it: `created_at` normalized
+    /// (§5), extension objects sorted, then validated. The normalization
+    /// comes first, as in v0.6.14, so a bad `created_at` is reported before
+    /// the other checks of §1.
+    pub fn normalized(&self) -> Result<SnapshotDescriptor> {
+        let mut d = self.clone();
+        d.created_at = timestamp::normalize(&d.created_at)
+            .map_err(|e| invalid(format!("created_at is not RFC 3339: {e}")))?;
+        d.extensions
+            .values_mut()
+            .for_each(extension_values::normalize);
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Compact serde_json of the normalized value (§2). A `created_at` that
+    /// is not RFC 3339 (only possible in a value built in code, never in a
+    /// parsed one; `write_to` refuses it) is written as it is.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a SnapshotDescriptor always serializes to JSON")
+        let mut d = self.clone();
+        if let Ok(created_at) = timestamp::normalize(&d.created_at) {
+            d.created_at = created_at;
+        }
+        d.extensions
+            .values_mut()
+            .for_each(extension_values::normalize);
+        // Cannot fail: every map key is a String, and a serde_json Value
+        // holds no NaN or infinity.
+        serde_json::to_vec(&d).expect("a SnapshotDescriptor always serializes to JSON")
     }
 
     /// The snapshot identity: `"sha256:"` + hex SHA-256 of the canonical bytes.
@@ -182,6 +244,7 @@ impl SnapshotDescriptor {
     }
 }
 
+/// `InvalidManifest("snapshot descriptor: <msg>")`, v0.6.14's wording.
 fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidManifest(format!("snapshot descriptor: {}", msg.into()))
 }

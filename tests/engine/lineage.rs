@@ -197,3 +197,48 @@ fn forced_replacement_keeps_child_counts_right() {
         Some(p.digest.as_str())
     );
 }
+
+/// Lineage does not care which format each generation's descriptor is in:
+/// a v0.6.14 child of a v0.6.3 parent, and a v0.6.3 grandchild of that,
+/// each name their parent by its own identity, and counts, removal rules and
+/// booting follow the chain.
+#[test]
+fn a_chain_may_mix_descriptor_formats() {
+    use microsnap::artifact::ArtifactFormat;
+    let t = TestHome::new();
+    t.sandbox_with("root-sb", 4 * MIB, &[(0, b"v0.6.3 root")]);
+    let root = t.snapshot("root-sb", "root");
+    assert_eq!(root.format(), ArtifactFormat::MsbV063);
+
+    let sb1 = t.sandbox_from("mid-sb", "root").unwrap();
+    write_at(&sb1.upper_path, 4096, b"v0.6.14 child");
+    let mid = snapshot::create(
+        &t.home,
+        "mid-sb",
+        &CreateOptions {
+            format: ArtifactFormat::MsbV0614,
+            ..named("mid")
+        },
+        &Monitor::none(),
+    )
+    .unwrap();
+    assert_eq!(mid.format(), ArtifactFormat::MsbV0614);
+    assert_eq!(mid.descriptor.parent(), Some(root.digest.as_str()));
+
+    let sb2 = t.sandbox_from("leaf-sb", "mid").unwrap();
+    assert_eq!(sb2.from_snapshot.as_deref(), Some(mid.digest.as_str()));
+    assert_eq!(read_at(&sb2.upper_path, 4096, 13), b"v0.6.14 child");
+    let leaf = t.snapshot("leaf-sb", "leaf");
+    assert_eq!(leaf.format(), ArtifactFormat::MsbV063);
+    assert_eq!(leaf.descriptor.parent(), Some(mid.digest.as_str()));
+
+    assert_eq!(children(&t, "root"), 1);
+    assert_eq!(children(&t, "mid"), 1);
+    assert_eq!(
+        code_of(snapshot::remove(&t.home, "mid", false)),
+        ErrorCode::HasChildren
+    );
+    snapshot::remove(&t.home, "leaf", false).unwrap();
+    snapshot::remove(&t.home, "mid", false).unwrap();
+    assert_eq!(children(&t, "root"), 0);
+}

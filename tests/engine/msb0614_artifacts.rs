@@ -302,3 +302,41 @@ fn a_v0614_snapshot_created_by_microsnap_reads_back_as_that_format() {
     );
     assert_eq!(artifact::open_dir(&art.path).unwrap().digest, art.digest);
 }
+
+/// Every refused descriptor of the set, as the `snapshot.json` of a real
+/// directory with an upper beside it: open refuses it as an invalid
+/// manifest with v0.6.14's own reason, and list_dir reports it as skipped.
+#[test]
+fn a_directory_with_an_invalid_v0614_descriptor_is_refused_everywhere() {
+    let th = TestHome::new();
+    let table = fs::read_to_string(Path::new(MSB_V0614).join("invalid/invalid.tsv")).unwrap();
+    let scan = th.outside("scan");
+    fs::create_dir_all(&scan).unwrap();
+    let mut n = 0;
+    for line in table.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (file, theirs) = (cols[0], cols[2]);
+        let dir = scan.join(file.trim_end_matches(".json"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(
+            Path::new(MSB_V0614).join("invalid").join(file),
+            dir.join("snapshot.json"),
+        )
+        .unwrap();
+        sparse_file(&dir.join("upper.ext4"), 1 << 20, &[]);
+        let e = artifact::open_dir(&dir).expect_err(file);
+        assert_eq!(e.code(), ErrorCode::InvalidManifest, "{file}: {e}");
+        let reason = theirs
+            .strip_prefix("manifest parse error: snapshot descriptor: ")
+            .unwrap_or_else(|| panic!("{file}: unexpected recorded text {theirs}"));
+        assert!(
+            e.to_string().contains(reason),
+            "{file}: {e} lacks {reason:?}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 42);
+    let listing = artifact::list_dir(&scan).unwrap();
+    assert!(listing.artifacts.is_empty());
+    assert_eq!(listing.skipped.len(), 42);
+}

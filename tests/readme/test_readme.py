@@ -71,6 +71,8 @@ CLAIMED = [
     ("C", "sh", "test_c_quick_start"),
     ("Command line", "", "test_cli_synopsis_matches_the_cli"),
     ("Install", "sh", "test_make_blocks_name_real_targets"),
+    ("Python wheel", "sh", "tests/wheel/test_wheel.py (make test-wheel)"),
+    ("Go module", "sh", "tests/install/go_module.sh (make test-install)"),
 ]
 
 

@@ -19,6 +19,11 @@ def test_version_and_loaded_path():
     assert Path(microsnap.library_path()).name.startswith("libmicrosnap.so")
 
 
+def test_version_names_package_library_and_abi():
+    want = f"{microsnap.__version__} (libmicrosnap {microsnap.library_version()}, ABI {microsnap.ABI_VERSION})"
+    assert microsnap.version() == want
+
+
 def test_candidate_order(monkeypatch):
     monkeypatch.delenv("MICROSNAP_LIB", raising=False)
     kinds = [where for where, _ in _lib.candidates()]

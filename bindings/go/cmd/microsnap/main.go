@@ -76,18 +76,18 @@ Long operations draw a progress bar when stderr is a terminal; Ctrl-C cancels
 them cleanly.
 
 ` + exitCodesHelp,
-		Version:            fmt.Sprintf("%s (ABI %d)", m.LibraryVersion(), m.ABIVersion()),
+		Version:            cliVersion,
 		Args:               unknownCommand,
 		RunE:               groupRun,
 		SilenceErrors:      true,
 		SilenceUsage:       true,
 		DisableSuggestions: true,
 	}
-	root.SetVersionTemplate("microsnap {{.Version}}\n")
+	root.SetVersionTemplate(versionText())
 	root.PersistentFlags().StringVar(&e.homeFlag, "home", "", "the microsnap home `DIR` (default $MICROSNAP_HOME, else ~/.microsnap)")
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "print results as JSON on stdout, and errors as a JSON object on stderr")
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(snapshotCommand(e), sandboxCommand(e), imageCommand(e), diskUsage(e), versionCommand())
+	root.AddCommand(snapshotCommand(e), sandboxCommand(e), imageCommand(e), diskUsage(e), versionCommand(), manCommand())
 	return root
 }
 
@@ -117,9 +117,9 @@ func groupRun(c *cobra.Command, args []string) error {
 
 func versionCommand() *cobra.Command {
 	return &cobra.Command{
-		Use: "version", Short: "Print the library and ABI version", Args: args(0, 0),
+		Use: "version", Short: "Print the CLI, library and ABI versions", Args: args(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
-			fmt.Fprintf(c.OutOrStdout(), "microsnap %s\n", c.Root().Version)
+			fmt.Fprint(c.OutOrStdout(), versionText())
 			return nil
 		},
 	}

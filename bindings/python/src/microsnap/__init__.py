@@ -63,6 +63,13 @@ def library_version() -> str:
     return (_lib.lib().msnap_version() or b"").decode()
 
 
+def version() -> str:
+    """This package's version, the loaded library's and the ABI it speaks, as
+    ``microsnap --version`` prints them: ``"0.1.0 (libmicrosnap 0.1.0, ABI 1)"``.
+    Loads the library, so it is also the quickest check of an install."""
+    return f"{__version__} (libmicrosnap {library_version()}, ABI {_lib.lib().msnap_abi_version()})"
+
+
 def library_path() -> str:
     """The path (or loader name) of the loaded libmicrosnap."""
     return str(_lib.lib()._name)
@@ -110,4 +117,5 @@ __all__ = [
     "VerifyReport",
     "library_path",
     "library_version",
+    "version",
 ]
