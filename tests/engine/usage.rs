@@ -35,6 +35,20 @@ fn du_allocated(path: &Path) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// Whether `cp --reflink=always` works inside `dir`.
+fn can_reflink(dir: &Path) -> bool {
+    let probe = tempfile::tempdir_in(dir).unwrap();
+    let src = probe.path().join("a");
+    fs::write(&src, vec![1u8; 4096]).unwrap();
+    Command::new("cp")
+        .arg("--reflink=always")
+        .arg(&src)
+        .arg(probe.path().join("b"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 #[test]
 fn usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots() {
     if !python_available("usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots") {
@@ -53,10 +67,6 @@ fn usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots() {
         let (logical, allocated) = stat_space(dir);
         assert_eq!(row.space.logical_bytes, logical, "{}", row.name);
         assert_eq!(row.space.allocated_bytes, allocated, "{}", row.name);
-        assert_eq!(
-            row.space.shared_bytes, 0,
-            "ext4-like filesystems share nothing here"
-        );
     }
     let busy = u.sandboxes.iter().find(|r| r.name == "busy").unwrap();
     let idle = u.sandboxes.iter().find(|r| r.name == "idle").unwrap();
@@ -68,6 +78,18 @@ fn usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots() {
         "sparse upper counted as dense: {busy:?}"
     );
     assert!(idle.space.allocated_bytes < MIB, "{idle:?}");
+    assert_eq!(
+        idle.space.shared_bytes, 0,
+        "nothing was ever copied from it"
+    );
+    // Snapshot create reflinks the upper where the filesystem can (XFS,
+    // btrfs): then the 2 MiB of data are shared by both; else by nothing.
+    let shared = if can_reflink(home.home.root()) {
+        2 * MIB
+    } else {
+        0
+    };
+    assert_eq!(busy.space.shared_bytes, shared, "{busy:?}");
     if let Some(du) = du_allocated(&sb.upper_path) {
         let upper = usage::file_space(&sb.upper_path).unwrap().unwrap();
         assert_eq!(upper.allocated_bytes, du, "du -B1 of the upper");
@@ -82,6 +104,7 @@ fn usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots() {
         (logical, allocated)
     );
     assert!(snap.space.allocated_bytes >= 2 * MIB && snap.space.allocated_bytes < 8 * MIB);
+    assert_eq!(snap.space.shared_bytes, shared, "{snap:?}");
 
     // Totals: every row once, plus every blob of the layout once.
     let (_, layout_allocated) = stat_space(&home.home.images_dir().join("blobs/sha256"));
@@ -246,4 +269,49 @@ fn fiemap_reports_reflinked_extents_as_shared() {
             shared_bytes: 8 * MIB,
         }
     );
+}
+
+/// On a filesystem that reflinks (`MICROSNAP_REFLINK_DIR`, e.g. a
+/// loop-mounted XFS), snapshot create clones the sandbox's upper, so usage
+/// reports those extents as shared in both the sandbox and the snapshot.
+/// Skips (and says so) without such a directory.
+#[test]
+fn usage_reports_a_reflinked_snapshot_as_shared_with_its_sandbox() {
+    let test = "usage_reports_a_reflinked_snapshot_as_shared_with_its_sandbox";
+    let Some(base) = std::env::var_os("MICROSNAP_REFLINK_DIR") else {
+        println!("SKIP {test}: MICROSNAP_REFLINK_DIR (a directory on XFS or btrfs) is not set");
+        return;
+    };
+    if !python_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let home = microsnap::home::Home::open(&dir.path().join("home")).unwrap();
+    make_image(&home.images_dir(), crate::support::IMAGE_REF, &[]);
+    let sb = microsnap::sandbox::create(
+        &home,
+        "sb",
+        &microsnap::sandbox::SandboxSource::Image {
+            image: crate::support::IMAGE_REF.to_string(),
+            size_bytes: Some(64 * MIB),
+            fstype: None,
+        },
+        &microsnap::progress::Monitor::none(),
+    )
+    .unwrap();
+    let data = vec![0x77u8; 4 * MIB as usize];
+    crate::support::write_at(&sb.upper_path, 8 * MIB, &data);
+    File::open(&sb.upper_path).unwrap().sync_all().unwrap();
+    microsnap::snapshot::create(
+        &home,
+        "sb",
+        &crate::support::named("snap"),
+        &microsnap::progress::Monitor::none(),
+    )
+    .unwrap();
+    let u = usage::usage(&home).unwrap();
+    let (sandbox, snapshot) = (&u.sandboxes[0], &u.snapshots[0]);
+    assert_eq!(sandbox.space.shared_bytes, 4 * MIB, "{sandbox:?}");
+    assert_eq!(snapshot.space.shared_bytes, 4 * MIB, "{snapshot:?}");
+    assert_eq!(u.total.shared_bytes, 8 * MIB);
 }
