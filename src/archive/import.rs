@@ -82,11 +82,7 @@ pub fn import_named(
     if created {
         fs::create_dir_all(&dest_dir).ctx("create destination", &dest_dir)?;
     }
-    // The image blobs it adds are unreferenced until the images are named
-    // and the snapshots published and indexed: keep image prune away.
-    let in_use = crate::image::ImageUseGuard::acquire(&home.images_dir())?;
     let result = import_into(home, archive, &dest_dir, head_name, monitor);
-    drop(in_use);
     if result.is_err() && created {
         // Leave no trace of a failed import; only removes it if still empty.
         let _ = fs::remove_dir(&dest_dir);
@@ -454,6 +450,15 @@ fn install(
             Ok(_) => check_same_snapshot(&target, &r, monitor)?,
         }
     }
+    // The image blobs added here are unreferenced until the images are named
+    // and the snapshots published and indexed: keep image prune away until
+    // this function returns.
+    let _in_use = if checked.images.carries_images() {
+        crate::image::ensure_layout(&home.images_dir())?;
+        Some(crate::image::ImageUseGuard::acquire(&home.images_dir())?)
+    } else {
+        None
+    };
     let images = checked.images.install(home)?;
     // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
     let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;

@@ -33,7 +33,9 @@
 //! shared side) from reading the roots to the last deletion. Everything in
 //! microsnap that adds blobs and then names or pins them (image import,
 //! archive import, sandbox create) holds the shared side across both steps,
-//! so prune waits for it (and it for prune). Writers that do not take the
+//! so prune waits for it (and it for prune). (In a layout with no `blobs/`
+//! yet the guard holds nothing — there is nothing to delete — so a writer
+//! creates the layout before taking it.) Writers that do not take the
 //! lock — `skopeo copy` straight into `<home>/images` — are protected only
 //! by one rule: a blob modified after the prune started is never deleted.
 //! Do not run such a copy at the same time as a prune.

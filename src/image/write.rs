@@ -69,16 +69,25 @@ fn flock(file: &File, operation: rustix::fs::FlockOperation) -> io::Result<()> {
 /// layout lock it adds no file to the layout; it is released on drop.
 #[derive(Debug)]
 pub struct ImageUseGuard {
-    _held: File,
+    _held: Option<File>,
 }
 
 impl ImageUseGuard {
-    /// Take the shared hold (blocks while a prune runs). Creates
-    /// `<layout>/blobs/sha256/` if missing, so there is something to lock.
+    /// Take the shared hold (blocks while a prune runs). Creates nothing: in
+    /// a layout without `blobs/` there is nothing for prune to delete, so
+    /// the guard holds nothing; a writer that is about to create the layout
+    /// calls [`ensure_layout`] first.
     pub fn acquire(images_dir: &Path) -> Result<ImageUseGuard> {
-        let dir = gc_lock_dir(images_dir)?;
+        let path = images_dir.join("blobs");
+        let dir = match File::open(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(ImageUseGuard { _held: None })
+            }
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
         flock(&dir, rustix::fs::FlockOperation::LockShared).ctx("lock", images_dir)?;
-        Ok(ImageUseGuard { _held: dir })
+        Ok(ImageUseGuard { _held: Some(dir) })
     }
 }
 
