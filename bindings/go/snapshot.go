@@ -109,8 +109,9 @@ type SnapshotCreateOptions struct {
 	// RecordIntegrity records content hashes so Verify can recompute them.
 	RecordIntegrity bool
 	// IntegrityAlgorithm picks the recorded hash: "" for the library
-	// default ("microsnap-merkle-sha256-v1"), "msb-sparse-sha256-v1"
-	// (microsandbox v0.6.3's) or "sha256".
+	// default ("microsnap-merkle-sha256-v1"), "msb-file-merkle-blake3-v1"
+	// (microsandbox v0.6.14's; its digest is "blake3:<hex>"),
+	// "msb-sparse-sha256-v1" (microsandbox v0.6.3's) or "sha256".
 	IntegrityAlgorithm string
 }
 

@@ -170,7 +170,7 @@ func TestSnapshotIntegrityAlgorithms(t *testing.T) {
 	ctx := context.Background()
 	h := newHome(t)
 	stoppedSandbox(t, h, "baseline", 3)
-	for _, alg := range []string{"sha256", "msb-sparse-sha256-v1", "microsnap-merkle-sha256-v1"} {
+	for _, alg := range []string{"sha256", "msb-sparse-sha256-v1", "microsnap-merkle-sha256-v1", "msb-file-merkle-blake3-v1"} {
 		snap, err := h.Snapshot.Create(ctx, "baseline", m.SnapshotCreateOptions{
 			Name: "alg-" + strings.ReplaceAll(alg, ".", "-"), RecordIntegrity: true, IntegrityAlgorithm: alg,
 		})

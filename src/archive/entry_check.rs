@@ -32,6 +32,61 @@ pub enum Place {
     /// An entry of microsandbox's `cache/` tree: valid, read and dropped,
     /// because those files are microsandbox runtime caches microsnap has no use for.
     LegacyCache,
+    /// v0.6.14 layout (`layout_v0614`): `archive.json`.
+    Inventory,
+    /// `snapshots/<hex>/snapshot.json`.
+    CurrentDescriptor(String),
+    /// `files/<hex>/<file>`.
+    CurrentFile {
+        hex: String,
+        file: String,
+    },
+    /// `images/<kind>/<name>`: microsandbox's image cache file.
+    CurrentImage(ImageKind),
+    /// A directory of the v0.6.14 layout (skipped).
+    CurrentDir,
+}
+
+/// The subdirectories of microsandbox v0.6.14's `images/` tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageKind {
+    Manifests,
+    Layers,
+    Fsmeta,
+    Vmdk,
+}
+
+impl ImageKind {
+    /// The file-name ending v0.6.14 requires in this subdirectory.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            ImageKind::Manifests => ".json",
+            ImageKind::Layers | ImageKind::Fsmeta => ".erofs",
+            ImageKind::Vmdk => ".vmdk",
+        }
+    }
+
+    /// The inventory entry kind of a file in this subdirectory.
+    pub fn entry_kind(self) -> &'static str {
+        match self {
+            ImageKind::Manifests => super::inventory::KIND_IMAGE_METADATA,
+            _ => super::inventory::KIND_IMAGE_OBJECT,
+        }
+    }
+}
+
+impl Place {
+    /// Whether the place belongs to the v0.6.14 layout.
+    pub fn is_current_layout(&self) -> bool {
+        matches!(
+            self,
+            Place::Inventory
+                | Place::CurrentDescriptor(_)
+                | Place::CurrentFile { .. }
+                | Place::CurrentImage(_)
+                | Place::CurrentDir
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +162,15 @@ pub fn classify(entry: &Entry) -> Result<Place> {
         }
     };
     let p: Vec<&str> = parts.iter().map(String::as_str).collect();
+    if super::layout_v0614::is_current_top(&p) {
+        if let Some(header) = entry.extended {
+            return Err(Error::InvalidArchive(format!(
+                "archive contains unsupported entry type at {name}: it comes with a {header}, \
+                 which microsandbox v0.6.14 archives never carry"
+            )));
+        }
+        return super::layout_v0614::classify(&p, is_dir, entry.size, &name);
+    }
     match p[0] {
         IMAGE_DIR => classify_image(&p, is_dir, entry.kind, &name),
         LEGACY_CACHE_DIR => classify_legacy_cache(&p, is_dir, &name),
@@ -179,6 +243,7 @@ mod tests {
             mtime: 0,
             size: 0,
             sparse: None,
+            extended: None,
         }
     }
 

@@ -2,15 +2,22 @@
 //! `.tar.zst` or `.tar`, streaming, reading only the uppers' allocated data.
 use super::compression;
 use super::image_subset::{self, ImageToShip};
+use super::inventory::{
+    self, Inventory, InventoryEntry, InventorySnapshot, MemberFacts, TransportIntegrity,
+    INVENTORY_FILE, KIND_DESCRIPTOR, KIND_PAYLOAD,
+};
+use super::layout_plan::{self, PlannedSnapshot, TheirEncoding};
 use super::sparse_entry::{SparseMap, SparseRun};
 use super::tar_writer::{FileMeta, TarWriter};
+use super::transport_digest::{self, MemberHasher};
 use super::{ExportOptions, ExportReport};
-use crate::artifact::{self, Artifact};
+use crate::artifact::{self, Artifact, ArtifactFormat};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::digest_prefix;
 use crate::progress::Monitor;
+use crate::snapshot_json::Integrity;
 use crate::sparse;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -37,11 +44,21 @@ pub fn export(
         None => compression::DEFAULT_LEVEL,
     };
     let threads = opts.threads.unwrap_or_else(compression::default_threads);
-    if opts.format != crate::artifact::ArtifactFormat::MsbV063 {
-        return Err(Error::Unsupported(format!(
-            "archives in the {} layout are not written yet",
-            opts.format
-        )));
+    let their_format = opts.format == ArtifactFormat::MsbV0614;
+    if their_format && opts.with_image {
+        return Err(Error::Unsupported(
+            "with_image in a msb-v0.6.14 archive: v0.6.14 ships its erofs/vmdk image cache \
+             (images/…), which microsnap does not keep (its image store is an OCI layout); \
+             export without the image, or in the msb-v0.6.3 format (oci-image/)"
+                .into(),
+        ));
+    }
+    if their_format && opts.dense {
+        return Err(Error::InvalidArgument(
+            "dense applies to the msb-v0.6.3 archive format; msb-v0.6.14 archives encode \
+             uppers the way v0.6.14 does"
+                .into(),
+        ));
     }
     let head = artifact::resolve(home, name_or_path)?;
     let chain = if opts.with_parents {
@@ -55,12 +72,30 @@ pub fn export(
     } else {
         Vec::new()
     };
+    let planned = layout_plan::plan_chain(&chain, their_format, monitor)?;
     let plans = chain
         .iter()
-        .map(|art| UpperPlan::of(art, opts.dense))
+        .map(|art| match art.upper_spec() {
+            Some(_) => UpperPlan::of(art, opts.dense).map(Some),
+            None => Ok(None),
+        })
         .collect::<Result<Vec<_>>>()?;
-    let total =
-        plans.iter().map(|p| p.bytes_to_write).sum::<u64>() + image_subset::total_bytes(&images);
+    let total = plans
+        .iter()
+        .flatten()
+        .map(|p| p.bytes_to_write)
+        .sum::<u64>()
+        + image_subset::total_bytes(&images);
+    let job = Job {
+        chain: &chain,
+        planned: &planned,
+        plans: &plans,
+        images: &images,
+        inventory: their_format.then_some(InventoryInfo {
+            with_parents: opts.with_parents,
+            suggested_name: suggested_name(&chain[chain.len() - 1].path),
+        }),
+    };
     monitor.phase(crate::progress::Phase::Export, total)?;
 
     let temp = TempOutput::create(out)?;
@@ -72,12 +107,12 @@ pub fn export(
     let write_err = |e: io::Error| Error::io("write", temp.path(), e);
     let counted = if opts.plain_tar {
         let mut tar = TarWriter::new(counted);
-        write_all(&mut tar, home, &chain, &plans, &images, monitor)?;
+        write_all(&mut tar, home, &job, monitor)?;
         tar.finish().map_err(write_err)?
     } else {
         let enc = compression::encoder(counted, level, threads).map_err(write_err)?;
         let mut tar = TarWriter::new(enc);
-        write_all(&mut tar, home, &chain, &plans, &images, monitor)?;
+        write_all(&mut tar, home, &job, monitor)?;
         let enc = tar.finish().map_err(write_err)?;
         enc.finish().map_err(write_err)?
     };
@@ -92,7 +127,7 @@ pub fn export(
     temp.commit(out)?;
     Ok(ExportReport {
         path: out.to_path_buf(),
-        snapshots: chain.iter().map(|a| a.digest.clone()).collect(),
+        snapshots: planned.iter().map(|p| p.digest.clone()).collect(),
         bytes_written,
     })
 }
@@ -163,27 +198,232 @@ impl UpperPlan {
     }
 }
 
+/// Everything one export writes.
+struct Job<'a> {
+    chain: &'a [Artifact],
+    planned: &'a [PlannedSnapshot],
+    plans: &'a [Option<UpperPlan>],
+    images: &'a [ImageToShip],
+    /// Set for the msb-v0.6.14 format, which ends with `archive.json`.
+    inventory: Option<InventoryInfo>,
+}
+
+struct InventoryInfo {
+    with_parents: bool,
+    suggested_name: Option<String>,
+}
+
+/// `archive.json`'s `suggested_name`: the head directory's name, unless
+/// empty or longer than 255 bytes (v0.6.14's rule).
+fn suggested_name(head_dir: &Path) -> Option<String> {
+    let name = head_dir.file_name()?.to_string_lossy().into_owned();
+    (!name.is_empty() && name.len() <= 255).then_some(name)
+}
+
 fn write_all<W: Write>(
     tar: &mut TarWriter<W>,
     home: &Home,
-    chain: &[Artifact],
-    plans: &[UpperPlan],
-    images: &[ImageToShip],
+    job: &Job<'_>,
     monitor: &Monitor,
 ) -> Result<()> {
-    for (art, plan) in chain.iter().zip(plans) {
+    let mut members = Vec::new();
+    for ((art, planned), plan) in job.chain.iter().zip(job.planned).zip(job.plans) {
         monitor.check()?;
-        write_artifact(tar, art, plan, monitor)?;
+        if planned.current_layout {
+            write_current(tar, art, planned, plan.as_ref(), &mut members, monitor)?;
+        } else {
+            let plan = plan
+                .as_ref()
+                .ok_or_else(|| Error::Internal("v0.6.3 artifact without an upper".into()))?;
+            write_artifact(tar, art, plan, monitor)?;
+        }
     }
-    if !images.is_empty() {
+    if !job.images.is_empty() {
         let meta = FileMeta {
             mode: 0o100644,
             uid: 0,
             gid: 0,
             mtime: 0,
         };
-        image_subset::write(tar, home, images, &meta, monitor)?;
+        image_subset::write(tar, home, job.images, &meta, monitor)?;
     }
+    if let Some(info) = &job.inventory {
+        let inventory = inventory_of(job.planned, &members, info)?;
+        tar.append_bare(INVENTORY_FILE.as_bytes(), &inventory.canonical_bytes())
+            .map_err(write_archive_err)?;
+    }
+    Ok(())
+}
+
+fn write_archive_err(e: io::Error) -> Error {
+    Error::Io {
+        context: "write archive".into(),
+        source: e,
+    }
+}
+
+/// The inventory of what was written (SPEC-NOTES §10).
+fn inventory_of(
+    planned: &[PlannedSnapshot],
+    members: &[WrittenMember],
+    info: &InventoryInfo,
+) -> Result<Inventory> {
+    let head = planned
+        .last()
+        .ok_or_else(|| Error::Internal("empty chain".into()))?;
+    let mut snapshots: Vec<InventorySnapshot> = planned
+        .iter()
+        .map(|p| InventorySnapshot {
+            snapshot_id: p.digest.clone(),
+            descriptor: inventory::descriptor_path(&p.digest),
+        })
+        .collect();
+    snapshots.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
+    snapshots.dedup_by(|a, b| a.snapshot_id == b.snapshot_id);
+    let mut entries: Vec<InventoryEntry> = members
+        .iter()
+        .map(|m| InventoryEntry {
+            path: m.facts.path.clone(),
+            owner_snapshot: Some(m.owner.clone()),
+            kind: m.facts.kind.to_string(),
+            included: true,
+            encoded_size: m.facts.encoded_size,
+            apparent_size: m.facts.apparent_size,
+            integrity: m.integrity.clone(),
+            transport_integrity: Some(TransportIntegrity {
+                algorithm: transport_digest::ALGORITHM.into(),
+                digest: m.facts.transport_digest.clone(),
+            }),
+        })
+        .collect();
+    entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    Ok(Inventory {
+        schema: 1,
+        artifact: "snapshot-archive".into(),
+        head: head.digest.clone(),
+        suggested_name: info.suggested_name.clone(),
+        completeness: "boot-complete".into(),
+        with_parents: info.with_parents,
+        with_image: false,
+        snapshots,
+        entries,
+        protection_requirements: Vec::new(),
+        extensions: Default::default(),
+        requires: vec![transport_digest::ALGORITHM.into()],
+    })
+}
+
+/// A member written in the v0.6.14 layout, for the inventory.
+struct WrittenMember {
+    facts: MemberFacts,
+    owner: String,
+    integrity: Option<Integrity>,
+}
+
+/// `snapshots/<hex>/snapshot.json`, then (file state) `files/<hex>/<upper>`
+/// encoded as v0.6.14 encodes it, with the recorded integrity checked on the
+/// way out as for v0.6.3 members.
+fn write_current<W: Write>(
+    tar: &mut TarWriter<W>,
+    art: &Artifact,
+    planned: &PlannedSnapshot,
+    plan: Option<&UpperPlan>,
+    members: &mut Vec<WrittenMember>,
+    monitor: &Monitor,
+) -> Result<()> {
+    let path = inventory::descriptor_path(&planned.digest);
+    let bytes = &planned.descriptor_bytes;
+    tar.append(
+        path.as_bytes(),
+        &FileMeta::of(art.descriptor_metadata()),
+        bytes,
+    )
+    .map_err(write_archive_err)?;
+    members.push(WrittenMember {
+        facts: MemberFacts {
+            kind: KIND_DESCRIPTOR,
+            encoded_size: bytes.len() as u64,
+            apparent_size: bytes.len() as u64,
+            transport_digest: transport_digest::of_dense(KIND_DESCRIPTOR, &path, bytes),
+            sha256: None,
+            path,
+        },
+        owner: planned.digest.clone(),
+        integrity: Some(Integrity::Sha256 {
+            digest: planned.digest.clone(),
+        }),
+    });
+    let Some(plan) = plan else {
+        return Ok(()); // checkpoint state: the descriptor is the artifact
+    };
+    let disk = art.disk_upper("export")?;
+    let name = inventory::payload_path(&planned.digest, &disk.spec.file);
+    let meta = FileMeta::of(&disk.file.metadata().ctx("stat", &plan.path)?);
+    let encoding = layout_plan::their_encoding(plan.size, &plan.runs, &name);
+    let (encoded, slots): (u64, &[SparseRun]) = match &encoding {
+        TheirEncoding::Dense => (plan.size, &[]),
+        TheirEncoding::Sparse(map) => (map.stored_bytes(), &map.runs),
+    };
+    let mut hasher = MemberHasher::new(KIND_PAYLOAD, &name, encoded, plan.size, slots);
+    let mut check = match &disk.spec.integrity {
+        Some(rec) => {
+            let algorithm = Algorithm::recorded(&rec.algorithm)?;
+            Some((DigestThread::spawn(algorithm, plan.size, CHUNK)?, rec))
+        }
+        None => None,
+    };
+    let mut upper = UpperReader {
+        file: disk.file,
+        path: &plan.path,
+        buffers: ChunkBuffers::new(check.as_mut().map(|(thread, _)| thread), CHUNK),
+        transport: Some(&mut hasher),
+    };
+    match &encoding {
+        TheirEncoding::Dense => {
+            tar.begin_regular(name.as_bytes(), &meta, plan.size)
+                .map_err(write_archive_err)?;
+            end_block_before_data(tar)?;
+            let zeros = vec![0u8; CHUNK];
+            let mut pos = 0;
+            for run in &plan.runs {
+                upper.zeros(tar, &zeros, run.offset - pos, monitor)?;
+                upper.copy_run(tar, run, monitor)?;
+                pos = run.offset + run.len;
+            }
+            upper.zeros(tar, &zeros, plan.size - pos, monitor)?;
+        }
+        TheirEncoding::Sparse(map) => {
+            tar.begin_sparse(name.as_bytes(), &meta, map)
+                .map_err(write_archive_err)?;
+            end_block_before_data(tar)?;
+            for run in &map.runs {
+                upper.copy_run(tar, run, monitor)?;
+            }
+        }
+    }
+    drop(upper);
+    if let Some((thread, rec)) = check {
+        let actual = thread.finish()?;
+        if actual != rec.digest {
+            return Err(Error::IntegrityMismatch {
+                path: plan.path.display().to_string(),
+                expected: rec.digest.clone(),
+                actual,
+            });
+        }
+    }
+    members.push(WrittenMember {
+        facts: MemberFacts {
+            path: name,
+            kind: KIND_PAYLOAD,
+            encoded_size: encoded,
+            apparent_size: plan.size,
+            transport_digest: hasher.finish(),
+            sha256: None,
+        },
+        owner: planned.digest.clone(),
+        integrity: planned.upper_integrity.clone(),
+    });
     Ok(())
 }
 
@@ -231,6 +471,7 @@ fn write_artifact<W: Write>(
         file,
         path: &plan.path,
         buffers: ChunkBuffers::new(check.as_mut().map(|(thread, _)| thread), CHUNK),
+        transport: None,
     };
     if plan.dense {
         // Holes are written as zeros without reading them.
@@ -303,6 +544,8 @@ struct UpperReader<'a> {
     file: &'a File,
     path: &'a Path,
     buffers: ChunkBuffers<'a>,
+    /// The member's transport digest (v0.6.14 layout), fed what is stored.
+    transport: Option<&'a mut MemberHasher>,
 }
 
 impl UpperReader<'_> {
@@ -336,9 +579,31 @@ impl UpperReader<'_> {
                 context: "write archive".into(),
                 source: e,
             })?;
+            if let Some(h) = self.transport.as_deref_mut() {
+                h.update(&buf[..n]);
+            }
             self.buffers.done(run.offset + done, buf, n)?;
             done += n as u64;
             monitor.advance(n as u64)?;
+        }
+        Ok(())
+    }
+
+    /// `len` zero bytes of a dense member's hole, written without reading.
+    fn zeros<W: Write>(
+        &mut self,
+        tar: &mut TarWriter<W>,
+        zeros: &[u8],
+        mut len: u64,
+        monitor: &Monitor,
+    ) -> Result<()> {
+        while len > 0 {
+            let n = zeros.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+            write_zeros(tar, zeros, n as u64, monitor)?;
+            if let Some(h) = self.transport.as_deref_mut() {
+                h.update(&zeros[..n]);
+            }
+            len -= n as u64;
         }
         Ok(())
     }

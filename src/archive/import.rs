@@ -15,20 +15,27 @@
 //! A failure at any step drops the staging directories, so the destination
 //! and the index are left exactly as they were.
 use super::compression;
-use super::entry_check::{self, Place};
+use super::entry_check::{self, ImageKind, Place};
 use super::image_subset::ImageReceiver;
-use super::sparse_entry::MAX_REAL_SIZE;
+use super::inventory::{
+    Inventory, MemberFacts, StagedSnapshot, INVENTORY_FILE, KIND_DESCRIPTOR, KIND_PAYLOAD,
+    MAX_INVENTORY_BYTES,
+};
+use super::sparse_entry::{SparseMap, MAX_REAL_SIZE};
 use super::tar_format::EntryType;
 use super::tar_reader::{Entry, SourceReader, TarReader};
+use super::transport_digest::{self, MemberHasher};
 use super::ImportReport;
-use crate::artifact::{self, Artifact};
+use crate::artifact::{self, Artifact, ArtifactFormat, Descriptor};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
-use crate::manifest::{digest_prefix, Manifest, MANIFEST_FILE};
+use crate::manifest::{digest_prefix, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
+use crate::snapshot_json::DESCRIPTOR_FILE;
 use crate::sparse::SparseWriter;
+use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -128,6 +135,10 @@ fn import_into(
         images: ImageReceiver::default(),
         next_seq: 0,
         progress,
+        inventory: None,
+        members: Vec::new(),
+        skipped: Vec::new(),
+        any_current: false,
     };
     while let Some(entry) = reader.next_entry()? {
         unpack.progress.tick(monitor)?;
@@ -176,12 +187,16 @@ impl ArchiveProgress {
 
 /// One snapshot directory being received.
 struct StagedDir {
+    /// The archive's directory name (v0.6.3) or the 64 hex digits of
+    /// `snapshots/<hex>/` and `files/<hex>/` (v0.6.14), which both land here.
     name: String,
+    /// Whether the directory came from the v0.6.14 layout.
+    current: bool,
     staging: Staging,
-    manifest: Option<ReceivedManifest>,
+    descriptor: Option<ReceivedDescriptor>,
     /// Data files received (name, logical size, archive entry name).
     files: Vec<(String, u64, String)>,
-    /// The upper's digest, computed as it was unpacked (when the manifest
+    /// The upper's digest, computed as it was unpacked (when the descriptor
     /// came first and records integrity), so the check needs no re-read.
     streamed: Option<StreamedDigest>,
 }
@@ -192,10 +207,10 @@ struct StreamedDigest {
     digest: String,
 }
 
-struct ReceivedManifest {
-    manifest: Manifest,
+struct ReceivedDescriptor {
+    descriptor: Descriptor,
     digest: String,
-    /// Position among the archive's manifests (archive order).
+    /// Position among the archive's descriptors (archive order).
     seq: usize,
 }
 
@@ -207,6 +222,14 @@ struct Unpack<'h> {
     images: ImageReceiver,
     next_seq: usize,
     progress: ArchiveProgress,
+    /// `archive.json`, when the archive has one (v0.6.14).
+    inventory: Option<Inventory>,
+    /// What was seen of every v0.6.14 member, for the inventory's checks.
+    members: Vec<MemberFacts>,
+    /// v0.6.14 image cache members: checked, not installed.
+    skipped: Vec<String>,
+    /// Some member was of the v0.6.14 layout.
+    any_current: bool,
 }
 
 impl Unpack<'_> {
@@ -218,79 +241,154 @@ impl Unpack<'_> {
     ) -> Result<()> {
         let place = entry_check::classify(entry)?;
         let key = entry_check::path_components(&entry.name)?.join("/");
-        if !self.seen.insert(key) {
-            return Err(Error::InvalidArchive(format!(
-                "duplicate archive entry {}",
-                entry.display_name()
-            )));
+        if !self.seen.insert(key.clone()) {
+            // v0.6.14's words for its layout, microsnap's own for v0.6.3's.
+            let msg = if place.is_current_layout() {
+                format!("archive contains duplicate entry: {}", entry.display_name())
+            } else {
+                format!("duplicate archive entry {}", entry.display_name())
+            };
+            return Err(Error::InvalidArchive(msg));
+        }
+        if place.is_current_layout() {
+            self.any_current = true;
         }
         match place {
             Place::SnapshotDir(dir) => {
-                self.dir_index(&dir)?;
+                self.dir_index(&dir, false, &key)?;
             }
-            Place::SnapshotFile { dir, file } => self.file(&dir, &file, entry, reader, monitor)?,
-            Place::ImageDir | Place::LegacyCache => {}
+            Place::SnapshotFile { dir, file } => {
+                let i = self.dir_index(&dir, false, &key)?;
+                if file == MANIFEST_FILE {
+                    self.descriptor(i, entry, reader, None)?;
+                } else {
+                    self.file(i, &file, entry, reader, monitor, None)?;
+                }
+            }
+            Place::ImageDir | Place::LegacyCache | Place::CurrentDir => {}
             Place::ImageFile(f) => self.images.receive(self.home, f, entry, reader, monitor)?,
+            Place::Inventory => {
+                if entry.kind != EntryType::Regular || entry.sparse.is_some() {
+                    return Err(Error::InvalidArchive(format!(
+                        "{INVENTORY_FILE} must be a plain regular entry"
+                    )));
+                }
+                let bytes = reader.read_data_to_vec(MAX_INVENTORY_BYTES)?;
+                self.inventory = Some(Inventory::parse(&bytes)?);
+            }
+            Place::CurrentDescriptor(hex) => {
+                let i = self.dir_index(&hex, true, &key)?;
+                self.descriptor(i, entry, reader, Some(key))?;
+            }
+            Place::CurrentFile { hex, file } => {
+                let i = self.dir_index(&hex, true, &key)?;
+                self.file(i, &file, entry, reader, monitor, Some(key))?;
+            }
+            Place::CurrentImage(kind) => self.skip_image(kind, &key, entry, reader, monitor)?,
         }
         Ok(())
     }
 
-    fn dir_index(&mut self, name: &str) -> Result<usize> {
+    fn dir_index(&mut self, name: &str, current: bool, entry: &str) -> Result<usize> {
         if let Some(i) = self.dirs.iter().position(|d| d.name == name) {
+            if self.dirs[i].current != current {
+                return Err(Error::InvalidArchive(format!(
+                    "archive entries map to the same extraction target: {entry} and the \
+                     {} directory {name}",
+                    if current { "v0.6.3" } else { "v0.6.14" }
+                )));
+            }
             return Ok(i);
         }
         let staging = Staging::new(&self.home.staging_area_for(self.dest)?, "import")?;
         self.dirs.push(StagedDir {
             name: name.to_string(),
+            current,
             staging,
-            manifest: None,
+            descriptor: None,
             files: Vec::new(),
             streamed: None,
         });
         Ok(self.dirs.len() - 1)
     }
 
+    /// A `manifest.json` (v0.6.3, `member` None) or `snapshot.json` (v0.6.14,
+    /// `member` its path for the inventory): parsed, its bytes staged as
+    /// received.
+    fn descriptor<R: Read>(
+        &mut self,
+        i: usize,
+        entry: &Entry,
+        reader: &mut TarReader<R>,
+        member: Option<String>,
+    ) -> Result<()> {
+        let name = entry.display_name();
+        if entry.kind != EntryType::Regular {
+            return Err(Error::InvalidArchive(format!(
+                "{name}: a snapshot descriptor must be a plain regular entry"
+            )));
+        }
+        let bytes = reader.read_data_to_vec(MAX_MANIFEST_BYTES)?;
+        let format = if member.is_some() {
+            ArtifactFormat::MsbV0614
+        } else {
+            ArtifactFormat::MsbV063
+        };
+        let (descriptor, digest) =
+            Descriptor::parse(format, &bytes).map_err(|e| in_entry(&name, e))?;
+        let staged = &mut self.dirs[i];
+        if staged.descriptor.is_some() {
+            return Err(Error::InvalidArchive(format!(
+                "archive entries map to the same extraction target: {name}"
+            )));
+        }
+        for (f, size, entry_name) in &staged.files {
+            check_upper(&descriptor, f, *size, entry_name)?;
+        }
+        let path = staged.staging.path().join(format.descriptor_file());
+        write_new_file(&path, &bytes)?;
+        staged.descriptor = Some(ReceivedDescriptor {
+            descriptor,
+            digest,
+            seq: self.next_seq,
+        });
+        self.next_seq += 1;
+        if let Some(path) = member {
+            self.members.push(MemberFacts {
+                kind: KIND_DESCRIPTOR,
+                encoded_size: bytes.len() as u64,
+                apparent_size: bytes.len() as u64,
+                transport_digest: transport_digest::of_dense(KIND_DESCRIPTOR, &path, &bytes),
+                sha256: Some(crate::manifest::sha256_digest(&bytes)),
+                path,
+            });
+        }
+        Ok(())
+    }
+
     fn file<R: Read>(
         &mut self,
-        dir: &str,
+        i: usize,
         file: &str,
         entry: &Entry,
         reader: &mut TarReader<R>,
         monitor: &Monitor,
+        member: Option<String>,
     ) -> Result<()> {
-        let i = self.dir_index(dir)?;
         let name = entry.display_name();
-        if file == MANIFEST_FILE {
-            if entry.kind != EntryType::Regular {
-                return Err(Error::InvalidArchive(format!(
-                    "{name}: a manifest must be a plain regular entry"
-                )));
-            }
-            let bytes = reader.read_data_to_vec(MAX_MANIFEST_BYTES)?;
-            let manifest = Manifest::parse(&bytes).map_err(|e| in_entry(&name, e))?;
-            let staged = &mut self.dirs[i];
-            for (f, size, entry_name) in &staged.files {
-                check_upper(&manifest, f, *size, entry_name)?;
-            }
-            let path = staged.staging.path().join(MANIFEST_FILE);
-            write_new_file(&path, &bytes)?;
-            let digest = manifest.digest();
-            staged.manifest = Some(ReceivedManifest {
-                manifest,
-                digest,
-                seq: self.next_seq,
-            });
-            self.next_seq += 1;
-            return Ok(());
-        }
         let logical = entry.logical_size();
-        match &self.dirs[i].manifest {
-            Some(m) => check_upper(&m.manifest, file, logical, &name)?,
+        match &self.dirs[i].descriptor {
+            Some(d) => check_upper(&d.descriptor, file, logical, &name)?,
             None if logical > MAX_FILE_BEFORE_MANIFEST => {
+                let what = if member.is_some() {
+                    DESCRIPTOR_FILE
+                } else {
+                    "manifest"
+                };
                 return Err(Error::InvalidArchive(format!(
-                    "{name} comes before its directory's manifest and declares {logical} bytes \
-                     (at most {MAX_FILE_BEFORE_MANIFEST} are accepted before the manifest says what to expect)"
-                )))
+                    "{name} comes before its directory's {what} and declares {logical} bytes \
+                     (at most {MAX_FILE_BEFORE_MANIFEST} are accepted before the {what} says what to expect)"
+                )));
             }
             None => {}
         }
@@ -299,11 +397,31 @@ impl Unpack<'_> {
                 "{name} declares {logical} bytes, beyond the {MAX_REAL_SIZE} byte limit"
             )));
         }
+        if self.dirs[i].files.iter().any(|(f, _, _)| f == file) {
+            return Err(Error::InvalidArchive(format!(
+                "archive entries map to the same extraction target: {name}"
+            )));
+        }
+        let mut hasher = match &member {
+            Some(path) => {
+                if let Some(map) = &entry.sparse {
+                    check_v0614_sparse_map(map, &name)?;
+                }
+                let slots = entry.sparse.as_ref().map_or(&[][..], |m| &m.runs[..]);
+                Some(MemberHasher::new(
+                    KIND_PAYLOAD,
+                    path,
+                    entry.size,
+                    logical,
+                    slots,
+                ))
+            }
+            None => None,
+        };
         let algorithm = self.dirs[i]
-            .manifest
+            .descriptor
             .as_ref()
-            .and_then(|m| m.manifest.upper.integrity.as_ref())
-            .and_then(|rec| Algorithm::from_name(&rec.algorithm));
+            .and_then(|d| stream_algorithm(&d.descriptor));
         let mut digest = match algorithm {
             Some(a) => Some(DigestThread::spawn(a, logical, CHUNK)?),
             None => None,
@@ -314,6 +432,7 @@ impl Unpack<'_> {
             entry,
             reader,
             digest.as_mut(),
+            hasher.as_mut(),
             monitor,
             &mut self.progress,
         )?;
@@ -325,35 +444,129 @@ impl Unpack<'_> {
             });
         }
         self.dirs[i].files.push((file.to_string(), logical, name));
+        if let (Some(path), Some(h)) = (member, hasher) {
+            self.members.push(MemberFacts {
+                path,
+                kind: KIND_PAYLOAD,
+                encoded_size: entry.size,
+                apparent_size: logical,
+                transport_digest: h.finish(),
+                sha256: None,
+            });
+        }
         Ok(())
     }
 
-    /// After the stream: every directory complete, every artifact opens and
-    /// verifies, names agree with digests. Returns them in archive order.
+    /// A v0.6.14 image cache file: its digests are taken for the inventory,
+    /// its bytes dropped. microsnap keeps images as an OCI layout
+    /// (`crate::image`); an erofs/vmdk runtime cache has no place in it.
+    fn skip_image<R: Read>(
+        &mut self,
+        kind: ImageKind,
+        path: &str,
+        entry: &Entry,
+        reader: &mut TarReader<R>,
+        monitor: &Monitor,
+    ) -> Result<()> {
+        let name = entry.display_name();
+        if entry.kind != EntryType::Regular {
+            return Err(Error::InvalidArchive(format!(
+                "{name}: image cache files must be plain regular entries"
+            )));
+        }
+        let entry_kind = kind.entry_kind();
+        let mut hasher = MemberHasher::new(entry_kind, path, entry.size, entry.size, &[]);
+        let mut sha = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = reader.read_data(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            sha.update(&buf[..n]);
+            self.progress.tick(monitor)?;
+        }
+        self.members.push(MemberFacts {
+            path: path.to_string(),
+            kind: entry_kind,
+            encoded_size: entry.size,
+            apparent_size: entry.size,
+            transport_digest: hasher.finish(),
+            sha256: Some(format!("sha256:{}", hex(&sha.finalize()))),
+        });
+        self.skipped.push(path.to_string());
+        Ok(())
+    }
+
+    /// After the stream: the inventory agrees with the members, every
+    /// directory is complete, every artifact opens and verifies, names agree
+    /// with digests. Returns them in archive order.
     fn check_all(self, monitor: &Monitor) -> Result<Checked> {
-        if self.dirs.iter().all(|d| d.manifest.is_none()) {
+        if let Some(inv) = &self.inventory {
+            inv.check_members(&self.members)?;
+            if let Some(d) = self.dirs.iter().find(|d| !d.current) {
+                return Err(Error::InvalidArchive(format!(
+                    "archive contains a non-inventoried file: the v0.6.3 directory {}/ \
+                     beside {INVENTORY_FILE}",
+                    d.name
+                )));
+            }
+        }
+        if self.dirs.iter().all(|d| d.descriptor.is_none()) {
             return Err(Error::InvalidArchive(
-                "archive contains no snapshot manifest".into(),
+                "archive contains no snapshot manifest (manifest.json or snapshot.json)".into(),
             ));
+        }
+        // Cheap structural refusals before any hashing: a directory that no
+        // descriptor names is never installed.
+        if let Some(dir) = self.dirs.iter().find(|d| d.descriptor.is_none()) {
+            let what = if dir.current {
+                format!(
+                    "files/{}/ has no snapshots/{}/snapshot.json: no descriptor names it, \
+                     so it is not installed (microsandbox v0.6.14 would install it unchecked)",
+                    dir.name, dir.name
+                )
+            } else {
+                format!(
+                    "directory {} in the archive has no {MANIFEST_FILE}",
+                    dir.name
+                )
+            };
+            return Err(Error::InvalidArchive(what));
         }
         let mut ready = Vec::new();
         let mut digests = BTreeSet::new();
-        for dir in self.dirs {
-            let Some(received) = dir.manifest else {
-                return Err(Error::InvalidArchive(format!(
-                    "directory {} in the archive has no {MANIFEST_FILE}",
-                    dir.name
-                )));
+        for mut dir in self.dirs {
+            let Some(received) = dir.descriptor.take() else {
+                return Err(Error::Internal("descriptor vanished".into()));
             };
-            let upper = &received.manifest.upper.file;
-            let upper_entry = format!("{}/{upper}", dir.name);
-            if !dir.files.iter().any(|(f, _, _)| f == upper) {
-                return Err(Error::InvalidArchive(format!(
-                    "{}/{MANIFEST_FILE} names upper file {upper:?}, which is not in the archive (missing upper file {upper_entry})",
-                    dir.name
-                )));
+            let d = &received.descriptor;
+            if let Some(upper) = d.upper().map(|u| u.file) {
+                if !dir.files.iter().any(|(f, _, _)| *f == upper) {
+                    let upper_entry = if dir.current {
+                        format!("files/{}/{upper}", dir.name)
+                    } else {
+                        format!("{}/{upper}", dir.name)
+                    };
+                    return Err(Error::InvalidArchive(format!(
+                        "missing upper file: the descriptor of {} names upper file {upper:?}, \
+                         which is not in the archive ({upper_entry})",
+                        received.digest
+                    )));
+                }
             }
-            if looks_like_digest_prefix(&dir.name) && dir.name != digest_prefix(&received.digest) {
+            if dir.current {
+                if dir.name != received.digest.trim_start_matches("sha256:") {
+                    return Err(Error::InvalidArchive(format!(
+                        "snapshots/{}/snapshot.json: its identity {} does not match its member path; \
+                         the descriptor was changed after export",
+                        dir.name, received.digest
+                    )));
+                }
+            } else if looks_like_digest_prefix(&dir.name)
+                && dir.name != digest_prefix(&received.digest)
+            {
                 return Err(Error::InvalidArchive(format!(
                     "{}/{MANIFEST_FILE}: its digest {} does not match its directory name {}; \
                      the manifest was changed after export",
@@ -367,35 +580,133 @@ impl Unpack<'_> {
                 )));
             }
             monitor.check()?;
+            let upper = d.upper().map(|u| u.file);
+            let upper_entry = match (&upper, dir.current) {
+                (Some(u), true) => format!("files/{}/{u}", dir.name),
+                (Some(u), false) => format!("{}/{u}", dir.name),
+                (None, _) => dir.name.clone(),
+            };
+            // The same open and verify as any artifact, on the staged copy;
+            // the upper's digest was mostly taken while it was unpacked.
+            // microsandbox v0.6.14 runs no content check on import (q01).
             let art = artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
-            let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
-            artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
-                Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
-                _ => integrity::compute_file(
-                    art.disk_upper("import")?.file,
-                    &art.upper_path(),
-                    algorithm,
-                    monitor,
-                ),
-            })
-            .map_err(|e| in_entry(&upper_entry, e))?;
+            if let Some(upper) = &upper {
+                let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
+                artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
+                    Some(s) if s.algorithm == algorithm => Ok(s.digest.clone()),
+                    _ => integrity::compute_file(
+                        art.disk_upper("import")?.file,
+                        &art.upper_path(),
+                        algorithm,
+                        monitor,
+                    ),
+                })
+                .map_err(|e| in_entry(&upper_entry, e))?;
+            }
+            let staged_art = art;
             ready.push(Ready {
                 name: dir.name,
                 staging: dir.staging,
                 digest: received.digest,
-                parent: received.manifest.parent.clone(),
-                has_integrity: received.manifest.upper.integrity.is_some(),
-                staged_art: art,
+                parent: d.parent().map(str::to_string),
+                has_integrity: d.upper().is_some_and(|u| u.integrity.is_some()),
+                upper,
+                staged_art,
                 seq: received.seq,
+                descriptor: received.descriptor,
             });
         }
         ready.sort_by_key(|r| r.seq);
+        if let Some(inv) = &self.inventory {
+            let staged: Vec<StagedSnapshot<'_>> = ready
+                .iter()
+                .map(|r| StagedSnapshot {
+                    digest: &r.digest,
+                    upper: match &r.descriptor {
+                        Descriptor::Snapshot(d) => d
+                            .file_upper()
+                            .map(|u| (u.file.as_str(), u.integrity.as_ref())),
+                        Descriptor::Manifest(_) => None,
+                    },
+                })
+                .collect();
+            inv.check_snapshots(&staged)?;
+        }
         self.images.check()?;
+        let head = choose_head(&ready, self.inventory.as_ref(), self.any_current)?;
         Ok(Checked {
             ready,
             images: self.images,
+            head,
+            skipped: self.skipped,
         })
     }
+}
+
+/// The v0.6.14 sparse-map rules on top of the general ones
+/// (`SparseMap::validate`): every data run starts at a stored offset that is
+/// a multiple of 512, and the map ends exactly at the real size (with a
+/// `(size, 0)` terminator when the file ends in a hole).
+fn check_v0614_sparse_map(map: &SparseMap, name: &str) -> Result<()> {
+    let mut stored = 0u64;
+    for run in &map.runs {
+        if run.len > 0 && stored % 512 != 0 {
+            return Err(Error::InvalidArchive(format!(
+                "{name}: sparse run at offset {} starts at stored offset {stored}, \
+                 not a multiple of 512",
+                run.offset
+            )));
+        }
+        stored += run.len;
+    }
+    let end = map.runs.last().map(|r| r.offset + r.len);
+    if end != Some(map.real_size) {
+        return Err(Error::InvalidArchive(format!(
+            "{name}: sparse map does not end at the entry's realsize {}",
+            map.real_size
+        )));
+    }
+    Ok(())
+}
+
+/// The head: the inventory's `head` when there is one; else, for an
+/// archive with v0.6.14 members, the one snapshot no other names as parent
+/// (several or none refused, as v0.6.14 does); else (a v0.6.3 archive) the
+/// last-listed such snapshot, as microsnap always did.
+fn choose_head(
+    ready: &[Ready],
+    inventory: Option<&Inventory>,
+    any_current: bool,
+) -> Result<String> {
+    if let Some(inv) = inventory {
+        return Ok(inv.head.clone());
+    }
+    let parents: BTreeSet<&str> = ready.iter().filter_map(|r| r.parent.as_deref()).collect();
+    let heads: Vec<&Ready> = ready
+        .iter()
+        .filter(|r| !parents.contains(r.digest.as_str()))
+        .collect();
+    if any_current {
+        return match heads.as_slice() {
+            [one] => Ok(one.digest.clone()),
+            [] => Err(Error::InvalidArchive(
+                "archive parent graph has no head".into(),
+            )),
+            many => Err(Error::InvalidArchive(format!(
+                "archive parent graph has multiple heads: {}",
+                many.iter()
+                    .map(|r| r.digest.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        };
+    }
+    heads
+        .last()
+        .copied()
+        .or(ready.last())
+        .map(|r| r.digest.clone())
+        .ok_or_else(|| Error::Internal("no snapshot left to install".into()))
 }
 
 struct Ready {
@@ -403,14 +714,19 @@ struct Ready {
     staging: Staging,
     digest: String,
     parent: Option<String>,
+    upper: Option<String>,
     has_integrity: bool,
+    /// The staged artifact, opened.
     staged_art: Artifact,
     seq: usize,
+    descriptor: Descriptor,
 }
 
 struct Checked {
     ready: Vec<Ready>,
     images: ImageReceiver,
+    head: String,
+    skipped: Vec<String>,
 }
 
 fn install(
@@ -420,19 +736,7 @@ fn install(
     checked: Checked,
     monitor: &Monitor,
 ) -> Result<ImportReport> {
-    let parents: BTreeSet<String> = checked
-        .ready
-        .iter()
-        .filter_map(|r| r.parent.clone())
-        .collect();
-    let head_digest = checked
-        .ready
-        .iter()
-        .rev()
-        .find(|r| !parents.contains(&r.digest))
-        .or(checked.ready.last())
-        .map(|r| r.digest.clone())
-        .ok_or_else(|| Error::Internal("no snapshot left to install".into()))?;
+    let head_digest = checked.head.clone();
 
     // Conflicts first: nothing is installed unless everything can be.
     let mut to_publish = Vec::new();
@@ -498,6 +802,7 @@ fn install(
         head,
         imported,
         images,
+        skipped: checked.skipped,
     })
 }
 
@@ -539,6 +844,9 @@ fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()
             r.digest
         )));
     }
+    if r.upper.is_none() {
+        return Ok(()); // a descriptor-only artifact: the descriptor is all of it
+    }
     let same_content = if r.has_integrity {
         // The staged upper verified against the recorded digest; so must this one.
         artifact::verify_artifact(&existing, monitor).is_ok()
@@ -561,24 +869,6 @@ fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()
     Ok(())
 }
 
-/// A data file must be the upper its manifest names, of the recorded size.
-fn check_upper(manifest: &Manifest, file: &str, logical: u64, entry: &str) -> Result<()> {
-    if file != manifest.upper.file {
-        return Err(Error::InvalidArchive(format!(
-            "archive entry {entry:?} is outside the snapshot archive layout \
-             (its manifest's upper is {:?})",
-            manifest.upper.file
-        )));
-    }
-    if logical != manifest.upper.size_bytes {
-        return Err(Error::InvalidArchive(format!(
-            "{entry} holds {logical} bytes but its manifest records size_bytes {}",
-            manifest.upper.size_bytes
-        )));
-    }
-    Ok(())
-}
-
 /// Write an entry's data to a new file at `path`, turning zero blocks into
 /// holes whatever the entry type, so an imported upper is as sparse as its
 /// data allows. With `digest`, each written chunk then goes to the hashing
@@ -588,6 +878,7 @@ fn restore_sparse<R: Read>(
     entry: &Entry,
     reader: &mut TarReader<R>,
     digest: Option<&mut DigestThread>,
+    mut transport: Option<&mut MemberHasher>,
     monitor: &Monitor,
     progress: &mut ArchiveProgress,
 ) -> Result<()> {
@@ -614,6 +905,9 @@ fn restore_sparse<R: Read>(
                 )));
             }
             writer.write_at(offset + done, &buf[..n])?;
+            if let Some(h) = transport.as_deref_mut() {
+                h.update(&buf[..n]);
+            }
             buffers.done(offset + done, buf, n)?;
             done += n as u64;
             progress.tick(monitor)?;
@@ -667,4 +961,41 @@ fn in_entry(entry: &str, e: Error) -> Error {
         Error::Io { .. } | Error::Cancelled | Error::Internal(_) => e,
         other => Error::InvalidArchive(format!("archive entry {entry}: {other}")),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A data file named `file` of `logical` bytes must be the descriptor's
+/// upper, of the recorded size.
+fn check_upper(d: &Descriptor, file: &str, logical: u64, entry: &str) -> Result<()> {
+    let Some(upper) = d.upper() else {
+        return Err(Error::InvalidArchive(format!(
+            "archive entry {entry:?}: its snapshot is checkpoint state, which has no upper file"
+        )));
+    };
+    let descriptor_file = d.format().descriptor_file();
+    if file != upper.file {
+        return Err(Error::InvalidArchive(format!(
+            "archive entry {entry:?} is outside the snapshot archive layout \
+             (its {descriptor_file}'s upper is {:?})",
+            upper.file
+        )));
+    }
+    if logical != upper.size_bytes {
+        return Err(Error::InvalidArchive(format!(
+            "{entry} holds {logical} bytes but its {descriptor_file} records size_bytes {}",
+            upper.size_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// The algorithm to run on the upper as it streams, when this build knows
+/// the recorded one (else the check after the stream names it unsupported).
+fn stream_algorithm(d: &Descriptor) -> Option<Algorithm> {
+    d.upper()
+        .and_then(|u| u.integrity)
+        .and_then(|i| Algorithm::from_name(&i.algorithm))
 }

@@ -4,6 +4,9 @@
 //! snapshot named `digest_prefix(digest)`, its `manifest.json` first, then its
 //! upper; ancestors first and the head last. `WithImage` adds an OCI layout
 //! subset under `oci-image/`. Uppers are GNU sparse entries unless `dense`.
+//! v0.6.14 snapshots use v0.6.14's members (`snapshots/<hex>/snapshot.json`,
+//! `files/<hex>/<upper>`); the `msb-v0.6.14` format writes v0.6.14's whole
+//! layout with `archive.json` (docs/engine.md, "Export formats").
 //!
 //! | file | concept |
 //! |---|---|
@@ -12,6 +15,10 @@
 //! | `tar_reader.rs` / `tar_writer.rs` | streaming tar framing |
 //! | `compression.rs` | zstd/plain detection, encoder and decoder settings |
 //! | `entry_check.rs` | path safety, entry types, the layout rules |
+//! | `layout_v0614.rs` | v0.6.14's member grammar |
+//! | `inventory.rs` | v0.6.14's `archive.json` and its checks |
+//! | `transport_digest.rs` | v0.6.14's BLAKE3 member transport digest |
+//! | `layout_plan.rs` | what export writes per snapshot and format, v0.6.14's upper encoding |
 //! | `image_subset.rs` | the `oci-image/` subtree both ways |
 //! | `export.rs` / `import.rs` | the two operations |
 pub mod compression;
@@ -19,10 +26,14 @@ pub mod entry_check;
 mod export;
 mod image_subset;
 mod import;
+pub mod inventory;
+pub mod layout_plan;
+pub mod layout_v0614;
 pub mod sparse_entry;
 pub mod tar_format;
 pub mod tar_reader;
 pub mod tar_writer;
+pub mod transport_digest;
 
 use crate::artifact::Artifact;
 use std::path::PathBuf;
@@ -63,11 +74,17 @@ pub struct ExportReport {
 
 #[derive(Debug)]
 pub struct ImportReport {
-    /// The last-listed snapshot that is no other imported snapshot's parent.
+    /// `archive.json`'s head when there is one; else the snapshot no other
+    /// imported snapshot names as parent (for a v0.6.3-only archive, the
+    /// last-listed such one).
     pub head: Artifact,
     /// Every snapshot of the archive, in archive order, as now installed
     /// (already present identical ones included).
     pub imported: Vec<Artifact>,
     /// Image manifest digests added to `<home>/images`.
     pub images: Vec<String>,
+    /// Members read and checked but not installed: the image cache files of
+    /// a microsandbox v0.6.14 archive (`images/…`), which have no place in
+    /// microsnap's OCI image store.
+    pub skipped: Vec<String>,
 }

@@ -33,6 +33,9 @@ pub struct Entry {
     pub size: u64,
     /// The map of a GNU sparse entry (already checked against `size`).
     pub sparse: Option<SparseMap>,
+    /// The extended header that came before this entry, if any: "GNU long
+    /// name", "GNU long link name" or "PAX header".
+    pub extended: Option<&'static str>,
 }
 
 impl Entry {
@@ -110,6 +113,7 @@ impl<R: Read> TarReader<R> {
         let mut long_name: Option<Vec<u8>> = None;
         let mut pax_path: Option<Vec<u8>> = None;
         let mut pax_size: Option<u64> = None;
+        let mut extended_kind: Option<&'static str> = None;
         loop {
             let at = self.consumed;
             let extended = long_name.is_some() || pax_path.is_some() || pax_size.is_some();
@@ -146,6 +150,11 @@ impl<R: Read> TarReader<R> {
             let shown = String::from_utf8_lossy(&name).into_owned();
             match fields.kind {
                 EntryType::GnuLongName | EntryType::GnuLongLink => {
+                    extended_kind = Some(if fields.kind == EntryType::GnuLongName {
+                        "GNU long name"
+                    } else {
+                        "GNU long link name"
+                    });
                     let data = self.read_meta(fields.size, MAX_LONG_NAME, &shown)?;
                     if fields.kind == EntryType::GnuLongName {
                         let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
@@ -154,6 +163,7 @@ impl<R: Read> TarReader<R> {
                     continue;
                 }
                 EntryType::PaxLocal => {
+                    extended_kind = Some("PAX header");
                     let data = self.read_meta(fields.size, MAX_PAX_HEADER, &shown)?;
                     for (key, value) in parse_pax(&data)? {
                         match key.as_str() {
@@ -170,6 +180,7 @@ impl<R: Read> TarReader<R> {
                     continue;
                 }
                 EntryType::PaxGlobal => {
+                    extended_kind = Some("PAX global header");
                     self.read_meta(fields.size, MAX_PAX_HEADER, &shown)?;
                     continue;
                 }
@@ -203,6 +214,7 @@ impl<R: Read> TarReader<R> {
                 mtime: fields.mtime,
                 size,
                 sparse,
+                extended: extended_kind,
             }));
         }
     }

@@ -84,6 +84,25 @@ impl<W: Write> TarWriter<W> {
         self.write_data(data)
     }
 
+    /// microsandbox v0.6.14's `archive.json` member: `Header::new_gnu()` with
+    /// only name, mode `0644`, size and mtime 0 set, so typeflag, uid, gid
+    /// and device fields stay NUL bytes (SPEC-NOTES §9).
+    pub fn append_bare(&mut self, name: &[u8], data: &[u8]) -> io::Result<()> {
+        self.check_complete()?;
+        if !fits_in_header(name) {
+            return Err(io::Error::other("bare entry name longer than 100 bytes"));
+        }
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_mtime(0);
+        header.set_cksum();
+        self.out.write_all(header.as_bytes())?;
+        self.expect(data.len() as u64);
+        self.write_data(data)
+    }
+
     /// Stream data of the current entry. Writing more than declared is an error.
     pub fn write_data(&mut self, data: &[u8]) -> io::Result<()> {
         if data.len() as u64 > self.remaining {

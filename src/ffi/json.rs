@@ -80,7 +80,8 @@ pub struct SnapshotCreateArgs {
     pub force: bool,
     #[serde(default)]
     pub record_integrity: bool,
-    /// `sha256`, `msb-sparse-sha256-v1` or `microsnap-merkle-sha256-v1`; absent = default.
+    /// `sha256`, `msb-sparse-sha256-v1`, `microsnap-merkle-sha256-v1` or
+    /// `msb-file-merkle-blake3-v1`; absent = default.
     pub integrity_algorithm: Option<String>,
     /// `msb-v0.6.3` (default) or `msb-v0.6.14`.
     pub format: Option<String>,

@@ -6,10 +6,8 @@
 //!
 //! The result is the digest [`super::compute`] gives for a file holding the
 //! same logical bytes: ranges never fed are zeros (holes).
-use super::{
-    feed_zeros, hex, leaf_hash, subtree_root, tree_depth, zero_subtree_hashes, Algorithm, Hash,
-    MERKLE_LEAF_SIZE, MERKLE_PREFIX, MSB_SPARSE_PREFIX, WINDOW_HEIGHT,
-};
+use super::merkle::{subtree_root, tree_depth, Tree, WINDOW_HEIGHT};
+use super::{feed_zeros, Algorithm, Hash, MERKLE_LEAF_SIZE, MSB_SPARSE_PREFIX};
 use crate::error::{Error, Result};
 use crate::sparse::is_all_zero;
 use sha2::{Digest, Sha256};
@@ -21,6 +19,7 @@ const LEAF: usize = MERKLE_LEAF_SIZE as usize;
 /// The digest of a file of `size` logical bytes whose data is fed with
 /// [`StreamDigest::update_at`] in increasing, non-overlapping offset order.
 pub struct StreamDigest {
+    algorithm: Algorithm,
     size: u64,
     /// Everything before this offset has been fed (or is a hole).
     pos: u64,
@@ -34,9 +33,10 @@ enum State {
 }
 
 /// Leaf hashes are kept for one window of 2^WINDOW_HEIGHT leaves, reduced to
-/// the window's root when the data moves past it, as in `merkle_digest`:
+/// the window's root when the data moves past it, as in `merkle::digest`:
 /// memory does not grow with the size of the file.
 struct MerkleState {
+    tree: Tree,
     depth: u32,
     window_height: u32,
     zero: Vec<Hash>,
@@ -58,21 +58,11 @@ impl StreamDigest {
                 hasher.update(size.to_le_bytes());
                 State::Linear(hasher)
             }
-            Algorithm::MerkleSha256V1 => {
-                let depth = tree_depth(size.div_ceil(MERKLE_LEAF_SIZE).max(1));
-                State::Merkle(Box::new(MerkleState {
-                    depth,
-                    window_height: depth.min(WINDOW_HEIGHT),
-                    zero: zero_subtree_hashes(depth),
-                    leaf: vec![0u8; LEAF],
-                    leaf_index: None,
-                    window: 0,
-                    window_leaves: Vec::new(),
-                    window_roots: Vec::new(),
-                }))
-            }
+            Algorithm::MerkleSha256V1 => State::Merkle(MerkleState::new(Tree::Sha256, size)),
+            Algorithm::MerkleBlake3V1 => State::Merkle(MerkleState::new(Tree::Blake3, size)),
         };
         StreamDigest {
+            algorithm,
             size,
             pos: 0,
             state,
@@ -104,7 +94,8 @@ impl StreamDigest {
         Ok(())
     }
 
-    /// The digest, as `"sha256:<lowercase hex>"`.
+    /// The digest, as [`super::compute`] writes it (`"sha256:<hex>"` or
+    /// `"blake3:<hex>"`).
     pub fn finish(self) -> String {
         let digest: Hash = match self.state {
             State::Linear(mut hasher) => {
@@ -113,11 +104,26 @@ impl StreamDigest {
             }
             State::Merkle(m) => m.finish(self.size),
         };
-        format!("sha256:{}", hex(&digest))
+        self.algorithm.format(&digest)
     }
 }
 
 impl MerkleState {
+    fn new(tree: Tree, size: u64) -> Box<MerkleState> {
+        let depth = tree_depth(size.div_ceil(MERKLE_LEAF_SIZE).max(1));
+        Box::new(MerkleState {
+            tree,
+            depth,
+            window_height: depth.min(WINDOW_HEIGHT),
+            zero: tree.zero_subtrees(depth),
+            leaf: vec![0u8; LEAF],
+            leaf_index: None,
+            window: 0,
+            window_leaves: Vec::new(),
+            window_roots: Vec::new(),
+        })
+    }
+
     fn update_at(&mut self, mut offset: u64, mut data: &[u8]) {
         while !data.is_empty() {
             let index = offset / MERKLE_LEAF_SIZE;
@@ -156,11 +162,11 @@ impl MerkleState {
             self.close_window();
             self.window = window;
         }
-        // Allocated zeros hash like a hole; skip the SHA work.
+        // Allocated zeros hash like a hole; skip the hashing.
         let hash = if is_all_zero(leaf) {
             self.zero[0]
         } else {
-            leaf_hash(leaf)
+            self.tree.leaf(leaf)
         };
         self.window_leaves.push((index, hash));
     }
@@ -170,7 +176,13 @@ impl MerkleState {
             return;
         }
         let first = self.window << self.window_height;
-        let root = subtree_root(self.window_height, first, &self.window_leaves, &self.zero);
+        let root = subtree_root(
+            self.tree,
+            self.window_height,
+            first,
+            &self.window_leaves,
+            &self.zero,
+        );
         self.window_roots.push((self.window, root));
         self.window_leaves.clear();
     }
@@ -178,18 +190,14 @@ impl MerkleState {
     fn finish(mut self, size: u64) -> Hash {
         self.close_leaf();
         self.close_window();
-        let root = subtree_root(
+        let top = subtree_root(
+            self.tree,
             self.depth - self.window_height,
             0,
             &self.window_roots,
             &self.zero[self.window_height as usize..],
         );
-        let mut hasher = Sha256::new();
-        hasher.update(MERKLE_PREFIX);
-        hasher.update(size.to_le_bytes());
-        hasher.update((MERKLE_LEAF_SIZE as u32).to_le_bytes());
-        hasher.update(root);
-        hasher.finalize().into()
+        self.tree.root(size, self.depth, &top)
     }
 }
 

@@ -3,7 +3,7 @@
 //! `snapshot.json`, written the way current microsandbox's create writes it
 //! (SPEC-NOTES §7) so that it reads it without migrating anything.
 use crate::artifact::{integrity_for_v0614, ArtifactFormat};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::integrity::Algorithm;
 use crate::manifest::{Manifest, Upper};
 use crate::sandbox::Sandbox;
@@ -23,12 +23,7 @@ pub(super) fn integrity_algorithm(
     match format {
         ArtifactFormat::MsbV063 => Ok(requested.unwrap_or(Algorithm::DEFAULT)),
         ArtifactFormat::MsbV0614 => {
-            let algorithm = match requested {
-                Some(a) => a,
-                None => Algorithm::from_name(BLAKE3_MERKLE).ok_or_else(|| {
-                    Error::Unsupported(format!("{BLAKE3_MERKLE} is not available"))
-                })?,
-            };
+            let algorithm = requested.unwrap_or(Algorithm::MerkleBlake3V1);
             // Fails for an algorithm v0.6.14's closed set lacks.
             integrity_for_v0614(
                 &crate::manifest::UpperIntegrity {
@@ -41,8 +36,6 @@ pub(super) fn integrity_algorithm(
         }
     }
 }
-
-const BLAKE3_MERKLE: &str = "msb-file-merkle-blake3-v1";
 
 /// Write the descriptor of a snapshot of `sb` whose upper (already in `dir`)
 /// is `upper`, in `format`, into `dir`.

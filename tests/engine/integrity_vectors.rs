@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// set_len, then write only the described extents: holes everywhere else.
-fn build_sparse(v: &Vector, path: &Path) {
+pub(crate) fn build_sparse(v: &Vector, path: &Path) {
     let f = File::create(path).unwrap();
     f.set_len(v.size).unwrap();
     for (offset, bytes) in &v.extents {
@@ -22,7 +22,7 @@ fn build_sparse(v: &Vector, path: &Path) {
 }
 
 /// Write every byte, zeros included, so nothing is a hole.
-fn build_dense(v: &Vector, path: &Path) {
+pub(crate) fn build_dense(v: &Vector, path: &Path) {
     let f = File::create(path).unwrap();
     let chunk = vec![0u8; 1 << 20];
     let mut at = 0;

@@ -340,3 +340,44 @@ fn a_directory_with_an_invalid_v0614_descriptor_is_refused_everywhere() {
     assert!(listing.artifacts.is_empty());
     assert_eq!(listing.skipped.len(), 42);
 }
+
+/// With integrity, a v0.6.14 snapshot records what v0.6.14's create records
+/// (the BLAKE3 merkle with its logical and leaf size); an algorithm their
+/// closed set lacks is refused before anything is copied.
+#[test]
+fn a_v0614_snapshot_with_integrity_records_the_blake3_merkle() {
+    use microsnap::integrity::Algorithm;
+    let th = TestHome::new();
+    th.sandbox_with("box", 3 << 20, &[(1 << 20, b"blake3 please")]);
+    let opts = snapshot::CreateOptions {
+        name: Some("b3".into()),
+        format: ArtifactFormat::MsbV0614,
+        record_integrity: true,
+        ..Default::default()
+    };
+    let art = snapshot::create(&th.home, "box", &opts, &Monitor::none()).unwrap();
+    let d: serde_json::Value =
+        serde_json::from_slice(&fs::read(art.path.join("snapshot.json")).unwrap()).unwrap();
+    let integrity = &d["state"]["upper"]["integrity"];
+    assert_eq!(integrity["algorithm"], "msb-file-merkle-blake3-v1");
+    assert_eq!(integrity["logical_size"], 3 << 20);
+    assert_eq!(integrity["leaf_size"], 65536);
+    assert!(integrity["root"].as_str().unwrap().starts_with("blake3:"));
+    let report = artifact::verify_artifact(&art, &Monitor::none()).unwrap();
+    assert_eq!(report.upper.kind, "verified");
+    assert_eq!(report.upper.digest, integrity["root"].as_str().unwrap());
+
+    let before = crate::support::home_state(&th.home, &[]);
+    let refused = snapshot::create(
+        &th.home,
+        "box",
+        &snapshot::CreateOptions {
+            name: Some("sha-merkle".into()),
+            integrity_algorithm: Some(Algorithm::MerkleSha256V1),
+            ..opts
+        },
+        &Monitor::none(),
+    );
+    assert_eq!(code_of(refused), ErrorCode::Unsupported);
+    assert_eq!(crate::support::home_state(&th.home, &[]), before);
+}

@@ -26,8 +26,9 @@ const EXTENTS: [(u64, u64); 4] = [
     (1 << 20, 256 << 10),
     (SIZE - 8192, 8192),
 ];
-const ALGORITHMS: [Algorithm; 3] = [
+const ALGORITHMS: [Algorithm; 4] = [
     Algorithm::MerkleSha256V1,
+    Algorithm::MerkleBlake3V1,
     Algorithm::MsbSparseSha256V1,
     Algorithm::Sha256,
 ];

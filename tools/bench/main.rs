@@ -21,6 +21,7 @@
 //! The parts: `fixtures` (the inputs, built once), `measure` (timing ours
 //! against the peer), `rows` (one method per table row), `report` (the
 //! table and docs/BENCHMARKS.md) and `shell` (commands and file helpers).
+mod blake3;
 mod fixtures;
 mod measure;
 mod report;
@@ -62,7 +63,7 @@ fn main() {
     }
 }
 
-/// `MICROSNAP_BENCH_ONLY=create,verify,archive,rss,sandbox,index` runs only
+/// `MICROSNAP_BENCH_ONLY=create,verify,blake3,archive,rss,sandbox,index` runs only
 /// those groups (for re-measuring one change); unset runs everything.
 fn wanted(group: &str) -> bool {
     match std::env::var("MICROSNAP_BENCH_ONLY") {
@@ -148,13 +149,14 @@ fn run() -> Res<()> {
     eprintln!("snapshot create");
     if wanted("create") {
         for s in ["f1", "f2", "f3"] {
-            b.create_row(s, false)?;
+            b.create_row(s, None)?;
         }
     }
     let mut merkle = BTreeMap::new();
     for s in ["f1", "f2"] {
         let art = if wanted("create") {
-            b.create_row(s, true)?.ok_or("no snapshot kept")?
+            b.create_row(s, Some(Algorithm::MerkleSha256V1))?
+                .ok_or("no snapshot kept")?
         } else {
             b.snapshot(s, Some(Algorithm::MerkleSha256V1))?
         };
@@ -186,6 +188,11 @@ fn run() -> Res<()> {
         )?;
         b.reps = saved;
         snapshot::remove(&b.home, &art.path.display().to_string(), true)?;
+    }
+
+    eprintln!("blake3");
+    if wanted("blake3") {
+        b.blake3_rows(&merkle)?;
     }
 
     eprintln!("export / import");

@@ -82,7 +82,12 @@ impl Bench {
         self.rows.push(row);
     }
 
-    pub fn create_row(&mut self, sandbox: &'static str, integrity: bool) -> Res<Option<Artifact>> {
+    /// `integrity`: the algorithm recorded, or None for a create without.
+    pub fn create_row(
+        &mut self,
+        sandbox: &'static str,
+        integrity: Option<Algorithm>,
+    ) -> Res<Option<Artifact>> {
         let upper = self.upper_of_sandbox(sandbox)?;
         let peer_dst = self.work.join("cp-dst");
         let mut kept = None;
@@ -92,10 +97,14 @@ impl Bench {
         let samples = alternate(
             reps,
             |i| {
-                let name = format!("create-{sandbox}-{integrity}-{i}");
+                let name = format!(
+                    "create-{sandbox}-{}-{i}",
+                    integrity.map_or("none", Algorithm::name)
+                );
                 let opts = CreateOptions {
                     name: Some(name.clone()),
-                    record_integrity: integrity,
+                    record_integrity: integrity.is_some(),
+                    integrity_algorithm: integrity,
                     ..CreateOptions::default()
                 };
                 let (d, art) =
@@ -110,14 +119,18 @@ impl Bench {
         for n in names.iter().take(names.len().saturating_sub(1)) {
             snapshot::remove(&self.home, n, true)?;
         }
-        let (op, target, limit) = if integrity {
-            (
+        let (op, target, limit) = match integrity {
+            Some(Algorithm::MerkleBlake3V1) => (
+                "snapshot create with integrity (msb-file-merkle-blake3-v1), durable",
+                "≤ 1.0",
+                1.0,
+            ),
+            Some(_) => (
                 "snapshot create with integrity (merkle), durable",
                 "≤ 1.5",
                 1.5,
-            )
-        } else {
-            ("snapshot create without integrity, durable", "≤ 1.1", 1.1)
+            ),
+            None => ("snapshot create without integrity, durable", "≤ 1.1", 1.1),
         };
         self.push(
             op,

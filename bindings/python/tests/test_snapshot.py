@@ -12,7 +12,7 @@ from conftest import IMAGE, UPPER_SIZE, stopped_sandbox, write_pattern
 
 import microsnap
 
-ALGORITHMS = ["microsnap-merkle-sha256-v1", "msb-sparse-sha256-v1", "sha256"]
+ALGORITHMS = ["microsnap-merkle-sha256-v1", "msb-file-merkle-blake3-v1", "msb-sparse-sha256-v1", "sha256"]
 
 
 def test_create_by_name_and_its_artifact(home):

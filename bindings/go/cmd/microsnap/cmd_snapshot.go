@@ -35,7 +35,7 @@ the directory PATH (an argument with a "/").`,
 	c.Flags().Var(labels, "label", "add a label `k=v` (repeatable)")
 	c.Flags().BoolVar(&opts.RecordIntegrity, "integrity", false, "record the upper disk's content digest, for verify")
 	c.Flags().StringVar(&opts.IntegrityAlgorithm, "integrity-algorithm", "",
-		"record integrity with `ALGORITHM`: microsnap-merkle-sha256-v1 (default), msb-sparse-sha256-v1, sha256")
+		"record integrity with `ALGORITHM`: microsnap-merkle-sha256-v1 (default), msb-file-merkle-blake3-v1, msb-sparse-sha256-v1, sha256")
 	c.Flags().BoolVar(&opts.Force, "force", false, "replace an existing artifact of that name")
 	c.RunE = func(c *cobra.Command, pos []string) error {
 		if from == "" {

@@ -53,8 +53,11 @@ class Snapshot(BoundToHome):
         """Snapshot a stopped, crashed or never-started sandbox.
 
         Give ``name`` (into the home's snapshots directory) or ``path`` (a new
-        directory anywhere). ``integrity_algorithm`` None is the default
-        algorithm; it implies nothing unless ``record_integrity`` is set.
+        directory anywhere). ``integrity_algorithm`` is one of
+        ``"microsnap-merkle-sha256-v1"`` (the default, also for None),
+        ``"msb-file-merkle-blake3-v1"`` (microsandbox v0.6.14's; its digest
+        is ``"blake3:<hex>"``), ``"msb-sparse-sha256-v1"`` (v0.6.3's) or
+        ``"sha256"``; it implies nothing unless ``record_integrity`` is set.
         """
         source = sandbox if isinstance(sandbox, str) else sandbox.name
         home = cls._home()
