@@ -252,6 +252,22 @@ int32_t msnap_snapshot_prune(char **out,
                              msnap_progress_fn progress,
                              void *payload);
 
+// Remove the blobs of the home's OCI layout that no tagged image, sandbox
+// or snapshot needs, and the unnamed `index.json` entries nothing pins.
+// `args`: NULL or `{"dry_run"?}`. `*out`: the prune report. Cancellable;
+// reports no progress phase (each step is an unlink).
+int32_t msnap_image_prune(char **out,
+                          const msnap_context *ctx,
+                          const char *args,
+                          const msnap_cancel *cancel,
+                          msnap_progress_fn progress,
+                          void *payload);
+
+// What the home's snapshots, sandboxes and images occupy: logical,
+// allocated and shared bytes of each, plus totals. `args`: NULL or `{}`.
+// `*out`: the usage report.
+int32_t msnap_home_usage(char **out, const msnap_context *ctx, const char *args);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -8,7 +8,8 @@
 //!
 //! Open a home with [`open_home`] (it runs recovery: stale staging, orphan
 //! sandboxes, reindex), then call the operations of [`snapshot`],
-//! [`sandbox`], [`archive`] and [`image`] on it. Every fallible function
+//! [`sandbox`], [`archive`] and [`image`] on it; [`usage`] measures what
+//! they occupy. Every fallible function
 //! returns [`error::Result`]; [`error::ErrorCode`] is the stable,
 //! matchable part of an error. Long operations take a [`progress::Monitor`]
 //! for cancellation and progress.
@@ -51,6 +52,7 @@ pub mod snapshot;
 pub mod snapshot_json;
 pub mod sparse;
 pub(crate) mod timefmt;
+pub mod usage;
 
 pub use recovery::open_home;
 

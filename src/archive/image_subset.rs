@@ -172,6 +172,11 @@ pub struct ImageReceiver {
 }
 
 impl ImageReceiver {
+    /// Whether the archive held an image layout to install.
+    pub fn carries_images(&self) -> bool {
+        self.index.is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty() && self.index.is_none() && !self.layout_seen
     }

@@ -754,6 +754,15 @@ fn install(
             Ok(_) => check_same_snapshot(&target, &r, monitor)?,
         }
     }
+    // The image blobs added here are unreferenced until the images are named
+    // and the snapshots published and indexed: keep image prune away until
+    // this function returns.
+    let _in_use = if checked.images.carries_images() {
+        crate::image::ensure_layout(&home.images_dir())?;
+        Some(crate::image::ImageUseGuard::acquire(&home.images_dir())?)
+    } else {
+        None
+    };
     let images = checked.images.install(home)?;
     // Held until indexed: a crash in between leaves it stale, so the next open reindexes.
     let _indexing = Staging::new(&home.tmp_dir(), "indexing")?;

@@ -9,11 +9,12 @@
 use super::boundary::JsonText;
 use crate::archive::ExportReport;
 use crate::error::{Error, Result};
-use crate::image::{ImageInfo, ImagePin};
+use crate::image::{ImageInfo, ImagePin, ImagePruneReport};
 use crate::sandbox::Sandbox;
 use crate::snapshot::{
     Artifact, DirListing, KeptSnapshot, PruneReport, PrunedSnapshot, SnapshotHandle, VerifyReport,
 };
+use crate::usage::{ItemUsage, Space, Usage};
 use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 use std::cell::RefCell;
@@ -153,6 +154,14 @@ pub struct ImportArgs {
     /// Install the head under this bare name in the destination instead of
     /// the directory name the archive carries.
     pub name: Option<String>,
+}
+
+/// `image_prune`: NULL or `{"dry_run"?}`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePruneArgs {
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Deserialize, Debug)]
@@ -405,6 +414,118 @@ impl<'a> From<&'a ImagePin> for ImagePinJson<'a> {
         ImagePinJson {
             reference: &p.reference,
             manifest_digest: &p.manifest_digest,
+        }
+    }
+}
+
+/// `image_prune`'s report.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ImagePruneJson<'a> {
+    pub dry_run: bool,
+    pub removed: Vec<PrunedBlobJson<'a>>,
+    /// Digests of the unnamed `index.json` entries dropped.
+    pub untagged_removed: &'a [String],
+    pub blobs_kept: u64,
+    pub blobs_kept_young: u64,
+    /// Allocated bytes (`st_blocks * 512`) of what was removed.
+    pub bytes_freed: u64,
+    pub logical_bytes_freed: u64,
+    pub temp_files_removed: u64,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct PrunedBlobJson<'a> {
+    pub digest: &'a str,
+    pub size: u64,
+    pub allocated_bytes: u64,
+}
+
+impl<'a> From<&'a ImagePruneReport> for ImagePruneJson<'a> {
+    fn from(r: &'a ImagePruneReport) -> Self {
+        ImagePruneJson {
+            dry_run: r.dry_run,
+            removed: r
+                .removed
+                .iter()
+                .map(|b| PrunedBlobJson {
+                    digest: &b.digest,
+                    size: b.size,
+                    allocated_bytes: b.allocated_bytes,
+                })
+                .collect(),
+            untagged_removed: &r.untagged_removed,
+            blobs_kept: r.blobs_kept,
+            blobs_kept_young: r.blobs_kept_young,
+            bytes_freed: r.bytes_freed,
+            logical_bytes_freed: r.logical_bytes_freed,
+            temp_files_removed: r.temp_files_removed,
+        }
+    }
+}
+
+/// `home_usage`'s report.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct UsageJson<'a> {
+    pub snapshots: Vec<UsageItemJson<'a>>,
+    pub sandboxes: Vec<UsageItemJson<'a>>,
+    pub images: Vec<UsageItemJson<'a>>,
+    pub unreferenced_images: SpaceJson,
+    pub total: SpaceJson,
+}
+
+/// Logical, allocated and shared bytes.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct SpaceJson {
+    pub logical_bytes: u64,
+    pub allocated_bytes: u64,
+    pub shared_bytes: u64,
+}
+
+impl From<&Space> for SpaceJson {
+    fn from(s: &Space) -> Self {
+        SpaceJson {
+            logical_bytes: s.logical_bytes,
+            allocated_bytes: s.allocated_bytes,
+            shared_bytes: s.shared_bytes,
+        }
+    }
+}
+
+/// One snapshot, sandbox or image of `home_usage`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct UsageItemJson<'a> {
+    pub name: &'a str,
+    /// Snapshot or image digest; `null` for a sandbox.
+    pub digest: Option<&'a str>,
+    /// Snapshot or sandbox directory; `null` for an image.
+    pub path: Option<&'a Path>,
+    pub logical_bytes: u64,
+    pub allocated_bytes: u64,
+    pub shared_bytes: u64,
+}
+
+impl<'a> From<&'a ItemUsage> for UsageItemJson<'a> {
+    fn from(i: &'a ItemUsage) -> Self {
+        UsageItemJson {
+            name: &i.name,
+            digest: i.digest.as_deref(),
+            path: i.path.as_deref(),
+            logical_bytes: i.space.logical_bytes,
+            allocated_bytes: i.space.allocated_bytes,
+            shared_bytes: i.space.shared_bytes,
+        }
+    }
+}
+
+impl<'a> From<&'a Usage> for UsageJson<'a> {
+    fn from(u: &'a Usage) -> Self {
+        let items = |v: &'a [ItemUsage]| v.iter().map(UsageItemJson::from).collect();
+        UsageJson {
+            snapshots: items(&u.snapshots),
+            sandboxes: items(&u.sandboxes),
+            images: items(&u.images),
+            unreferenced_images: SpaceJson::from(&u.unreferenced_images),
+            total: SpaceJson::from(&u.total),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod json;
 mod ops;
 mod sandbox;
 mod snapshot;
+mod storage;
 
 #[cfg(test)]
 mod scale_tests;
@@ -25,6 +26,7 @@ pub use archive::*;
 pub use boundary::{all_codes, all_phases};
 pub use sandbox::*;
 pub use snapshot::*;
+pub use storage::*;
 
 use crate::error::Error;
 use crate::home::Home;

@@ -5,7 +5,7 @@ use super::oci::{
 use super::reference::{available_names, entries_named, is_valid_ref_name, pick_entry};
 use super::resolve::{expect_image, resolve_descriptor};
 use super::store::{blob_path, load_index, not_found, read_json_blob};
-use super::write::{add_blob, ensure_layout, upsert_index_entry};
+use super::write::{add_blob, ensure_layout, upsert_index_entry, ImageUseGuard};
 use super::ImagePin;
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
@@ -63,6 +63,8 @@ pub fn import_layout(
     };
 
     ensure_layout(images_dir)?;
+    // Blobs copied here are unreferenced until named below: keep prune away.
+    let _in_use = ImageUseGuard::acquire(images_dir)?;
     let mut copied = BTreeSet::new();
     for (_, entry) in &selected {
         copy_closure(

@@ -55,6 +55,10 @@
 //! - `write`: [`ensure_layout`], [`add_blob`], [`add_ref`], and the locking
 //!   and atomic writes behind them.
 //! - `import`: [`import_layout`].
+//! - `gc`: [`prune`] and the pins it honours ([`image_users`]);
+//!   [`ImageUseGuard`] (in `write`) keeps it away from an operation that adds
+//!   blobs and then names or pins them.
+mod gc;
 mod import;
 mod oci;
 mod reference;
@@ -63,6 +67,8 @@ mod store;
 mod write;
 
 pub use crate::manifest::ImagePin;
+pub use gc::{image_users, prune, ImagePruneOptions, ImagePruneReport, ImageUser, PrunedBlob};
+pub(crate) use gc::{image_users_lenient, needed_blobs, Reachability};
 pub use import::import_layout;
 pub use oci::{
     host_architecture, Descriptor, OCI_INDEX_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
@@ -70,4 +76,4 @@ pub use oci::{
 };
 pub use resolve::{blobs_of, list, resolve, ImageInfo};
 pub use store::blob_path;
-pub use write::{add_blob, add_ref, ensure_layout};
+pub use write::{add_blob, add_ref, ensure_layout, ImageUseGuard};

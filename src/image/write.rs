@@ -35,12 +35,12 @@ pub fn ensure_layout(images_dir: &Path) -> Result<()> {
 /// An exclusive `flock` on the layout directory itself, held while
 /// `index.json` is read, changed and replaced, so two writers never lose each
 /// other's entries. Locking the directory adds no file to the layout.
-struct LayoutLock {
+pub(super) struct LayoutLock {
     _held: File,
 }
 
 impl LayoutLock {
-    fn acquire(images_dir: &Path) -> Result<LayoutLock> {
+    pub(super) fn acquire(images_dir: &Path) -> Result<LayoutLock> {
         let dir = File::open(images_dir).ctx("open", images_dir)?;
         flock_exclusive(&dir).ctx("lock", images_dir)?;
         Ok(LayoutLock { _held: dir })
@@ -49,20 +49,76 @@ impl LayoutLock {
 
 /// Block until `file` holds an exclusive flock (released when it is closed).
 fn flock_exclusive(file: &File) -> io::Result<()> {
+    flock(file, rustix::fs::FlockOperation::LockExclusive)
+}
+
+fn flock(file: &File, operation: rustix::fs::FlockOperation) -> io::Result<()> {
     loop {
-        match rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive) {
+        match rustix::fs::flock(file, operation) {
             Err(rustix::io::Errno::INTR) => continue,
             done => return Ok(done?),
         }
     }
 }
 
+/// Keeps [`prune`](fn@super::prune) away while an operation adds blobs to
+/// the layout and then names or pins them (image import, archive import,
+/// sandbox create): a shared `flock` on `<layout>/blobs`, which prune takes
+/// exclusively. Between storing a blob and naming it, nothing references
+/// the blob, so without this a concurrent prune would delete it. Like the
+/// layout lock it adds no file to the layout; it is released on drop.
+#[derive(Debug)]
+pub struct ImageUseGuard {
+    _held: Option<File>,
+}
+
+impl ImageUseGuard {
+    /// Take the shared hold (blocks while a prune runs). Creates nothing: in
+    /// a layout without `blobs/` there is nothing for prune to delete, so
+    /// the guard holds nothing; a writer that is about to create the layout
+    /// calls [`ensure_layout`] first.
+    pub fn acquire(images_dir: &Path) -> Result<ImageUseGuard> {
+        let path = images_dir.join("blobs");
+        let dir = match File::open(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(ImageUseGuard { _held: None })
+            }
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        flock(&dir, rustix::fs::FlockOperation::LockShared).ctx("lock", images_dir)?;
+        Ok(ImageUseGuard { _held: Some(dir) })
+    }
+}
+
+/// The exclusive side of [`ImageUseGuard`], held by prune. `Ok(None)` while
+/// someone else holds the lock (the caller polls, so it can be cancelled).
+pub(super) fn try_gc_lock(images_dir: &Path) -> Result<Option<File>> {
+    let dir = gc_lock_dir(images_dir)?;
+    match rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(dir)),
+        Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => Ok(None),
+        Err(e) => Err(Error::io("lock", images_dir, e.into())),
+    }
+}
+
+fn gc_lock_dir(images_dir: &Path) -> Result<File> {
+    let blobs = blobs_dir(images_dir);
+    fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
+    let dir = images_dir.join("blobs");
+    File::open(&dir).ctx("open", &dir)
+}
+
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// What every temp file name of the layout contains (see [`temp_name`]):
+/// prune recognises leftovers of a killed writer by it.
+pub(super) const TEMP_MARKER: &str = ".tmp-";
 
 /// A fresh temp file name, unique across processes and threads.
 fn temp_name(stem: &str) -> String {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(".{stem}.tmp-{}-{n}", std::process::id())
+    format!(".{stem}{TEMP_MARKER}{}-{n}", std::process::id())
 }
 
 /// Removes a temp file unless it was renamed into place.
@@ -79,7 +135,7 @@ impl Drop for TempFile {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .ctx("fsync directory", dir)
@@ -87,7 +143,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Write `dir/name` so readers see the old or the new bytes, never a mix:
 /// temp file, fsync, rename, fsync the directory.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let mut temp = TempFile {
         path: dir.join(temp_name(name)),
         keep: false,

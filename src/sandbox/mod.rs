@@ -133,6 +133,9 @@ pub fn create(
     if home.db().read(|c| sandbox_table::get(c, name))?.is_some() || dest.exists() {
         return Err(Error::AlreadyExists(format!("sandbox {name}")));
     }
+    // From resolving the image to recording the sandbox, the pin is not in
+    // the sandboxes table yet: keep image prune away until it is.
+    let _in_use = image::ImageUseGuard::acquire(&home.images_dir())?;
     let staging = Staging::new(&home.staging_area_for(&home.sandboxes_dir())?, "sandbox")?;
     let row = match source {
         SandboxSource::Image {

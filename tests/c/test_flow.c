@@ -116,6 +116,18 @@ int main(void) {
     CHECK(strstr(out, "\"ref\":\"alpine:3.20\"") != NULL, "images: %s", out);
     msnap_string_free(out);
 
+    EXPECT_STATUS(msnap_home_usage(&out, ctx, NULL), MSNAP_OK, out);
+    CHECK(strstr(out, "\"name\":\"alpine:3.20\"") != NULL, "usage: %s", out);
+    CHECK(strstr(out, "\"total\":{") != NULL, "usage: %s", out);
+    msnap_string_free(out);
+    EXPECT_STATUS(msnap_image_prune(&out, ctx, "{\"dry_run\":true}", NULL, NULL, NULL), MSNAP_OK, out);
+    CHECK(strstr(out, "\"dry_run\":true") != NULL, "prune: %s", out);
+    CHECK(strstr(out, "\"removed\":[]") != NULL, "prune removed something needed: %s", out);
+    msnap_string_free(out);
+    EXPECT_STATUS(msnap_image_prune(&out, ctx, "{\"dryrun\":true}", NULL, NULL, NULL),
+                  MSNAP_ERR_INVALID_ARGUMENT, out);
+    msnap_string_free(out);
+
     EXPECT_STATUS(msnap_context_free(ctx), MSNAP_OK, "free");
     remove_tree(home);
     return finish("test_flow");

@@ -359,6 +359,7 @@ const SAME_CALL: &[(&str, &str)] = &[
     ("sandbox_create_from_snapshot", "sandbox_create"),
     ("sandbox_stop_fork", "sandbox_stop"),
     ("snapshot_create_child", "snapshot_create"),
+    ("image_prune_dry_run", "image_prune"),
 ];
 
 #[test]

@@ -39,7 +39,10 @@ def nothing(d: Any, *, strict: bool = False) -> None:
 #: Golden file stem -> how the binding decodes that call's result.
 DECODERS: dict[str, Callable[..., Any]] = {
     "context_open": _types.ContextOpen.from_json,
+    "home_usage": _types.Usage.from_json,
     "image_list": _types.ImageList.from_json,
+    "image_prune": _types.ImagePruneReport.from_json,
+    "image_prune_dry_run": _types.ImagePruneReport.from_json,
     "sandbox_create": _types.SandboxHandle.from_json,
     "sandbox_create_from_snapshot": _types.SandboxHandle.from_json,
     "sandbox_get": _types.SandboxHandle.from_json,

@@ -13,7 +13,7 @@ import (
 )
 
 func imageCommand(e *env) *cobra.Command {
-	return group("image", "List and import the OCI images sandboxes start from", imageList(e), imageImport(e))
+	return group("image", "List, import and prune the OCI images sandboxes start from", imageList(e), imageImport(e), imagePrune(e))
 }
 
 func imageList(e *env) *cobra.Command {

@@ -87,7 +87,7 @@ them cleanly.
 	root.PersistentFlags().StringVar(&e.homeFlag, "home", "", "the microsnap home `DIR` (default $MICROSNAP_HOME, else ~/.microsnap)")
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "print results as JSON on stdout, and errors as a JSON object on stderr")
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(snapshotCommand(e), sandboxCommand(e), imageCommand(e), versionCommand(), manCommand())
+	root.AddCommand(snapshotCommand(e), sandboxCommand(e), imageCommand(e), diskUsage(e), versionCommand(), manCommand())
 	return root
 }
 

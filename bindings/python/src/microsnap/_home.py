@@ -19,7 +19,7 @@ from . import _lib
 from ._call import call, check_status, encode_args
 from ._errors import InvalidArgument
 from ._paths import PathArg, path_arg
-from ._types import ContextOpen
+from ._types import ContextOpen, Usage
 
 if TYPE_CHECKING:
     from ._image import Image
@@ -52,6 +52,10 @@ class Home:
         self.Sandbox = type("Sandbox", (Sandbox,), dict(bound, __qualname__="Sandbox"))
         self.Snapshot = type("Snapshot", (Snapshot,), dict(bound, __qualname__="Snapshot"))
         self.Image = type("Image", (Image,), dict(bound, __qualname__="Image"))
+
+    def usage(self) -> Usage:
+        """Logical, allocated and shared bytes of every snapshot, sandbox and image, plus totals."""
+        return Usage.from_json(call(_lib.lib().msnap_home_usage, self.context(), encode_args({})))
 
     def context(self) -> Any:
         """The native context handle (``msnap_context *``) for a call."""

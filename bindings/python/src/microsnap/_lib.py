@@ -89,6 +89,8 @@ SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "msnap_sandbox_remove": (_i32, [_out, ContextPtr, _str]),
     "msnap_image_list": (_i32, [_out, ContextPtr, _str]),
     "msnap_image_import": (_i32, [_out, ContextPtr, _str]),
+    "msnap_image_prune": (_i32, [_out, ContextPtr, _str, *_long_tail]),
+    "msnap_home_usage": (_i32, [_out, ContextPtr, _str]),
     "msnap_snapshot_create": (_i32, [_out, ContextPtr, _str, *_long_tail]),
     "msnap_snapshot_open": (_i32, [_out, ContextPtr, _str]),
     "msnap_snapshot_get": (_i32, [_out, ContextPtr, _str]),

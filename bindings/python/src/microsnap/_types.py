@@ -540,6 +540,129 @@ class ImagePin:
         return cls(ref=d["ref"], manifest_digest=d["manifest_digest"])
 
 
+@dataclass(frozen=True)
+class PrunedBlob:
+    """A blob image prune removed (or, in a dry run, would remove)."""
+
+    digest: str
+    #: The file's length in bytes.
+    size: int
+    #: What it occupied on disk (``st_blocks * 512``).
+    allocated_bytes: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> PrunedBlob:
+        d = _object(cls, d, strict)
+        return cls(digest=d["digest"], size=int(d["size"]), allocated_bytes=int(d["allocated_bytes"]))
+
+
+@dataclass(frozen=True)
+class ImagePruneReport:
+    """What :meth:`Image.prune` did (or, with ``dry_run``, would do)."""
+
+    dry_run: bool
+    #: Blobs removed, in digest order.
+    removed: tuple[PrunedBlob, ...]
+    #: Digests of the unnamed ``index.json`` entries dropped (nothing pinned them).
+    untagged_removed: tuple[str, ...]
+    blobs_kept: int
+    #: Of those, unneeded blobs modified after the prune started.
+    blobs_kept_young: int
+    #: Allocated bytes of what was removed.
+    bytes_freed: int
+    logical_bytes_freed: int
+    temp_files_removed: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> ImagePruneReport:
+        d = _object(cls, d, strict)
+        return cls(
+            dry_run=bool(d["dry_run"]),
+            removed=tuple(PrunedBlob.from_json(b, strict=strict) for b in d["removed"]),
+            untagged_removed=tuple(d["untagged_removed"]),
+            blobs_kept=int(d["blobs_kept"]),
+            blobs_kept_young=int(d["blobs_kept_young"]),
+            bytes_freed=int(d["bytes_freed"]),
+            logical_bytes_freed=int(d["logical_bytes_freed"]),
+            temp_files_removed=int(d["temp_files_removed"]),
+        )
+
+
+@dataclass(frozen=True)
+class Space:
+    """Logical, allocated (``st_blocks * 512``) and shared bytes."""
+
+    logical_bytes: int
+    allocated_bytes: int
+    #: Allocated bytes in extents the filesystem reports shared (reflinks on
+    #: XFS or btrfs, 0 on ext4); for an image also blobs another image needs.
+    shared_bytes: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> Space:
+        d = _object(cls, d, strict)
+        return cls(
+            logical_bytes=int(d["logical_bytes"]),
+            allocated_bytes=int(d["allocated_bytes"]),
+            shared_bytes=int(d["shared_bytes"]),
+        )
+
+
+@dataclass(frozen=True)
+class UsageItem:
+    """One snapshot, sandbox or image of :meth:`Home.usage`."""
+
+    #: Snapshot bare name (else its path), sandbox name, or image ref (else digest).
+    name: str
+    #: Snapshot or image digest; None for a sandbox.
+    digest: str | None
+    #: Snapshot or sandbox directory; None for an image.
+    path: Path | None
+    logical_bytes: int
+    allocated_bytes: int
+    shared_bytes: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> UsageItem:
+        d = _object(cls, d, strict)
+        return cls(
+            name=d["name"],
+            digest=d["digest"],
+            path=None if d["path"] is None else Path(d["path"]),
+            logical_bytes=int(d["logical_bytes"]),
+            allocated_bytes=int(d["allocated_bytes"]),
+            shared_bytes=int(d["shared_bytes"]),
+        )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a home's snapshots, sandboxes and images occupy (:meth:`Home.usage`)."""
+
+    snapshots: tuple[UsageItem, ...]
+    sandboxes: tuple[UsageItem, ...]
+    images: tuple[UsageItem, ...]
+    #: What :meth:`Image.prune` would reclaim.
+    unreferenced_images: Space
+    #: Every file once (a blob two images share counts once).
+    total: Space
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> Usage:
+        d = _object(cls, d, strict)
+
+        def items(key: str) -> tuple[UsageItem, ...]:
+            return tuple(UsageItem.from_json(i, strict=strict) for i in d[key])
+
+        return cls(
+            snapshots=items("snapshots"),
+            sandboxes=items("sandboxes"),
+            images=items("images"),
+            unreferenced_images=Space.from_json(d["unreferenced_images"], strict=strict),
+            total=Space.from_json(d["total"], strict=strict),
+        )
+
+
 # ---- The envelopes some calls wrap their results in. The API returns what
 # ---- is inside; these exist so that every result is decoded by a type.
 

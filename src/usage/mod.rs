@@ -1,0 +1,283 @@
+//! Storage accounting of a home ([`usage`]): per snapshot, sandbox and
+//! image, its logical size, the bytes it occupies on disk, and how many of
+//! those are shared with something else; plus totals.
+//!
+//! - **logical**: the sum of the files' lengths (a sparse 4 GiB upper is
+//!   4 GiB logical however little is written).
+//! - **allocated**: `st_blocks * 512` summed over the files: what `du`
+//!   reports.
+//! - **shared**: of the allocated bytes, those the filesystem reports in
+//!   extents shared with other files (FIEMAP `FIEMAP_EXTENT_SHARED`, see
+//!   `fiemap`): reflink copies on XFS and btrfs. Always 0 on ext4. For an
+//!   image it also counts every blob another image needs too (a base layer
+//!   two images share).
+//!
+//! Totals count every file once: snapshots, sandboxes and every blob of the
+//! image layout (a blob two images share is counted once). So the total
+//! allocated is what the home costs on disk, except that reflinked extents
+//! are counted once per file that shares them (the total shared says how
+//! many bytes that is). `unreferenced` is what `image prune` would reclaim.
+pub mod fiemap;
+
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use crate::image::{self, image_users_lenient, needed_blobs, Reachability};
+use crate::sandbox;
+use crate::snapshot;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Logical, allocated and shared bytes of some files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Space {
+    pub logical_bytes: u64,
+    pub allocated_bytes: u64,
+    pub shared_bytes: u64,
+}
+
+impl Space {
+    fn add(&mut self, other: Space) {
+        self.logical_bytes += other.logical_bytes;
+        self.allocated_bytes += other.allocated_bytes;
+        self.shared_bytes += other.shared_bytes;
+    }
+}
+
+/// One snapshot, sandbox or image and what it occupies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ItemUsage {
+    /// Snapshot: its bare name, else its path. Sandbox: its name. Image: its
+    /// ref name, else its manifest digest.
+    pub name: String,
+    /// Snapshot: its digest. Image: the digest of its `index.json` entry (or
+    /// the pinned manifest). Sandbox: none.
+    pub digest: Option<String>,
+    /// Snapshot or sandbox directory; none for an image.
+    pub path: Option<PathBuf>,
+    #[serde(flatten)]
+    pub space: Space,
+}
+
+/// What [`usage`] reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub snapshots: Vec<ItemUsage>,
+    pub sandboxes: Vec<ItemUsage>,
+    /// Each named `index.json` entry, then each unnamed one or pinned
+    /// manifest not already inside one of those.
+    pub images: Vec<ItemUsage>,
+    /// Blobs of the layout nothing needs (what `image prune` would remove).
+    pub unreferenced_images: Space,
+    pub total: Space,
+}
+
+/// Measure the home (see the module docs for what each number means).
+/// Snapshots are the indexed ones (`open_home` reindexes the home's
+/// snapshots directory); one whose directory vanished meanwhile is left out.
+pub fn usage(home: &Home) -> Result<Usage> {
+    let mut out = Usage::default();
+    for h in snapshot::list(home)? {
+        let Some(space) = dir_space(&h.path)? else {
+            continue;
+        };
+        out.total.add(space);
+        out.snapshots.push(ItemUsage {
+            name: h
+                .name
+                .clone()
+                .unwrap_or_else(|| h.path.display().to_string()),
+            digest: Some(h.digest.clone()),
+            path: Some(h.path.clone()),
+            space,
+        });
+    }
+    for s in sandbox::list(home)? {
+        let dir = home.sandboxes_dir().join(&s.name);
+        let Some(space) = dir_space(&dir)? else {
+            continue;
+        };
+        out.total.add(space);
+        out.sandboxes.push(ItemUsage {
+            name: s.name.clone(),
+            digest: None,
+            path: Some(dir),
+            space,
+        });
+    }
+    images_usage(home, &mut out)?;
+    Ok(out)
+}
+
+/// One blob file's space, measured once.
+fn blob_space(images_dir: &Path, digest: &str) -> Result<Option<Space>> {
+    let path = image::blob_path(images_dir, digest)?;
+    file_space(&path)
+}
+
+fn images_usage(home: &Home, out: &mut Usage) -> Result<()> {
+    let images_dir = home.images_dir();
+    let users = image_users_lenient(home)?;
+    let pinned: BTreeSet<String> = users.keys().cloned().collect();
+    let mut reach = Reachability::new(&images_dir);
+    let (needed, _) = needed_blobs(&images_dir, &mut reach, &pinned)?;
+
+    // The images: index.json entries, then pins no entry covers.
+    let mut rows: Vec<(String, String, BTreeSet<String>)> = Vec::new();
+    let mut covered = BTreeSet::new();
+    for entry in index_entries(&images_dir)? {
+        let blobs = reach.closure(&entry.digest, entry.media_type.as_deref())?;
+        covered.extend(blobs.iter().cloned());
+        let name = entry.name.unwrap_or_else(|| entry.digest.clone());
+        rows.push((name, entry.digest, blobs));
+    }
+    for digest in &pinned {
+        if covered.contains(digest) {
+            continue;
+        }
+        let blobs = reach.closure(digest, None)?;
+        if blobs.is_empty() {
+            continue; // pinned but not in this layout
+        }
+        covered.extend(blobs.iter().cloned());
+        rows.push((digest.clone(), digest.clone(), blobs));
+    }
+
+    let mut users_of: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, blobs) in &rows {
+        for b in blobs {
+            *users_of.entry(b.clone()).or_default() += 1;
+        }
+    }
+    let mut measured: BTreeMap<String, Space> = BTreeMap::new();
+    for digest in all_blob_digests(&images_dir)? {
+        if let Some(space) = blob_space(&images_dir, &digest)? {
+            out.total.add(space);
+            if !needed.contains(&digest) {
+                out.unreferenced_images.add(space);
+            }
+            measured.insert(digest, space);
+        }
+    }
+    for (name, digest, blobs) in rows {
+        let mut space = Space::default();
+        for b in &blobs {
+            let Some(s) = measured.get(b) else { continue };
+            let shared_elsewhere = users_of.get(b).copied().unwrap_or(0) > 1;
+            space.logical_bytes += s.logical_bytes;
+            space.allocated_bytes += s.allocated_bytes;
+            space.shared_bytes += if shared_elsewhere {
+                s.allocated_bytes
+            } else {
+                s.shared_bytes
+            };
+        }
+        out.images.push(ItemUsage {
+            name,
+            digest: Some(digest),
+            path: None,
+            space,
+        });
+    }
+    Ok(())
+}
+
+/// An `index.json` entry as usage reads it.
+struct IndexEntry {
+    digest: String,
+    name: Option<String>,
+    media_type: Option<String>,
+}
+
+/// Each `index.json` entry; none when there is no layout.
+fn index_entries(images_dir: &Path) -> Result<Vec<IndexEntry>> {
+    let path = images_dir.join("index.json");
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let index: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::ImageNotFound(format!("{} is malformed: {e}", path.display())))?;
+    let entries = index.get("manifests").and_then(|m| m.as_array());
+    Ok(entries
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let digest = e.get("digest")?.as_str()?.to_string();
+            let name = e
+                .get("annotations")
+                .and_then(|a| a.get(image::REF_NAME_ANNOTATION))
+                .and_then(|n| n.as_str())
+                .map(str::to_string);
+            let media_type = e
+                .get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string);
+            Some(IndexEntry {
+                digest,
+                name,
+                media_type,
+            })
+        })
+        .collect())
+}
+
+/// Every `sha256:` blob file of the layout.
+fn all_blob_digests(images_dir: &Path) -> Result<Vec<String>> {
+    let dir = images_dir.join("blobs").join("sha256");
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", &dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.ctx("read", &dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push(format!("sha256:{name}"));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The space of one regular file; `None` if it does not exist.
+pub fn file_space(path: &Path) -> Result<Option<Space>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let meta = file.metadata().ctx("stat", path)?;
+    Ok(Some(Space {
+        logical_bytes: meta.len(),
+        allocated_bytes: meta.blocks() * 512,
+        shared_bytes: fiemap::shared_bytes(&file).ctx("map extents of", path)?,
+    }))
+}
+
+/// The space of every regular file under `dir` (symlinks not followed);
+/// `None` if `dir` does not exist.
+pub fn dir_space(dir: &Path) -> Result<Option<Space>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", dir, e)),
+    };
+    let mut total = Space::default();
+    for entry in rd {
+        let entry = entry.ctx("read", dir)?;
+        let kind = entry.file_type().ctx("stat", &entry.path())?;
+        if kind.is_dir() {
+            total.add(dir_space(&entry.path())?.unwrap_or_default());
+        } else if kind.is_file() {
+            total.add(file_space(&entry.path())?.unwrap_or_default());
+        }
+    }
+    Ok(Some(total))
+}
