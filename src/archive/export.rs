@@ -15,7 +15,7 @@ use crate::artifact::{self, Artifact, ArtifactFormat};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{Algorithm, ChunkBuffers, DigestThread};
-use crate::manifest::digest_prefix;
+use crate::manifest::{digest_prefix, UpperIntegrity};
 use crate::progress::Monitor;
 use crate::snapshot_json::Integrity;
 use crate::sparse;
@@ -365,17 +365,11 @@ fn write_current<W: Write>(
         TheirEncoding::Sparse(map) => (map.stored_bytes(), &map.runs),
     };
     let mut hasher = MemberHasher::new(KIND_PAYLOAD, &name, encoded, plan.size, slots);
-    let mut check = match &disk.spec.integrity {
-        Some(rec) => {
-            let algorithm = Algorithm::recorded(&rec.algorithm)?;
-            Some((DigestThread::spawn(algorithm, plan.size, CHUNK)?, rec))
-        }
-        None => None,
-    };
+    let mut check = RecordedCheck::spawn(disk.spec.integrity.as_ref(), plan.size)?;
     let mut upper = UpperReader {
         file: disk.file,
         path: &plan.path,
-        buffers: ChunkBuffers::new(check.as_mut().map(|(thread, _)| thread), CHUNK),
+        buffers: ChunkBuffers::new(check.as_mut().map(|c| &mut c.thread), CHUNK),
         transport: Some(&mut hasher),
     };
     match &encoding {
@@ -402,15 +396,8 @@ fn write_current<W: Write>(
         }
     }
     drop(upper);
-    if let Some((thread, rec)) = check {
-        let actual = thread.finish()?;
-        if actual != rec.digest {
-            return Err(Error::IntegrityMismatch {
-                path: plan.path.display().to_string(),
-                expected: rec.digest.clone(),
-                actual,
-            });
-        }
+    if let Some(check) = check {
+        check.finish(&plan.path)?;
     }
     members.push(WrittenMember {
         facts: MemberFacts {
@@ -460,17 +447,11 @@ fn write_artifact<W: Write>(
     // check the bytes on their way into the archive (hashed on another core
     // while zstd compresses) instead of reading the upper twice. A mismatch
     // fails the export before its temporary file is renamed into place.
-    let mut check = match &disk.spec.integrity {
-        Some(rec) => {
-            let algorithm = Algorithm::recorded(&rec.algorithm)?;
-            Some((DigestThread::spawn(algorithm, plan.size, CHUNK)?, rec))
-        }
-        None => None,
-    };
+    let mut check = RecordedCheck::spawn(disk.spec.integrity.as_ref(), plan.size)?;
     let mut upper = UpperReader {
         file,
         path: &plan.path,
-        buffers: ChunkBuffers::new(check.as_mut().map(|(thread, _)| thread), CHUNK),
+        buffers: ChunkBuffers::new(check.as_mut().map(|c| &mut c.thread), CHUNK),
         transport: None,
     };
     if plan.dense {
@@ -495,17 +476,44 @@ fn write_artifact<W: Write>(
             upper.copy_run(tar, run, monitor)?;
         }
     }
-    if let Some((thread, rec)) = check {
-        let actual = thread.finish()?;
-        if actual != rec.digest {
+    if let Some(check) = check {
+        check.finish(&plan.path)?;
+    }
+    Ok(())
+}
+
+/// The recorded integrity of an upper being written, hashed on another
+/// thread from the bytes on their way into the archive.
+struct RecordedCheck<'a> {
+    thread: DigestThread,
+    recorded: &'a UpperIntegrity,
+}
+
+impl<'a> RecordedCheck<'a> {
+    /// `None` when nothing was recorded.
+    fn spawn(recorded: Option<&'a UpperIntegrity>, size: u64) -> Result<Option<Self>> {
+        let Some(recorded) = recorded else {
+            return Ok(None);
+        };
+        let algorithm = Algorithm::recorded(&recorded.algorithm)?;
+        Ok(Some(RecordedCheck {
+            thread: DigestThread::spawn(algorithm, size, CHUNK)?,
+            recorded,
+        }))
+    }
+
+    /// The digest of what was written must be the recorded one.
+    fn finish(self, upper: &Path) -> Result<()> {
+        let actual = self.thread.finish()?;
+        if actual != self.recorded.digest {
             return Err(Error::IntegrityMismatch {
-                path: plan.path.display().to_string(),
-                expected: rec.digest.clone(),
+                path: upper.display().to_string(),
+                expected: self.recorded.digest.clone(),
                 actual,
             });
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// End the compressed block before an upper's data: when that data does not

@@ -5,7 +5,7 @@
 //! `upper.json` where the set stores a description instead of the image),
 //! and checked to be left byte-for-byte as it was: microsnap never migrates
 //! or writes into a directory it only reads.
-use crate::support::sparse_vectors::load_vector;
+use crate::support::sparse_vectors::{load_tsv_by, load_vector};
 use crate::support::vector_sets::MSB_V0614;
 use crate::support::{code_of, sparse_file, TestHome};
 use microsnap::artifact::{self, ArtifactFormat};
@@ -23,7 +23,10 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let rows = load_tsv_keyed(&Path::new(MSB_V0614).join("artifacts/artifacts.tsv"));
+    let rows = load_tsv_by(
+        &Path::new(MSB_V0614).join("artifacts/artifacts.tsv"),
+        "case",
+    );
     let mut cases: Vec<Case> = rows
         .into_iter()
         .map(|(name, row)| Case { name, row })
@@ -31,23 +34,6 @@ fn cases() -> Vec<Case> {
     cases.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(cases.len(), 9, "the set has nine artifact cases");
     cases
-}
-
-/// artifacts.tsv is keyed by its `case` column (load_tsv keys by `name`).
-fn load_tsv_keyed(path: &Path) -> HashMap<String, HashMap<String, String>> {
-    let text = fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    lines
-        .map(|l| {
-            let row: HashMap<String, String> = header
-                .iter()
-                .zip(l.split('\t'))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            (row["case"].clone(), row)
-        })
-        .collect()
 }
 
 /// Copy the case's directory to `dest`; an `upper.json` becomes the sparse

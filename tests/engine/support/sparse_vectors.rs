@@ -54,6 +54,11 @@ pub fn load_vector(path: &Path) -> Vector {
 
 /// Rows of a TSV keyed by its `name` column, each row as column -> value.
 pub fn load_tsv(path: &Path) -> HashMap<String, HashMap<String, String>> {
+    load_tsv_by(path, "name")
+}
+
+/// Rows of a TSV keyed by its `key` column, each row as column -> value.
+pub fn load_tsv_by(path: &Path, key: &str) -> HashMap<String, HashMap<String, String>> {
     let text = fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
@@ -65,7 +70,7 @@ pub fn load_tsv(path: &Path) -> HashMap<String, HashMap<String, String>> {
                 .zip(l.split('\t'))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            (row["name"].clone(), row)
+            (row[key].clone(), row)
         })
         .collect()
 }
