@@ -331,8 +331,15 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         };
         if let (Some(digest), false) = (&digest, force) {
             let children = index::child_count(tx, digest)?;
-            let copies = index::find_by_digest(tx, digest)?.len();
-            if children > 0 && copies <= 1 {
+            // Only another copy that still opens with this digest keeps the
+            // snapshot for its children: a row whose directory is gone or
+            // malformed does not.
+            let other_copy = index::find_by_digest(tx, digest)?.iter().any(|r| {
+                r.artifact_path != key
+                    && artifact::digest_at(Path::new(&r.artifact_path)).as_deref()
+                        == Some(digest.as_str())
+            });
+            if children > 0 && !other_copy {
                 return Err(Error::HasChildren {
                     digest: digest.clone(),
                     children,

@@ -524,6 +524,11 @@ fn keep_what_lineage_needs(
         copies.entry(digests[i].as_str()).or_default().push(i);
     }
     let stays = |fate: &HashMap<usize, Fate>, i: usize| matches!(fate.get(&i), Some(Fate::Keep(_)));
+    // Only a copy that opens can stand in for this one: an index row whose
+    // directory is gone or malformed stays (as `unreadable`) but holds no
+    // snapshot for a child or a sandbox.
+    let readable_stays =
+        |fate: &HashMap<usize, Fate>, i: usize| snapshots[i].facts.is_some() && stays(fate, i);
     loop {
         let mut changed = false;
         for (i, d) in digests.iter().enumerate() {
@@ -531,7 +536,7 @@ fn keep_what_lineage_needs(
                 continue;
             }
             let d = d.as_str();
-            if copies[d].iter().any(|&j| j != i && stays(fate, j)) {
+            if copies[d].iter().any(|&j| j != i && readable_stays(fate, j)) {
                 continue;
             }
             let mut reasons: Vec<KeepReason> = children

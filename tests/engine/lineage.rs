@@ -133,6 +133,31 @@ fn a_second_copy_of_the_parent_can_be_removed_without_force() {
 }
 
 #[test]
+fn a_copy_that_no_longer_opens_does_not_stand_in_for_the_parent() {
+    let t = TestHome::new();
+    t.sandbox("root-sb", MIB);
+    let parent = t.snapshot("root-sb", "parent");
+    t.sandbox_from("kid", "parent").unwrap();
+    t.snapshot("kid", "child");
+    let copy = t.outside("parent-copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["manifest.json", "upper.ext4"] {
+        std::fs::copy(parent.path.join(f), copy.join(f)).unwrap();
+    }
+    snapshot::get(&t.home, copy.to_str().unwrap()).unwrap();
+    // The copy's row stays indexed, but its directory is malformed now.
+    std::fs::remove_file(copy.join("manifest.json")).unwrap();
+    expect_code(
+        snapshot::remove(&t.home, "parent", false),
+        ErrorCode::HasChildren,
+    );
+    snapshot::open(&t.home, "parent").unwrap();
+    // The malformed copy itself may go: the parent still opens.
+    snapshot::remove(&t.home, copy.to_str().unwrap(), false).unwrap();
+    snapshot::open(&t.home, "parent").unwrap();
+}
+
+#[test]
 fn forced_replacement_keeps_child_counts_right() {
     let t = TestHome::new();
     t.sandbox("root-sb", MIB);

@@ -464,6 +464,35 @@ fn another_copy_of_the_parent_is_enough_for_its_child() {
 }
 
 #[test]
+fn an_unreadable_copy_of_the_parent_is_not_enough_for_its_child() {
+    let t = TestHome::new();
+    chain(&t);
+    let copy = t.outside("copy-of-base");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["manifest.json", "upper.ext4"] {
+        std::fs::copy(t.home.snapshots_dir().join("base").join(f), copy.join(f)).unwrap();
+    }
+    snapshot::get(&t.home, &copy.to_string_lossy()).unwrap();
+    // Still indexed, but the copy no longer opens.
+    std::fs::remove_file(copy.join("manifest.json")).unwrap();
+    let r = prune(
+        &t,
+        &PruneOptions {
+            labels: BTreeMap::from([("gen".to_string(), "1".to_string())]),
+            ..everything_older_than_now()
+        },
+    );
+    assert!(r.removed.is_empty(), "{r:?}");
+    let base = r.kept.iter().find(|k| k.name.as_deref() == Some("base"));
+    assert_eq!(
+        base.map(|k| k.reasons.clone()),
+        Some(vec![KeepReason::HasChildren("child".into())]),
+        "{r:?}"
+    );
+    snapshot::open(&t.home, "base").unwrap();
+}
+
+#[test]
 fn a_dry_run_reports_what_a_run_removes_and_changes_nothing() {
     let t = two_sandboxes();
     t.sandbox_from("fork", "a2").unwrap();
