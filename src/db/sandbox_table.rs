@@ -138,6 +138,14 @@ pub fn list(conn: &Connection) -> Result<Vec<SandboxRow>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The names of the sandboxes recorded as made from snapshot `digest`, by name.
+pub fn made_from_snapshot(conn: &Connection, digest: &str) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name FROM sandboxes WHERE from_snapshot = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([digest], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+}
+
 /// Record a new status for sandbox `name`; [`Error::SandboxNotFound`] if
 /// there is no such sandbox.
 pub fn set_status(conn: &Connection, name: &str, status: SandboxStatus) -> Result<()> {

@@ -8,6 +8,7 @@
 pub mod lock;
 
 use crate::artifact;
+use crate::db::index;
 use crate::db::sandbox_table::{self, SandboxRow, SandboxStatus};
 use crate::db::Db;
 use crate::disk;
@@ -137,6 +138,9 @@ pub fn create(
     // the sandboxes table yet: keep image prune away until it is.
     let _in_use = image::ImageUseGuard::acquire(&home.images_dir())?;
     let staging = Staging::new(&home.staging_area_for(&home.sandboxes_dir())?, "sandbox")?;
+    // The snapshot copied, if any: its path and digest, checked again when
+    // the sandbox is recorded.
+    let mut copied: Option<(PathBuf, String)> = None;
     let row = match source {
         SandboxSource::Image {
             image,
@@ -199,6 +203,7 @@ pub fn create(
                     sparse::copy_sparse_from(disk.file, &src, &dst, monitor)?;
                 }
             }
+            copied = Some((art.path.clone(), art.digest.clone()));
             new_row(
                 name,
                 d.image(),
@@ -244,9 +249,30 @@ pub fn create(
     let _recording = Staging::new(&home.tmp_dir(), "recording")?;
     staging.publish(&dest)?;
     crate::fault::point("sandbox.create.before_insert")?;
-    if let Err(e) = home.db().write(|tx| sandbox_table::insert(tx, &row)) {
-        // publish refused an existing directory, so the name was ours: this
-        // is a database failure. Leave no directory without a record.
+    let recorded = home.db().write(|tx| {
+        // A snapshot removed since it was copied (a prune, which keeps what
+        // a recorded sandbox was made from) must not be named by the new
+        // sandbox: removals decide under this same write lock, so checked
+        // here it cannot vanish before the row is in.
+        if let Some((path, digest)) = &copied {
+            let opens = |p: &Path| artifact::digest_at(p).as_deref() == Some(digest.as_str());
+            let present = opens(path)
+                || index::find_by_digest(tx, digest)?
+                    .iter()
+                    .any(|r| opens(Path::new(&r.artifact_path)));
+            if !present {
+                return Err(Error::SnapshotNotFound(format!(
+                    "{} (removed while the sandbox was being created)",
+                    path.display()
+                )));
+            }
+        }
+        sandbox_table::insert(tx, &row)
+    });
+    if let Err(e) = recorded {
+        // publish refused an existing directory, so the name was ours: the
+        // snapshot is gone or the database failed. Leave no directory
+        // without a record.
         let _ = std::fs::remove_dir_all(&dest);
         return Err(e);
     }

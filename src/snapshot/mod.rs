@@ -20,6 +20,7 @@ use crate::artifact::{
     resolve_digest, row_for, ArtifactFormat, Locator, Visit,
 };
 use crate::db::index::{self, IndexRow};
+use crate::db::sandbox_table;
 use crate::error::{Error, IoContext, Result};
 use crate::home::{validate_bare_name, Home};
 use crate::integrity::{self, Algorithm};
@@ -286,7 +287,9 @@ pub fn verify(home: &Home, reference: &str, monitor: &Monitor) -> Result<VerifyR
 }
 
 /// Remove an artifact and its index row. Refuses while indexed children
-/// exist (and this is the last copy of the digest) unless `force`.
+/// exist (and this is the last copy of the digest) unless `force`. Whether
+/// a sandbox was made from it does not matter here: the sandbox has its own
+/// copy of the disk (prune is stricter, see [`remove_at`]).
 pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
     let dir = match locate(reference)? {
         Locator::Digest(d) => {
@@ -306,6 +309,38 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         Locator::Name(n) => home.snapshots_dir().join(n),
         Locator::Path(p) => p,
     };
+    let checks = RemoveChecks {
+        force,
+        sandboxes: false,
+    };
+    remove_dir(home, &dir, reference, checks).map(drop)
+}
+
+/// What [`remove_at`] checks before removing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RemoveChecks {
+    /// Skip every check: children and sandboxes may lose their snapshot.
+    pub force: bool,
+    /// Also keep it while a sandbox recorded as made from its digest exists
+    /// (and no other copy opens).
+    pub sandboxes: bool,
+}
+
+/// What [`remove_at`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Removed,
+    /// Kept: these sandboxes were made from it (`RemoveChecks::sandboxes`).
+    UsedBySandboxes(Vec<String>),
+}
+
+/// [`remove`] of the artifact directory `dir` itself, never through a
+/// reference string (a path that is not UTF-8 would not survive one).
+pub(crate) fn remove_at(home: &Home, dir: &Path, checks: RemoveChecks) -> Result<Removal> {
+    remove_dir(home, dir, &dir.display().to_string(), checks)
+}
+
+fn remove_dir(home: &Home, dir: &Path, reference: &str, checks: RemoveChecks) -> Result<Removal> {
     let key = dir.to_string_lossy().into_owned();
     let parent = dir
         .parent()
@@ -316,10 +351,12 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
     // index under the same lock, so what is at the path and its row cannot
     // change between looking and removing: a remove that raced another one
     // finds nothing and says so, and a row is dropped as stale only while no
-    // artifact (perhaps a new one of the same name) stands at its path.
-    home.db().write(|tx| {
+    // artifact (perhaps a new one of the same name) stands at its path. A
+    // sandbox is recorded under the same lock too, after checking that the
+    // snapshot it copied is still there (`sandbox::create`).
+    let removal = home.db().write(|tx| {
         let row = index::find_by_path(tx, &key)?;
-        let on_disk = artifact::has_descriptor(&dir);
+        let on_disk = artifact::has_descriptor(dir);
         if row.is_none() && !on_disk {
             return Err(Error::SnapshotNotFound(reference.to_string()));
         }
@@ -327,10 +364,9 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
         // (a malformed artifact has none and can always be removed).
         let digest = match &row {
             Some(r) => Some(r.digest.clone()),
-            None => artifact::digest_at(&dir),
+            None => artifact::digest_at(dir),
         };
-        if let (Some(digest), false) = (&digest, force) {
-            let children = index::child_count(tx, digest)?;
+        if let (Some(digest), false) = (&digest, checks.force) {
             // Only another copy that still opens with this digest keeps the
             // snapshot for its children: a row whose directory is gone or
             // malformed does not.
@@ -339,24 +375,34 @@ pub fn remove(home: &Home, reference: &str, force: bool) -> Result<()> {
                     && artifact::digest_at(Path::new(&r.artifact_path)).as_deref()
                         == Some(digest.as_str())
             });
+            let children = index::child_count(tx, digest)?;
             if children > 0 && !other_copy {
                 return Err(Error::HasChildren {
                     digest: digest.clone(),
                     children,
                 });
             }
+            if checks.sandboxes && !other_copy {
+                let users = sandbox_table::made_from_snapshot(tx, digest)?;
+                if !users.is_empty() {
+                    return Ok(Removal::UsedBySandboxes(users));
+                }
+            }
         }
         if on_disk {
             trash
-                .take(&dir)
+                .take(dir)
                 .map_err(|e| removed_meanwhile(e, reference))?;
             crate::fault::point("snapshot.remove.before_index")?;
         }
-        index::remove_by_path(tx, &key).map(drop)
+        index::remove_by_path(tx, &key)?;
+        Ok(Removal::Removed)
     })?;
-    crate::fault::point("snapshot.remove.before_cleanup")?;
+    if removal == Removal::Removed {
+        crate::fault::point("snapshot.remove.before_cleanup")?;
+    }
     drop(trash);
-    Ok(())
+    Ok(removal)
 }
 
 /// Rebuild the index from the artifacts in `dir` (default: the snapshots

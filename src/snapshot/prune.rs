@@ -57,7 +57,7 @@
 //! sparse 4 GiB upper holding 1 MiB of data frees about 1 MiB. A file with
 //! other hard links frees nothing and counts 0. Measured before removal,
 //! so a dry run reports the same numbers.
-use super::{list, remove, SnapshotHandle};
+use super::{list, remove_at, Removal, RemoveChecks, SnapshotHandle};
 use crate::artifact::open_dir;
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
@@ -283,9 +283,20 @@ pub fn prune(home: &Home, opts: &PruneOptions, monitor: &Monitor) -> Result<Prun
         let s = &snapshots[i];
         if !opts.dry_run {
             monitor.check()?;
-            let path = s.handle.path.to_string_lossy();
-            match remove(home, &path, opts.force) {
-                Ok(()) => {}
+            let checks = RemoveChecks {
+                force: opts.force,
+                sandboxes: true,
+            };
+            match remove_at(home, &s.handle.path, checks) {
+                Ok(Removal::Removed) => {}
+                // A sandbox was made from it since the plan: keep it, as
+                // planned ones are (decided under the lock its row is
+                // recorded under, so none can slip in between).
+                Ok(Removal::UsedBySandboxes(names)) => {
+                    let reasons = names.into_iter().map(KeepReason::UsedBySandbox).collect();
+                    plan.insert(i, Fate::Keep(reasons));
+                    continue;
+                }
                 // Another process removed it meanwhile: not ours to report.
                 Err(Error::SnapshotNotFound(_)) => {
                     plan.insert(i, Fate::Gone);

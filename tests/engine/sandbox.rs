@@ -528,3 +528,35 @@ fn stop_releases_the_lock_while_other_threads_spawn_processes() {
         &failures[..failures.len().min(5)]
     );
 }
+
+#[test]
+fn a_sandbox_is_not_recorded_from_a_snapshot_removed_while_it_was_copied() {
+    let t = TestHome::new();
+    t.sandbox_with("src", 4 * MIB, &[(0, b"data")]);
+    t.snapshot("src", "base");
+    let removed = std::sync::atomic::AtomicBool::new(false);
+    // Remove the snapshot once the copy is under way, as a prune that
+    // planned before this sandbox existed would.
+    let monitor = Monitor::new(
+        None,
+        Some(Box::new(|_: &str, _, _| {
+            if !removed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                snapshot::remove(&t.home, "base", false).unwrap();
+            }
+            true
+        })),
+    );
+    let source = SandboxSource::Snapshot {
+        name_or_path: "base".into(),
+    };
+    let made = sandbox::create(&t.home, "fork", &source, &monitor);
+    assert!(removed.load(std::sync::atomic::Ordering::SeqCst));
+    expect_code(made, ErrorCode::SnapshotNotFound);
+    // Nothing recorded, nothing left behind: the name is free again.
+    expect_code(sandbox::get(&t.home, "fork"), ErrorCode::SandboxNotFound);
+    assert!(!t.home.sandboxes_dir().join("fork").exists());
+    assert!(sandbox::list(&t.home)
+        .unwrap()
+        .iter()
+        .all(|s| s.name != "fork"));
+}

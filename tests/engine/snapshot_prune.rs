@@ -418,6 +418,33 @@ fn a_snapshot_a_sandbox_was_made_from_stays_unless_forced() {
 }
 
 #[test]
+fn a_sandbox_made_from_a_snapshot_after_the_plan_keeps_it() {
+    let t = TestHome::new();
+    t.sandbox_with("a", 16 * MIB, &[(0, b"data")]);
+    t.snapshot("a", "base");
+    let made = std::sync::atomic::AtomicBool::new(false);
+    // The plan removes base (no sandbox uses it yet); the sandbox is made
+    // from it after the plan, before the removal.
+    let monitor = Monitor::new(
+        None,
+        Some(Box::new(|phase: &str, _, _| {
+            if phase == "prune" && !made.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                t.sandbox_from("fork", "base").unwrap();
+            }
+            true
+        })),
+    );
+    let r = snapshot::prune(&t.home, &everything_older_than_now(), &monitor).unwrap();
+    assert!(made.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(r.removed.is_empty(), "{r:?}");
+    assert_eq!(kept(&r), reasons(&[("base", &["used_by_sandbox:fork"])]));
+    assert_eq!(r.bytes_freed, 0);
+    let fork = sandbox::get(&t.home, "fork").unwrap();
+    let base = snapshot::open(&t.home, "base").unwrap();
+    assert_eq!(fork.from_snapshot.as_deref(), Some(base.digest.as_str()));
+}
+
+#[test]
 fn another_copy_of_the_parent_is_enough_for_its_child() {
     let t = TestHome::new();
     chain(&t);
