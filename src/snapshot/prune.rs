@@ -18,9 +18,9 @@
 //!    rule keeps it.
 //!    - `keep_last = N`: the N newest of its group (`keep_last`).
 //!    - `keep_within = D`: created at most D before the *newest snapshot of
-//!      its group* (not before now, as restic's `--keep-within`: a group
-//!      whose sandbox stopped making snapshots keeps its last stretch)
-//!      (`keep_within`).
+//!      its group*, not before now (as restic's `--keep-within`, which also
+//!      counts back from the latest snapshot): a group whose sandbox stopped
+//!      making snapshots keeps its last stretch (`keep_within`).
 //!    - `older_than = D`: only snapshots created *more* than D before now
 //!      may go; a younger one is kept (`not_old_enough`). This is a limit
 //!      on removal, not a keep rule of restic's: with it alone, every
@@ -32,11 +32,17 @@
 //!    a child of it (an indexed snapshot naming its digest as parent) stays
 //!    (`has_children:<child>`), or while a sandbox created from it still
 //!    exists (`used_by_sandbox:<name>`), unless another indexed copy of the
-//!    same digest stays: the children and the sandbox still have their
-//!    snapshot then, as [`super::remove`] also decides. A chain whose
-//!    members all go is removed together, children first. Keeping one
-//!    snapshot can keep its parent in turn; the rules are applied until
-//!    nothing changes.
+//!    same digest that opens stays (an unreadable copy holds no snapshot):
+//!    the children and the sandbox still have their snapshot then. A chain
+//!    whose members all go is removed together, children first. Keeping
+//!    one snapshot can keep its parent in turn; the rules are applied until
+//!    nothing changes. Each removal checks both again under the index's
+//!    write lock (`super::remove_at`): a child indexed or a sandbox
+//!    recorded from it after the plan keeps it too (`sandbox::create`
+//!    records a sandbox only if the snapshot it copied is still there).
+//!    Plain [`super::remove`] checks children only: a sandbox has its own
+//!    copy of the disk, and keeping what sandboxes came from is this
+//!    policy's rule.
 //!
 //! `dry_run` makes the same decisions and removes nothing: its report is
 //! what a real run at the same moment would do.
@@ -57,6 +63,12 @@
 //! sparse 4 GiB upper holding 1 MiB of data frees about 1 MiB. A file with
 //! other hard links frees nothing and counts 0. Measured before removal,
 //! so a dry run reports the same numbers.
+//!
+//! On a filesystem with reflinks (XFS, btrfs), sandbox uppers and snapshot
+//! copies share extents (FICLONE); an extent another file still shares is
+//! not freed, yet counts here. There `allocated_bytes` and `bytes_freed`
+//! are an upper bound; `usage` reports the shared bytes. On ext4 nothing is
+//! shared and they are exact.
 use super::{list, remove_at, Removal, RemoveChecks, SnapshotHandle};
 use crate::artifact::open_dir;
 use crate::error::{Error, IoContext, Result};
@@ -173,7 +185,8 @@ pub struct PrunedSnapshot {
     /// The group the keep rules saw it in (`None`: no source sandbox, or no
     /// such label).
     pub group: Option<String>,
-    /// Bytes its files took on disk (module docs).
+    /// Bytes its files took on disk; an upper bound of what removing it
+    /// frees where extents are shared by reflink (module docs).
     pub allocated_bytes: u64,
 }
 
@@ -196,7 +209,8 @@ pub struct PruneReport {
     pub removed: Vec<PrunedSnapshot>,
     /// Newest first, as `list`.
     pub kept: Vec<KeptSnapshot>,
-    /// The sum of the removed snapshots' `allocated_bytes`.
+    /// The sum of the removed snapshots' `allocated_bytes` (an upper bound
+    /// where extents are shared by reflink, module docs).
     pub bytes_freed: u64,
 }
 
@@ -627,6 +641,7 @@ fn child_now(home: &Home, digest: &str) -> Result<String> {
 
 /// What the files under `dir` (and `dir` itself) take on disk; a file with
 /// other hard links counts 0, since removing this name frees nothing.
+/// Extents shared by reflink are counted (module docs: an upper bound).
 fn allocated_bytes(dir: &Path) -> Result<u64> {
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
