@@ -131,8 +131,10 @@ impl FromStr for GroupBy {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<GroupBy> {
+        if s == "source_sandbox" {
+            return Ok(GroupBy::SourceSandbox);
+        }
         match s.strip_prefix("label:") {
-            _ if s == "source_sandbox" => Ok(GroupBy::SourceSandbox),
             Some(key) if !key.is_empty() => Ok(GroupBy::Label(key.to_string())),
             _ => Err(Error::InvalidArgument(format!(
                 "unknown group_by {s:?} (expected \"source_sandbox\" or \"label:KEY\")"
@@ -407,10 +409,13 @@ impl Snapshot {
     }
 
     fn digest(&self) -> String {
+        self.digest_str().to_string()
+    }
+
+    fn digest_str(&self) -> &str {
         self.facts
             .as_ref()
             .map_or(&self.handle.digest, |f| &f.digest)
-            .clone()
     }
 
     fn parent(&self) -> Option<&str> {
@@ -539,14 +544,14 @@ fn keep_what_lineage_needs(
     users: &HashMap<String, Vec<String>>,
     fate: &mut HashMap<usize, Fate>,
 ) {
-    let digests: Vec<String> = snapshots.iter().map(Snapshot::digest).collect();
+    let digests: Vec<&str> = snapshots.iter().map(Snapshot::digest_str).collect();
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut copies: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, s) in snapshots.iter().enumerate() {
         if let Some(p) = s.parent() {
             children.entry(p).or_default().push(i);
         }
-        copies.entry(digests[i].as_str()).or_default().push(i);
+        copies.entry(digests[i]).or_default().push(i);
     }
     let stays = |fate: &HashMap<usize, Fate>, i: usize| matches!(fate.get(&i), Some(Fate::Keep(_)));
     // Only a copy that opens can stand in for this one: an index row whose
@@ -556,11 +561,10 @@ fn keep_what_lineage_needs(
         |fate: &HashMap<usize, Fate>, i: usize| snapshots[i].facts.is_some() && stays(fate, i);
     loop {
         let mut changed = false;
-        for (i, d) in digests.iter().enumerate() {
+        for (i, &d) in digests.iter().enumerate() {
             if fate.get(&i) != Some(&Fate::Remove) {
                 continue;
             }
-            let d = d.as_str();
             if copies[d].iter().any(|&j| j != i && readable_stays(fate, j)) {
                 continue;
             }
@@ -592,40 +596,65 @@ fn keep_what_lineage_needs(
 }
 
 /// The snapshots to remove, each after every one of its children that is
-/// also removed; among those ready at once, oldest first.
+/// also removed; among those ready at once, oldest first. A topological
+/// order by rounds: each round is every snapshot none of whose children to
+/// remove is still pending (a count per snapshot, lowered as they go).
 fn children_first(snapshots: &[Snapshot], fate: &HashMap<usize, Fate>) -> Vec<usize> {
-    let mut pending: BTreeSet<usize> = fate
-        .iter()
-        .filter(|(_, f)| **f == Fate::Remove)
-        .map(|(&i, _)| i)
+    let going: Vec<usize> = (0..snapshots.len())
+        .filter(|i| fate.get(i) == Some(&Fate::Remove))
         .collect();
-    let mut order = Vec::with_capacity(pending.len());
-    while !pending.is_empty() {
-        let parents_waiting: BTreeSet<&str> = pending
-            .iter()
-            .filter_map(|&i| snapshots[i].parent())
-            .collect();
-        let mut ready: Vec<usize> = pending
-            .iter()
+    // Every removed copy of a digest waits for that digest's removed children.
+    let mut copies: HashMap<&str, Vec<usize>> = HashMap::new();
+    for &i in &going {
+        copies.entry(snapshots[i].digest_str()).or_default().push(i);
+    }
+    let parents_of = |i: usize| {
+        snapshots[i]
+            .parent()
+            .and_then(|p| copies.get(p))
+            .into_iter()
+            .flatten()
             .copied()
-            .filter(|&i| !parents_waiting.contains(snapshots[i].digest().as_str()))
-            .collect();
-        // A digest cannot name itself through a chain of parents (each
-        // descriptor's digest covers its parent's), so this never happens;
-        // if it did, removing the rest in any order is still safe.
-        if ready.is_empty() {
-            ready = pending.iter().copied().collect();
+    };
+    let mut pending_children: HashMap<usize, usize> = HashMap::new();
+    for &i in &going {
+        for p in parents_of(i) {
+            *pending_children.entry(p).or_default() += 1;
         }
-        ready.sort_by_key(|&i| {
-            (
-                snapshots[i].created_unix_nanos(),
-                snapshots[i].handle.path.clone(),
-            )
-        });
-        for i in &ready {
-            pending.remove(i);
+    }
+    let oldest_first = |a: &usize, b: &usize| {
+        let (a, b) = (&snapshots[*a], &snapshots[*b]);
+        (a.created_unix_nanos(), &a.handle.path).cmp(&(b.created_unix_nanos(), &b.handle.path))
+    };
+    let mut order = Vec::with_capacity(going.len());
+    let mut round: Vec<usize> = going
+        .iter()
+        .copied()
+        .filter(|i| !pending_children.contains_key(i))
+        .collect();
+    while !round.is_empty() {
+        round.sort_by(oldest_first);
+        let mut next = Vec::new();
+        for &i in &round {
+            for p in parents_of(i) {
+                let n = pending_children.get_mut(&p).expect("counted above");
+                *n -= 1;
+                if *n == 0 {
+                    next.push(p);
+                }
+            }
         }
-        order.extend(ready);
+        order.append(&mut round);
+        round = next;
+    }
+    // A digest cannot name itself through a chain of parents (each
+    // descriptor's digest covers its parent's), so every one is ordered; if
+    // one were not, removing the rest in any order is still safe.
+    if order.len() < going.len() {
+        let placed: BTreeSet<usize> = order.iter().copied().collect();
+        let mut rest: Vec<usize> = going.into_iter().filter(|i| !placed.contains(i)).collect();
+        rest.sort_by(oldest_first);
+        order.extend(rest);
     }
     order
 }
