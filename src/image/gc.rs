@@ -322,6 +322,9 @@ pub(crate) struct Reachability<'a> {
     images_dir: &'a Path,
     /// digest -> the blobs it needs, itself included.
     memo: BTreeMap<String, BTreeSet<String>>,
+    /// The blobs' lengths when the caller already measured them (usage);
+    /// `None`: stat each blob visited.
+    sizes: Option<BTreeMap<String, u64>>,
 }
 
 impl<'a> Reachability<'a> {
@@ -329,6 +332,17 @@ impl<'a> Reachability<'a> {
         Reachability {
             images_dir,
             memo: BTreeMap::new(),
+            sizes: None,
+        }
+    }
+
+    /// Like [`new`](Self::new), for a caller that has just measured every
+    /// blob: `sizes` is each present blob's length, so no blob is stat'ed
+    /// again (one missing from it counts as absent).
+    pub(crate) fn with_sizes(images_dir: &'a Path, sizes: BTreeMap<String, u64>) -> Self {
+        Reachability {
+            sizes: Some(sizes),
+            ..Self::new(images_dir)
         }
     }
 
@@ -349,10 +363,16 @@ impl<'a> Reachability<'a> {
                 continue;
             }
             let path = super::blob_path(self.images_dir, &d)?;
-            let len = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("stat", &path, e)),
+            let len = match &self.sizes {
+                Some(sizes) => match sizes.get(&d) {
+                    Some(&len) => len,
+                    None => continue,
+                },
+                None => match fs::metadata(&path) {
+                    Ok(m) => m.len(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("stat", &path, e)),
+                },
             };
             out.insert(d.clone());
             if !might_reference(mt.as_deref(), len, &path)? {

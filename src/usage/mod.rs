@@ -126,8 +126,29 @@ fn images_usage(home: &Home, seen: &mut Inodes, out: &mut Usage) -> Result<()> {
         Some(index) => image::index_entries(&images_dir, &index)?,
         None => Vec::new(),
     };
-    let mut reach = Reachability::new(&images_dir);
+    // Every blob measured once, first: the reachability walk then takes
+    // their lengths from here instead of stat'ing them again. The same
+    // listing prune judges: only `sha256:<64 lower-case hex>` names are
+    // blobs; anything else in blobs/sha256 is left out.
+    let mut measured: BTreeMap<String, Space> = BTreeMap::new();
+    for file in image::blob_files(&images_dir)? {
+        let Some(digest) = file.digest else { continue };
+        if let Some(space) = seen.file_space(&file.path)? {
+            out.total.add(space);
+            measured.insert(digest, space);
+        }
+    }
+    let sizes = measured
+        .iter()
+        .map(|(d, s)| (d.clone(), s.logical_bytes))
+        .collect();
+    let mut reach = Reachability::with_sizes(&images_dir, sizes);
     let (needed, _) = needed_blobs(&entries, &mut reach, &pinned)?;
+    for (digest, space) in &measured {
+        if !needed.contains(digest) {
+            out.unreferenced_images.add(*space);
+        }
+    }
 
     // The images: index.json entries, then pins no entry covers.
     let mut rows: Vec<(String, String, BTreeSet<String>)> = Vec::new();
@@ -154,19 +175,6 @@ fn images_usage(home: &Home, seen: &mut Inodes, out: &mut Usage) -> Result<()> {
     for (_, _, blobs) in &rows {
         for b in blobs {
             *users_of.entry(b.clone()).or_default() += 1;
-        }
-    }
-    let mut measured: BTreeMap<String, Space> = BTreeMap::new();
-    // The same blob listing prune judges: only `sha256:<64 lower-case hex>`
-    // names are blobs; anything else in blobs/sha256 is left out.
-    for file in image::blob_files(&images_dir)? {
-        let Some(digest) = file.digest else { continue };
-        if let Some(space) = seen.file_space(&file.path)? {
-            out.total.add(space);
-            if !needed.contains(&digest) {
-                out.unreferenced_images.add(space);
-            }
-            measured.insert(digest, space);
         }
     }
     for (name, digest, blobs) in rows {
