@@ -131,17 +131,15 @@ fn images_usage(home: &Home, seen: &mut Inodes, out: &mut Usage) -> Result<()> {
     // listing prune judges: only `sha256:<64 lower-case hex>` names are
     // blobs; anything else in blobs/sha256 is left out.
     let mut measured: BTreeMap<String, Space> = BTreeMap::new();
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     for file in image::blob_files(&images_dir)? {
         let Some(digest) = file.digest else { continue };
-        if let Some(space) = seen.file_space(&file.path)? {
+        if let Some((space, len)) = seen.measure(&file.path)? {
             out.total.add(space);
-            measured.insert(digest, space);
+            measured.insert(digest.clone(), space);
+            sizes.insert(digest, len);
         }
     }
-    let sizes = measured
-        .iter()
-        .map(|(d, s)| (d.clone(), s.logical_bytes))
-        .collect();
     let mut reach = Reachability::with_sizes(&images_dir, sizes);
     let (needed, _) = needed_blobs(&entries, &mut reach, &pinned)?;
     for (digest, space) in &measured {
@@ -225,6 +223,12 @@ struct Inodes {
 
 impl Inodes {
     fn file_space(&mut self, path: &Path) -> Result<Option<Space>> {
+        Ok(self.measure(path)?.map(|(space, _)| space))
+    }
+
+    /// The file's space in this report (nothing for a later name of a
+    /// hard-linked inode) and its length (always the real one).
+    fn measure(&mut self, path: &Path) -> Result<Option<(Space, u64)>> {
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -232,13 +236,14 @@ impl Inodes {
         };
         let meta = file.metadata().ctx("stat", path)?;
         if meta.nlink() > 1 && !self.seen.insert((meta.dev(), meta.ino())) {
-            return Ok(Some(Space::default()));
+            return Ok(Some((Space::default(), meta.len())));
         }
-        Ok(Some(Space {
+        let space = Space {
             logical_bytes: meta.len(),
             allocated_bytes: meta.blocks() * 512,
             shared_bytes: fiemap::shared_bytes(&file).ctx("map extents of", path)?,
-        }))
+        };
+        Ok(Some((space, meta.len())))
     }
 
     fn dir_space(&mut self, dir: &Path) -> Result<Option<Space>> {
