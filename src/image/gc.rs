@@ -4,7 +4,9 @@
 //!
 //! # What is needed
 //!
-//! The roots are every `index.json` entry with a ref name, every image
+//! The roots are every `index.json` entry with a ref name (a string
+//! `org.opencontainers.image.ref.name`; any other value names nothing, the
+//! same rule for prune, usage and `add_ref`), every image
 //! manifest digest a sandbox record pins (the `sandboxes` table), and every
 //! one a snapshot pins: each indexed snapshot (wherever its directory is)
 //! *and* each artifact directory of `<home>/snapshots` read directly, so a
@@ -13,8 +15,18 @@
 //! only while a pin is inside it (its own digest, or a platform manifest it
 //! lists). From each root, "needed" follows descriptors: an image index's
 //! manifests, a manifest's config and layers (and an OCI `subject`), each
-//! JSON blob checked against its digest. A pinned digest missing from the
-//! layout needs nothing (a snapshot may pin an image this host never had).
+//! JSON blob checked against its digest. Only blobs that can name
+//! descriptors are read: a descriptor's media type says so (image manifest
+//! or index, OCI or Docker, or another "manifest" type); a blob with no
+//! media type (a bare pin) is read only if it starts with `{`. Layers and
+//! configs are never read, so a corrupt layer does not stop a prune. A
+//! pinned digest missing from the layout needs nothing (a snapshot may pin
+//! an image this host never had).
+//!
+//! Referrers are not roots: an unnamed entry whose manifest has a `subject`
+//! that is a kept image (a signature or SBOM attached by a tool) is dropped
+//! with its blobs like any other unnamed entry nothing pins. Name such an
+//! entry to keep it.
 //!
 //! If a root cannot be read — a corrupt manifest, a snapshot directory whose
 //! descriptor does not parse — prune refuses (nothing is removed) rather
@@ -49,11 +61,11 @@
 //! when the home is opened.
 //!
 //! [`ImageUseGuard`]: super::ImageUseGuard
-use super::oci::{kind_of, Kind, REF_NAME_ANNOTATION};
+use super::oci::{entry_name, kind_of, Kind};
 use super::store::{
     blobs_dir, is_sha256_digest, malformed_layout, read_json_blob, read_small_file, INDEX_FILE,
 };
-use super::write::{sync_dir, try_gc_lock, write_atomically, LayoutLock, TEMP_MARKER};
+use super::write::{sync_dir, try_gc_lock, write_atomically, GcLock, LayoutLock, TEMP_MARKER};
 use crate::artifact::DESCRIPTOR_FILES;
 use crate::db::index;
 use crate::db::sandbox_table;
@@ -119,36 +131,55 @@ pub enum ImageUser {
 /// manifest digest. A snapshot directory whose descriptor cannot be read is
 /// an error: what it pins is unknown.
 pub fn image_users(home: &Home) -> Result<BTreeMap<String, BTreeSet<ImageUser>>> {
-    collect_users(home, true)
-}
-
-/// [`image_users`] for a report that must not fail on one broken snapshot
-/// directory: such a directory is left out.
-pub(crate) fn image_users_lenient(home: &Home) -> Result<BTreeMap<String, BTreeSet<ImageUser>>> {
-    collect_users(home, false)
-}
-
-fn collect_users(home: &Home, strict: bool) -> Result<BTreeMap<String, BTreeSet<ImageUser>>> {
     let mut users: BTreeMap<String, BTreeSet<ImageUser>> = BTreeMap::new();
+    visit_pins(home, true, &mut |digest, user| {
+        let user = match user {
+            PinHolder::Sandbox(name) => ImageUser::Sandbox(name.to_string()),
+            PinHolder::Snapshot(path) => ImageUser::Snapshot(path.to_path_buf()),
+        };
+        users.entry(digest).or_default().insert(user);
+    })?;
+    Ok(users)
+}
+
+/// The digests [`image_users`] lists, without who pins them (what prune
+/// and usage need). `strict: false` is for a report that must not fail on
+/// one broken snapshot directory: such a directory is left out.
+pub(crate) fn pinned_digests(home: &Home, strict: bool) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    visit_pins(home, strict, &mut |digest, _| {
+        out.insert(digest);
+    })?;
+    Ok(out)
+}
+
+/// Who holds a pin, borrowed for the visitor of [`visit_pins`].
+enum PinHolder<'a> {
+    Sandbox(&'a str),
+    Snapshot(&'a Path),
+}
+
+fn visit_pins(
+    home: &Home,
+    strict: bool,
+    visit: &mut dyn FnMut(String, PinHolder<'_>),
+) -> Result<()> {
     home.db().read(|c| {
         for s in sandbox_table::list(c)? {
-            users
-                .entry(s.image_manifest_digest)
-                .or_default()
-                .insert(ImageUser::Sandbox(s.name));
+            visit(s.image_manifest_digest, PinHolder::Sandbox(&s.name));
         }
         index::for_each(c, |row| {
-            users
-                .entry(row.image_manifest_digest)
-                .or_default()
-                .insert(ImageUser::Snapshot(PathBuf::from(row.artifact_path)));
+            visit(
+                row.image_manifest_digest,
+                PinHolder::Snapshot(Path::new(&row.artifact_path)),
+            );
             Ok(())
         })
     })?;
     let dir = home.snapshots_dir();
     let entries = match fs::read_dir(&dir) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(users),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("read", &dir, e)),
     };
     for entry in entries {
@@ -164,13 +195,10 @@ fn collect_users(home: &Home, strict: bool) -> Result<BTreeMap<String, BTreeSet<
             other => other?,
         };
         if let Some(digest) = pinned {
-            users
-                .entry(digest)
-                .or_default()
-                .insert(ImageUser::Snapshot(path));
+            visit(digest, PinHolder::Snapshot(&path));
         }
     }
-    Ok(users)
+    Ok(())
 }
 
 /// The image manifest digest an artifact directory's descriptor pins;
@@ -203,11 +231,90 @@ fn pinned_by_dir(dir: &Path) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// The layout's `index.json` entries as prune sees them.
-struct Entry {
-    digest: String,
-    media_type: Option<String>,
-    named: bool,
+/// One `index.json` entry as prune and usage see it.
+pub(crate) struct LayoutEntry {
+    pub(crate) digest: String,
+    pub(crate) media_type: Option<String>,
+    /// Its ref name ([`entry_name`]); `None` is an unnamed entry.
+    pub(crate) name: Option<String>,
+}
+
+/// The layout's `index.json`, read once (size-capped like every layout
+/// JSON file) and parsed; `None` when there is none.
+pub(crate) fn read_index(images_dir: &Path) -> Result<Option<serde_json::Value>> {
+    let Some(bytes) = read_small_file(&images_dir.join(INDEX_FILE))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| malformed_layout(images_dir, format!("index.json: {e}")))
+}
+
+/// The entries of a parsed `index.json` (see [`read_index`]).
+pub(crate) fn index_entries(
+    images_dir: &Path,
+    index: &serde_json::Value,
+) -> Result<Vec<LayoutEntry>> {
+    let entries = index
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .ok_or_else(|| malformed_layout(images_dir, "index.json has no manifests array"))?;
+    entries
+        .iter()
+        .map(|e| {
+            let digest = e
+                .get("digest")
+                .and_then(|d| d.as_str())
+                .ok_or_else(|| malformed_layout(images_dir, "an index.json entry has no digest"))?;
+            Ok(LayoutEntry {
+                digest: digest.to_string(),
+                media_type: e
+                    .get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string),
+                name: entry_name(e).map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+/// One regular file of `blobs/sha256/`.
+pub(crate) struct BlobFile {
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    /// `sha256:<name>` when the name is 64 lower-case hex digits (the only
+    /// blob names microsnap writes or judges); `None` for anything else
+    /// (temp files, stray names).
+    pub(crate) digest: Option<String>,
+}
+
+/// Every regular file of the layout's `blobs/sha256/`, in name order; none
+/// when there is no such directory. Prune and usage both list blobs with
+/// this, so they agree on what a blob is. Stats nothing beyond what the
+/// directory listing says (callers stat only the files they need).
+pub(crate) fn blob_files(images_dir: &Path) -> Result<Vec<BlobFile>> {
+    let blobs = blobs_dir(images_dir);
+    let rd = match fs::read_dir(&blobs) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", &blobs, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.ctx("read", &blobs)?;
+        if !entry.file_type().ctx("stat", &entry.path())?.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let digest = Some(format!("sha256:{name}")).filter(|d| is_sha256_digest(d));
+        out.push(BlobFile {
+            path: entry.path(),
+            name,
+            digest,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// The blobs each root needs, worked out once per prune (or usage report).
@@ -215,6 +322,9 @@ pub(crate) struct Reachability<'a> {
     images_dir: &'a Path,
     /// digest -> the blobs it needs, itself included.
     memo: BTreeMap<String, BTreeSet<String>>,
+    /// The blobs' lengths when the caller already measured them (usage);
+    /// `None`: stat each blob visited.
+    sizes: Option<BTreeMap<String, u64>>,
 }
 
 impl<'a> Reachability<'a> {
@@ -222,6 +332,17 @@ impl<'a> Reachability<'a> {
         Reachability {
             images_dir,
             memo: BTreeMap::new(),
+            sizes: None,
+        }
+    }
+
+    /// Like [`new`](Self::new), for a caller that has just measured every
+    /// blob: `sizes` is each present blob's length, so no blob is stat'ed
+    /// again (one missing from it counts as absent).
+    pub(crate) fn with_sizes(images_dir: &'a Path, sizes: BTreeMap<String, u64>) -> Self {
+        Reachability {
+            sizes: Some(sizes),
+            ..Self::new(images_dir)
         }
     }
 
@@ -242,13 +363,19 @@ impl<'a> Reachability<'a> {
                 continue;
             }
             let path = super::blob_path(self.images_dir, &d)?;
-            let len = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("stat", &path, e)),
+            let len = match &self.sizes {
+                Some(sizes) => match sizes.get(&d) {
+                    Some(&len) => len,
+                    None => continue,
+                },
+                None => match fs::metadata(&path) {
+                    Ok(m) => m.len(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("stat", &path, e)),
+                },
             };
             out.insert(d.clone());
-            if !might_reference(mt.as_deref(), len) {
+            if !might_reference(mt.as_deref(), len, &path)? {
                 continue;
             }
             // A JSON blob is read and checked against its digest: prune must
@@ -265,17 +392,32 @@ impl<'a> Reachability<'a> {
     }
 }
 
-/// Whether a blob could be a manifest or index: its media type says so, or
-/// (no or unknown media type) it is small enough to be JSON.
-fn might_reference(media_type: Option<&str>, len: u64) -> bool {
+/// Whether a blob could be a manifest or index, worth reading for the
+/// descriptors it names. A descriptor's media type decides when there is
+/// one: an image manifest or index (OCI or Docker), or any other type that
+/// says "manifest" (an OCI artifact manifest); every other type (layers,
+/// configs, OCI or Docker) is never read, so a large or corrupt layer costs
+/// nothing and cannot make prune refuse. Without a media type (a bare
+/// pinned digest) the blob is sniffed: small enough to be JSON and its
+/// first non-blank byte is `{`.
+fn might_reference(media_type: Option<&str>, len: u64, path: &Path) -> Result<bool> {
     const MAX_JSON: u64 = 16 << 20;
-    match media_type.map(kind_of) {
-        Some(Kind::Manifest) | Some(Kind::Index) => true,
-        _ => {
-            len <= MAX_JSON
-                && !media_type.is_some_and(|m| m.contains("layer") || m.contains("config"))
-        }
+    if let Some(m) = media_type {
+        return Ok(matches!(kind_of(m), Kind::Manifest | Kind::Index) || m.contains("manifest"));
     }
+    if len > MAX_JSON {
+        return Ok(false);
+    }
+    let mut head = [0u8; 64];
+    let n = match File::open(path).and_then(|mut f| io::Read::read(&mut f, &mut head)) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    Ok(head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{'))
 }
 
 /// The descriptors a manifest or index names: `config`, `layers`,
@@ -310,69 +452,42 @@ fn referenced(bytes: &[u8]) -> Vec<(String, Option<String>)> {
 
 /// The blobs the layout must keep: the closure of every named entry, of
 /// every unnamed entry holding a pin, and of every pinned digest. Also
-/// returns the unnamed entries nothing pins.
+/// returns the digests of the unnamed entries nothing pins (the entries to
+/// drop: exactly those with no [`entry_name`] and this digest).
 pub(crate) fn needed_blobs(
-    images_dir: &Path,
+    entries: &[LayoutEntry],
     reach: &mut Reachability<'_>,
     pinned: &BTreeSet<String>,
-) -> Result<(BTreeSet<String>, Vec<String>)> {
+) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
     let mut keep = BTreeSet::new();
-    let mut dropped = Vec::new();
-    for entry in read_entries(images_dir)? {
+    let mut unpinned = BTreeSet::new();
+    for entry in entries {
         let needs = reach.closure(&entry.digest, entry.media_type.as_deref())?;
-        if entry.named || needs.iter().any(|d| pinned.contains(d)) || pinned.contains(&entry.digest)
-        {
+        let is_root = entry.name.is_some()
+            || pinned.contains(&entry.digest)
+            || needs.iter().any(|d| pinned.contains(d));
+        if is_root {
             keep.extend(needs);
         } else {
-            dropped.push(entry.digest);
+            unpinned.insert(entry.digest.clone());
         }
     }
+    // Two unnamed entries with one digest are judged alike (the closure is
+    // memoized by digest), so dropping by digest drops exactly the plan.
     for digest in pinned {
         keep.extend(reach.closure(digest, None)?);
     }
-    Ok((keep, dropped))
+    Ok((keep, unpinned))
 }
 
-fn read_entries(images_dir: &Path) -> Result<Vec<Entry>> {
-    let Some(bytes) = read_small_file(&images_dir.join(INDEX_FILE))? else {
-        return Ok(Vec::new());
-    };
-    let index: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| malformed_layout(images_dir, format!("index.json: {e}")))?;
-    let entries = index
-        .get("manifests")
-        .and_then(|m| m.as_array())
-        .ok_or_else(|| malformed_layout(images_dir, "index.json has no manifests array"))?;
-    entries
-        .iter()
-        .map(|e| {
-            let digest = e
-                .get("digest")
-                .and_then(|d| d.as_str())
-                .ok_or_else(|| malformed_layout(images_dir, "an index.json entry has no digest"))?;
-            Ok(Entry {
-                digest: digest.to_string(),
-                media_type: e
-                    .get("mediaType")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string),
-                named: e
-                    .get("annotations")
-                    .and_then(|a| a.get(REF_NAME_ANNOTATION))
-                    .is_some_and(|n| n.is_string()),
-            })
-        })
-        .collect()
-}
-
-/// Rewrite `index.json` without the unnamed entries whose digest is in
-/// `dropped` (named entries are never touched).
-fn drop_entries(images_dir: &Path, dropped: &BTreeSet<String>) -> Result<()> {
-    let index_path = images_dir.join(INDEX_FILE);
-    let bytes = read_small_file(&index_path)?
-        .ok_or_else(|| malformed_layout(images_dir, "index.json is missing"))?;
-    let mut index: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| malformed_layout(images_dir, format!("index.json: {e}")))?;
+/// Rewrite `index.json` (already parsed, as `index`) without the entries
+/// [`needed_blobs`] planned to drop: unnamed ([`entry_name`] is `None`),
+/// digest in `dropped`. Named entries are never touched.
+fn drop_entries(
+    images_dir: &Path,
+    mut index: serde_json::Value,
+    dropped: &BTreeSet<String>,
+) -> Result<()> {
     let Some(entries) = index
         .get_mut("manifests")
         .and_then(serde_json::Value::as_array_mut)
@@ -383,12 +498,8 @@ fn drop_entries(images_dir: &Path, dropped: &BTreeSet<String>) -> Result<()> {
         ));
     };
     entries.retain(|e| {
-        let named = e
-            .get("annotations")
-            .and_then(|a| a.get(REF_NAME_ANNOTATION))
-            .is_some();
         let digest = e.get("digest").and_then(|d| d.as_str()).unwrap_or("");
-        named || !dropped.contains(digest)
+        entry_name(e).is_some() || !dropped.contains(digest)
     });
     let bytes = serde_json::to_vec(&index)
         .map_err(|e| Error::Internal(format!("serializing index.json: {e}")))?;
@@ -409,66 +520,65 @@ pub fn prune(home: &Home, opts: &ImagePruneOptions, monitor: &Monitor) -> Result
         return Ok(report);
     }
     let started = SystemTime::now();
+    // Without blobs/ there is nothing to lock (nor to delete); nothing is
+    // created for the lock, so a dry run changes nothing.
     let _gc = loop {
-        if let Some(lock) = try_gc_lock(&images_dir)? {
-            break lock;
+        match try_gc_lock(&images_dir)? {
+            GcLock::Busy => {}
+            held => break held,
         }
         monitor.check()?;
         std::thread::sleep(Duration::from_millis(50));
     };
-    let pinned: BTreeSet<String> = image_users(home)?.into_keys().collect();
+    let pinned = pinned_digests(home, true)?;
     let mut reach = Reachability::new(&images_dir);
     let (keep, dropped) = {
         // index.json is read and rewritten under the layout lock, so an
-        // entry a writer adds meanwhile is never lost.
+        // entry a writer adds meanwhile is never lost. It is parsed once:
+        // the entries planned from it are the entries dropped from it.
         let _layout = LayoutLock::acquire(&images_dir)?;
-        let (keep, dropped) = needed_blobs(&images_dir, &mut reach, &pinned)?;
-        let dropped: BTreeSet<String> = dropped.into_iter().collect();
-        if !dropped.is_empty() && !opts.dry_run {
-            drop_entries(&images_dir, &dropped)?;
+        let index = read_index(&images_dir)?;
+        let entries = match &index {
+            Some(index) => index_entries(&images_dir, index)?,
+            None => Vec::new(),
+        };
+        let (keep, dropped) = needed_blobs(&entries, &mut reach, &pinned)?;
+        if let Some(index) = index {
+            if !dropped.is_empty() && !opts.dry_run {
+                drop_entries(&images_dir, index, &dropped)?;
+            }
         }
         (keep, dropped)
     };
     report.untagged_removed = dropped.into_iter().collect();
     crate::fault::point("image.prune.after_index")?;
 
-    let blobs = blobs_dir(&images_dir);
-    let mut names: Vec<(String, fs::Metadata)> = Vec::new();
-    match fs::read_dir(&blobs) {
-        Ok(rd) => {
-            for entry in rd {
-                let entry = entry.ctx("read", &blobs)?;
-                let meta = entry.metadata().ctx("stat", &entry.path())?;
-                if meta.is_file() {
-                    names.push((entry.file_name().to_string_lossy().into_owned(), meta));
-                }
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("read", &blobs, e)),
-    }
-    names.sort_by(|a, b| a.0.cmp(&b.0));
     let young = |meta: &fs::Metadata| meta.modified().map_or(true, |t| t >= started);
     // (path, metadata, the digest for a blob or None for a temp file)
     let mut doomed: Vec<(PathBuf, fs::Metadata, Option<String>)> = Vec::new();
-    for (name, meta) in names {
-        if is_temp_name(&name) {
-            if !young(&meta) {
-                doomed.push((blobs.join(&name), meta, None));
+    for file in blob_files(&images_dir)? {
+        let digest = match file.digest {
+            Some(digest) if keep.contains(&digest) => {
+                // Needed: no reason to stat it.
+                report.blobs_kept += 1;
+                continue;
             }
-            continue;
-        }
-        let digest = format!("sha256:{name}");
-        if !is_sha256_digest(&digest) {
-            continue; // not ours to judge
-        }
-        if keep.contains(&digest) {
-            report.blobs_kept += 1;
-        } else if young(&meta) {
-            report.blobs_kept += 1;
-            report.blobs_kept_young += 1;
+            Some(digest) => Some(digest),
+            None if is_temp_name(&file.name) => None,
+            None => continue, // not ours to judge
+        };
+        let meta = match fs::symlink_metadata(&file.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("stat", &file.path, e)),
+        };
+        if young(&meta) {
+            if digest.is_some() {
+                report.blobs_kept += 1;
+                report.blobs_kept_young += 1;
+            }
         } else {
-            doomed.push((blobs.join(&name), meta, Some(digest)));
+            doomed.push((file.path, meta, digest));
         }
     }
     // Leftover temp files next to index.json (a killed atomic replace).
@@ -483,12 +593,17 @@ pub fn prune(home: &Home, opts: &ImagePruneOptions, monitor: &Monitor) -> Result
         }
     }
 
+    let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
     for (path, meta, digest) in doomed {
         monitor.check()?;
         if !opts.dry_run {
             crate::fault::point("image.prune.remove")?;
             match fs::remove_file(&path) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Some(parent) = path.parent() {
+                        touched.insert(parent.to_path_buf());
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io("remove", &path, e)),
             }
@@ -505,8 +620,12 @@ pub fn prune(home: &Home, opts: &ImagePruneOptions, monitor: &Monitor) -> Result
             None => report.temp_files_removed += 1,
         }
     }
-    if !opts.dry_run && (!report.removed.is_empty() || report.temp_files_removed > 0) {
-        sync_dir(&blobs)?;
+    if !opts.dry_run {
+        // Each directory something was removed from (blobs/sha256 and the
+        // layout itself, for index.json temp files).
+        for dir in &touched {
+            sync_dir(dir)?;
+        }
     }
     Ok(report)
 }

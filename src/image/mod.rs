@@ -67,8 +67,10 @@ mod store;
 mod write;
 
 pub use crate::manifest::ImagePin;
+pub(crate) use gc::{
+    blob_files, index_entries, needed_blobs, pinned_digests, read_index, Reachability,
+};
 pub use gc::{image_users, prune, ImagePruneOptions, ImagePruneReport, ImageUser, PrunedBlob};
-pub(crate) use gc::{image_users_lenient, needed_blobs, Reachability};
 pub use import::import_layout;
 pub use oci::{
     host_architecture, Descriptor, OCI_INDEX_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,

@@ -10,6 +10,18 @@ pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1
 pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The ref name of one raw `index.json` entry: its
+/// [`REF_NAME_ANNOTATION`] when that is a string. Every reader and writer
+/// of raw entries (prune, usage, `add_ref`) decides "named" with this one
+/// function, so an entry one of them calls unnamed is unnamed to all (an
+/// annotation that is not a string names nothing).
+pub(crate) fn entry_name(entry: &serde_json::Value) -> Option<&str> {
+    entry
+        .get("annotations")
+        .and_then(|a| a.get(REF_NAME_ANNOTATION))
+        .and_then(serde_json::Value::as_str)
+}
 /// Image indexes may nest; real ones are one level deep. The limit stops cycles.
 pub(super) const MAX_INDEX_DEPTH: usize = 4;
 

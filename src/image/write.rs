@@ -1,7 +1,9 @@
 //! Writing the layout: creating it, storing blobs, naming images in
 //! `index.json`, and the locking and atomic replacement that keep concurrent
 //! writers and readers safe.
-use super::oci::{kind_of, parse_index, parse_manifest, Descriptor, Kind, REF_NAME_ANNOTATION};
+use super::oci::{
+    entry_name, kind_of, parse_index, parse_manifest, Descriptor, Kind, REF_NAME_ANNOTATION,
+};
 use super::reference::is_valid_ref_name;
 use super::store::{
     blob_path, blobs_dir, check_layout_marker, malformed_layout, read_json_blob, read_small_file,
@@ -91,22 +93,38 @@ impl ImageUseGuard {
     }
 }
 
-/// The exclusive side of [`ImageUseGuard`], held by prune. `Ok(None)` while
-/// someone else holds the lock (the caller polls, so it can be cancelled).
-pub(super) fn try_gc_lock(images_dir: &Path) -> Result<Option<File>> {
-    let dir = gc_lock_dir(images_dir)?;
+/// What [`try_gc_lock`] got.
+pub(super) enum GcLock {
+    /// Held until dropped.
+    Held(#[allow(dead_code)] File),
+    /// Someone holds an [`ImageUseGuard`]; try again (the caller polls, so
+    /// it can be cancelled).
+    Busy,
+    /// The layout has no `blobs/`: nothing to delete, nothing to lock.
+    NoBlobs,
+}
+
+/// The exclusive side of [`ImageUseGuard`], held by prune.
+pub(super) fn try_gc_lock(images_dir: &Path) -> Result<GcLock> {
+    let Some(dir) = gc_lock_dir(images_dir)? else {
+        return Ok(GcLock::NoBlobs);
+    };
     match rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(dir)),
-        Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => Ok(None),
+        Ok(()) => Ok(GcLock::Held(dir)),
+        Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => Ok(GcLock::Busy),
         Err(e) => Err(Error::io("lock", images_dir, e.into())),
     }
 }
 
-fn gc_lock_dir(images_dir: &Path) -> Result<File> {
-    let blobs = blobs_dir(images_dir);
-    fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
+/// `<layout>/blobs`, opened without creating anything (a dry run must not
+/// change the home); `None` when it does not exist (no blobs to delete).
+fn gc_lock_dir(images_dir: &Path) -> Result<Option<File>> {
     let dir = images_dir.join("blobs");
-    File::open(&dir).ctx("open", &dir)
+    match File::open(&dir) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("open", &dir, e)),
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -196,7 +214,11 @@ fn stream_hashed(
 /// (size and sha256). Reads at most `expected.size + 1` bytes. The blob is
 /// streamed to a temp file in `blobs/sha256/`, fsynced and renamed into
 /// place, so a reader never sees a partial blob. A blob already present with
-/// the right size is kept (the stream is still checked, but not written).
+/// the right size is kept (the stream is still checked, but not written) and
+/// its modification time is set to now, so a prune running meanwhile treats
+/// it as just added (see `gc`'s young-blob rule) exactly as it would a
+/// newly written one. Hold an [`ImageUseGuard`] across `add_blob` and the
+/// [`add_ref`] (or pin) that names the blob.
 /// A mismatch is [`Error::InvalidArchive`] naming the digest; nothing is left
 /// behind.
 pub fn add_blob(images_dir: &Path, expected: &Descriptor, reader: &mut dyn Read) -> Result<()> {
@@ -227,7 +249,12 @@ pub fn add_blob(images_dir: &Path, expected: &Descriptor, reader: &mut dyn Read)
 
     if fs::metadata(&final_path).is_ok_and(|m| m.len() == expected.size) {
         let (count, hasher) = stream_hashed(&mut limited, None, &expected.digest)?;
-        return check(count, hasher);
+        check(count, hasher)?;
+        // Young again: a prune that started before this call and did not
+        // count the blob as needed will not delete it now.
+        return File::open(&final_path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .ctx("set the modification time of", &final_path);
     }
 
     let dir = blobs_dir(images_dir);
@@ -261,6 +288,12 @@ pub fn add_blob(images_dir: &Path, expected: &Descriptor, reader: &mut dyn Read)
 /// the layout if needed. The manifest (or image index) blob must already be
 /// in the store with the descriptor's size. Other entries and unknown fields
 /// are kept; the file is replaced atomically under a lock.
+///
+/// Holds an [`ImageUseGuard`] from checking the manifest to writing the
+/// entry, so a concurrent prune cannot delete the manifest in between. A
+/// caller that stores blobs with [`add_blob`] and then names them with
+/// `add_ref` must hold its own guard across both calls: between them
+/// nothing references the new blobs.
 pub fn add_ref(images_dir: &Path, reference: &str, manifest: &Descriptor) -> Result<()> {
     if !is_valid_ref_name(reference) {
         return Err(Error::InvalidArgument(format!(
@@ -269,6 +302,10 @@ pub fn add_ref(images_dir: &Path, reference: &str, manifest: &Descriptor) -> Res
         )));
     }
     ensure_layout(images_dir)?;
+    // Held from the check to the new entry: otherwise a prune that planned
+    // before the entry existed could delete the blobs just checked and
+    // leave index.json naming missing blobs.
+    let _use = ImageUseGuard::acquire(images_dir)?;
     check_indexable(images_dir, manifest)?;
     upsert_index_entry(images_dir, Some(reference), manifest)
 }
@@ -316,13 +353,6 @@ pub(super) fn upsert_index_entry(
         .and_then(serde_json::Value::as_array_mut)
         .ok_or_else(|| malformed_layout(images_dir, "index.json has no manifests array"))?;
 
-    let name_of = |entry: &serde_json::Value| {
-        entry
-            .get("annotations")
-            .and_then(|a| a.get(REF_NAME_ANNOTATION))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
-    };
     let same_target = |entry: &serde_json::Value| {
         entry.get("digest").and_then(serde_json::Value::as_str) == Some(&manifest.digest)
             && entry.get("mediaType").and_then(serde_json::Value::as_str)
@@ -332,7 +362,7 @@ pub(super) fn upsert_index_entry(
     let matching: Vec<usize> = entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| name_of(e).as_deref() == reference)
+        .filter(|(_, e)| entry_name(e) == reference)
         .map(|(i, _)| i)
         .collect();
     let unchanged = match reference {

@@ -8,8 +8,6 @@ use std::os::fd::AsRawFd;
 
 /// `_IOWR('f', 11, struct fiemap)`.
 const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
-/// Flush delayed allocation first, so data just written has real extents.
-const FIEMAP_FLAG_SYNC: u32 = 0x1;
 pub const FIEMAP_EXTENT_LAST: u32 = 0x1;
 pub const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
 pub const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
@@ -81,7 +79,11 @@ pub fn mapped_extents(file: &File) -> io::Result<Option<Vec<MappedExtent>>> {
     while start < size {
         map.fm_start = start;
         map.fm_length = u64::MAX - start;
-        map.fm_flags = FIEMAP_FLAG_SYNC;
+        // No FIEMAP_FLAG_SYNC: it would force writeback of a running
+        // sandbox's dirty upper just for a report. Data not yet written back
+        // shows as delalloc extents, which are never shared, so the shared
+        // count does not need them to be real.
+        map.fm_flags = 0;
         map.fm_mapped_extents = 0;
         map.fm_extent_count = BATCH as u32;
         // SAFETY: `map` is a valid, writable `struct fiemap` with room for
@@ -96,7 +98,9 @@ pub fn mapped_extents(file: &File) -> io::Result<Option<Vec<MappedExtent>>> {
         if rc < 0 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {
-                Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) => Ok(None),
+                // All the ways a filesystem or kernel says "no FIEMAP here"
+                // (ENOSYS and EINVAL from some FUSE and network filesystems).
+                Some(libc::EOPNOTSUPP | libc::ENOTTY | libc::ENOSYS | libc::EINVAL) => Ok(None),
                 Some(libc::EINTR) => continue,
                 _ => Err(e),
             };
@@ -106,6 +110,7 @@ pub fn mapped_extents(file: &File) -> io::Result<Option<Vec<MappedExtent>>> {
             break;
         }
         let mut last = false;
+        let batch_start = start;
         for raw in &map.fm_extents[..n] {
             last |= raw.fe_flags & FIEMAP_EXTENT_LAST != 0;
             let end = raw.fe_logical.saturating_add(raw.fe_length).min(size);
@@ -119,7 +124,9 @@ pub fn mapped_extents(file: &File) -> io::Result<Option<Vec<MappedExtent>>> {
             }
             start = start.max(raw.fe_logical.saturating_add(raw.fe_length));
         }
-        if last {
+        // A filesystem that neither flags the last extent nor moves past
+        // the ones it returned would loop here forever: stop instead.
+        if last || start <= batch_start {
             break;
         }
     }
@@ -127,7 +134,9 @@ pub fn mapped_extents(file: &File) -> io::Result<Option<Vec<MappedExtent>>> {
 }
 
 /// Bytes of `file` in extents the filesystem marks shared; 0 where FIEMAP
-/// is not available.
+/// is not available. These are logical bytes (extent lengths in the file):
+/// on btrfs a compressed extent occupies less on disk than its length, so
+/// a file's shared bytes can exceed its allocated bytes there.
 pub fn shared_bytes(file: &File) -> io::Result<u64> {
     Ok(mapped_extents(file)?
         .unwrap_or_default()

@@ -6,11 +6,17 @@
 //!   4 GiB logical however little is written).
 //! - **allocated**: `st_blocks * 512` summed over the files: what `du`
 //!   reports.
-//! - **shared**: of the allocated bytes, those the filesystem reports in
-//!   extents shared with other files (FIEMAP `FIEMAP_EXTENT_SHARED`, see
-//!   `fiemap`): reflink copies on XFS and btrfs. Always 0 on ext4. For an
-//!   image it also counts every blob another image needs too (a base layer
-//!   two images share).
+//! - **shared**: the bytes of the files (extent lengths) the filesystem
+//!   reports in extents shared with other files (FIEMAP
+//!   `FIEMAP_EXTENT_SHARED`, see `fiemap`): reflink copies on XFS and
+//!   btrfs. Always 0 on ext4. Usually at most the allocated bytes, but on
+//!   btrfs a compressed shared extent occupies less than its length, so
+//!   shared can exceed allocated there. For an image it also counts every
+//!   blob another image needs too (a base layer two images share).
+//!
+//! A file with several hard links (`st_nlink > 1`) counts once in the whole
+//! report, for the first item that reaches it (snapshots, then sandboxes,
+//! then blobs); its other names add nothing.
 //!
 //! Totals count every file once: snapshots, sandboxes and every blob of the
 //! image layout (a blob two images share is counted once). So the total
@@ -21,11 +27,11 @@ pub mod fiemap;
 
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use crate::image::{self, image_users_lenient, needed_blobs, Reachability};
+use crate::image::{self, needed_blobs, Reachability};
 use crate::sandbox;
 use crate::snapshot;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -80,8 +86,9 @@ pub struct Usage {
 /// snapshots directory); one whose directory vanished meanwhile is left out.
 pub fn usage(home: &Home) -> Result<Usage> {
     let mut out = Usage::default();
+    let mut seen = Inodes::default();
     for h in snapshot::list(home)? {
-        let Some(space) = dir_space(&h.path)? else {
+        let Some(space) = seen.dir_space(&h.path)? else {
             continue;
         };
         out.total.add(space);
@@ -97,7 +104,7 @@ pub fn usage(home: &Home) -> Result<Usage> {
     }
     for s in sandbox::list(home)? {
         let dir = home.sandboxes_dir().join(&s.name);
-        let Some(space) = dir_space(&dir)? else {
+        let Some(space) = seen.dir_space(&dir)? else {
             continue;
         };
         out.total.add(space);
@@ -108,27 +115,43 @@ pub fn usage(home: &Home) -> Result<Usage> {
             space,
         });
     }
-    images_usage(home, &mut out)?;
+    images_usage(home, &mut seen, &mut out)?;
     Ok(out)
 }
 
-/// One blob file's space, measured once.
-fn blob_space(images_dir: &Path, digest: &str) -> Result<Option<Space>> {
-    let path = image::blob_path(images_dir, digest)?;
-    file_space(&path)
-}
-
-fn images_usage(home: &Home, out: &mut Usage) -> Result<()> {
+fn images_usage(home: &Home, seen: &mut Inodes, out: &mut Usage) -> Result<()> {
     let images_dir = home.images_dir();
-    let users = image_users_lenient(home)?;
-    let pinned: BTreeSet<String> = users.keys().cloned().collect();
-    let mut reach = Reachability::new(&images_dir);
-    let (needed, _) = needed_blobs(&images_dir, &mut reach, &pinned)?;
+    let pinned = image::pinned_digests(home, false)?;
+    let entries = match image::read_index(&images_dir)? {
+        Some(index) => image::index_entries(&images_dir, &index)?,
+        None => Vec::new(),
+    };
+    // Every blob measured once, first: the reachability walk then takes
+    // their lengths from here instead of stat'ing them again. The same
+    // listing prune judges: only `sha256:<64 lower-case hex>` names are
+    // blobs; anything else in blobs/sha256 is left out.
+    let mut measured: BTreeMap<String, Space> = BTreeMap::new();
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    for file in image::blob_files(&images_dir)? {
+        let Some(digest) = file.digest else { continue };
+        if let Some((space, len)) = seen.measure(&file.path)? {
+            out.total.add(space);
+            measured.insert(digest.clone(), space);
+            sizes.insert(digest, len);
+        }
+    }
+    let mut reach = Reachability::with_sizes(&images_dir, sizes);
+    let (needed, _) = needed_blobs(&entries, &mut reach, &pinned)?;
+    for (digest, space) in &measured {
+        if !needed.contains(digest) {
+            out.unreferenced_images.add(*space);
+        }
+    }
 
     // The images: index.json entries, then pins no entry covers.
     let mut rows: Vec<(String, String, BTreeSet<String>)> = Vec::new();
     let mut covered = BTreeSet::new();
-    for entry in index_entries(&images_dir)? {
+    for entry in entries {
         let blobs = reach.closure(&entry.digest, entry.media_type.as_deref())?;
         covered.extend(blobs.iter().cloned());
         let name = entry.name.unwrap_or_else(|| entry.digest.clone());
@@ -150,16 +173,6 @@ fn images_usage(home: &Home, out: &mut Usage) -> Result<()> {
     for (_, _, blobs) in &rows {
         for b in blobs {
             *users_of.entry(b.clone()).or_default() += 1;
-        }
-    }
-    let mut measured: BTreeMap<String, Space> = BTreeMap::new();
-    for digest in all_blob_digests(&images_dir)? {
-        if let Some(space) = blob_space(&images_dir, &digest)? {
-            out.total.add(space);
-            if !needed.contains(&digest) {
-                out.unreferenced_images.add(space);
-            }
-            measured.insert(digest, space);
         }
     }
     for (name, digest, blobs) in rows {
@@ -185,99 +198,70 @@ fn images_usage(home: &Home, out: &mut Usage) -> Result<()> {
     Ok(())
 }
 
-/// An `index.json` entry as usage reads it.
-struct IndexEntry {
-    digest: String,
-    name: Option<String>,
-    media_type: Option<String>,
-}
-
-/// Each `index.json` entry; none when there is no layout.
-fn index_entries(images_dir: &Path) -> Result<Vec<IndexEntry>> {
-    let path = images_dir.join("index.json");
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read", &path, e)),
-    };
-    let index: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::ImageNotFound(format!("{} is malformed: {e}", path.display())))?;
-    let entries = index.get("manifests").and_then(|m| m.as_array());
-    Ok(entries
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let digest = e.get("digest")?.as_str()?.to_string();
-            let name = e
-                .get("annotations")
-                .and_then(|a| a.get(image::REF_NAME_ANNOTATION))
-                .and_then(|n| n.as_str())
-                .map(str::to_string);
-            let media_type = e
-                .get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(str::to_string);
-            Some(IndexEntry {
-                digest,
-                name,
-                media_type,
-            })
-        })
-        .collect())
-}
-
-/// Every `sha256:` blob file of the layout.
-fn all_blob_digests(images_dir: &Path) -> Result<Vec<String>> {
-    let dir = images_dir.join("blobs").join("sha256");
-    let rd = match fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read", &dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.ctx("read", &dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            out.push(format!("sha256:{name}"));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// The space of one regular file; `None` if it does not exist.
 pub fn file_space(path: &Path) -> Result<Option<Space>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("open", path, e)),
-    };
-    let meta = file.metadata().ctx("stat", path)?;
-    Ok(Some(Space {
-        logical_bytes: meta.len(),
-        allocated_bytes: meta.blocks() * 512,
-        shared_bytes: fiemap::shared_bytes(&file).ctx("map extents of", path)?,
-    }))
+    Inodes::default().file_space(path)
 }
 
 /// The space of every regular file under `dir` (symlinks not followed);
-/// `None` if `dir` does not exist.
+/// `None` if `dir` does not exist. A file with several hard links under
+/// `dir` counts once.
 pub fn dir_space(dir: &Path) -> Result<Option<Space>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read", dir, e)),
-    };
-    let mut total = Space::default();
-    for entry in rd {
-        let entry = entry.ctx("read", dir)?;
-        let kind = entry.file_type().ctx("stat", &entry.path())?;
-        if kind.is_dir() {
-            total.add(dir_space(&entry.path())?.unwrap_or_default());
-        } else if kind.is_file() {
-            total.add(file_space(&entry.path())?.unwrap_or_default());
-        }
+    Inodes::default().dir_space(dir)
+}
+
+/// The hard-linked inodes (`st_nlink > 1`) one report has counted. A file
+/// with several names counts once across the whole report, for the first
+/// item (in report order: snapshots, sandboxes, blobs) that reaches it;
+/// later names of it add nothing, so the total stays what the home costs on
+/// disk. (Snapshot prune's `allocated_bytes` follows its own rule; the two
+/// numbers can differ for hard-linked trees.)
+#[derive(Default)]
+struct Inodes {
+    seen: HashSet<(u64, u64)>,
+}
+
+impl Inodes {
+    fn file_space(&mut self, path: &Path) -> Result<Option<Space>> {
+        Ok(self.measure(path)?.map(|(space, _)| space))
     }
-    Ok(Some(total))
+
+    /// The file's space in this report (nothing for a later name of a
+    /// hard-linked inode) and its length (always the real one).
+    fn measure(&mut self, path: &Path) -> Result<Option<(Space, u64)>> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        let meta = file.metadata().ctx("stat", path)?;
+        if meta.nlink() > 1 && !self.seen.insert((meta.dev(), meta.ino())) {
+            return Ok(Some((Space::default(), meta.len())));
+        }
+        let space = Space {
+            logical_bytes: meta.len(),
+            allocated_bytes: meta.blocks() * 512,
+            shared_bytes: fiemap::shared_bytes(&file).ctx("map extents of", path)?,
+        };
+        Ok(Some((space, meta.len())))
+    }
+
+    fn dir_space(&mut self, dir: &Path) -> Result<Option<Space>> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", dir, e)),
+        };
+        let mut total = Space::default();
+        for entry in rd {
+            let entry = entry.ctx("read", dir)?;
+            let kind = entry.file_type().ctx("stat", &entry.path())?;
+            if kind.is_dir() {
+                total.add(self.dir_space(&entry.path())?.unwrap_or_default());
+            } else if kind.is_file() {
+                total.add(self.file_space(&entry.path())?.unwrap_or_default());
+            }
+        }
+        Ok(Some(total))
+    }
 }

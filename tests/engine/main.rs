@@ -13,6 +13,7 @@ mod archive_vectors;
 mod bad_input;
 mod disk_upper;
 mod ext4;
+mod image_gc_consistency;
 mod image_layout;
 mod image_oci_tools;
 mod image_prune;

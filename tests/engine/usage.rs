@@ -315,3 +315,29 @@ fn usage_reports_a_reflinked_snapshot_as_shared_with_its_sandbox() {
     assert_eq!(snapshot.space.shared_bytes, 4 * MIB, "{snapshot:?}");
     assert_eq!(u.total.shared_bytes, 8 * MIB);
 }
+
+#[test]
+fn usage_skips_a_stray_upper_case_name_in_the_blob_directory() {
+    let home = TestHome::new();
+    let layout = home.home.images_dir();
+    let before = usage::usage(&home.home).unwrap();
+    // 64 hex digits, but upper case: not a blob name microsnap writes or
+    // prune judges, so not a blob to count either.
+    fs::write(layout.join("blobs/sha256").join("AB".repeat(32)), b"stray").unwrap();
+    let after = usage::usage(&home.home).unwrap();
+    assert_eq!(after.total, before.total);
+    assert_eq!(after.unreferenced_images, before.unreferenced_images);
+}
+
+#[test]
+fn usage_counts_a_hard_linked_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("a"), vec![7u8; 64 * 1024]).unwrap();
+    fs::hard_link(tree.join("a"), tree.join("sub/b")).unwrap();
+    let one = usage::file_space(&tree.join("a")).unwrap().unwrap();
+    let both = usage::dir_space(&tree).unwrap().unwrap();
+    assert_eq!(both.logical_bytes, one.logical_bytes);
+    assert_eq!(both.allocated_bytes, one.allocated_bytes);
+}
