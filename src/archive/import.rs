@@ -139,6 +139,7 @@ fn import_into(
         members: Vec::new(),
         skipped: Vec::new(),
         any_current: false,
+        first_v063_member: None,
     };
     while let Some(entry) = reader.next_entry()? {
         unpack.progress.tick(monitor)?;
@@ -230,6 +231,10 @@ struct Unpack<'h> {
     skipped: Vec<String>,
     /// Some member was of the v0.6.14 layout.
     any_current: bool,
+    /// The first member of the v0.6.3 layout (a snapshot directory, an
+    /// `oci-image/` or `cache/` entry): none may come with an inventory,
+    /// which could not list it.
+    first_v063_member: Option<String>,
 }
 
 impl Unpack<'_> {
@@ -252,6 +257,8 @@ impl Unpack<'_> {
         }
         if place.is_current_layout() {
             self.any_current = true;
+        } else if self.first_v063_member.is_none() {
+            self.first_v063_member = Some(entry.display_name());
         }
         match place {
             Place::SnapshotDir(dir) => {
@@ -505,11 +512,14 @@ impl Unpack<'_> {
     fn check_all(self, monitor: &Monitor) -> Result<Checked> {
         if let Some(inv) = &self.inventory {
             inv.check_members(&self.members)?;
-            if let Some(d) = self.dirs.iter().find(|d| !d.current) {
+            // With an inventory nothing it does not list is installed: a
+            // v0.6.3 snapshot directory, `oci-image/` (which install would
+            // add to the image store) or `cache/` (which would be dropped
+            // unseen) is refused, not set aside.
+            if let Some(name) = &self.first_v063_member {
                 return Err(Error::InvalidArchive(format!(
-                    "archive contains a non-inventoried file: the v0.6.3 directory {}/ \
-                     beside {INVENTORY_FILE}",
-                    d.name
+                    "archive contains a non-inventoried file: {name:?} (of the v0.6.3 \
+                     layout) beside {INVENTORY_FILE}"
                 )));
             }
         }

@@ -962,3 +962,55 @@ fn a_microsnap_merkle_snapshot_is_exported_in_their_format_with_blake3_integrity
     assert_eq!(got.digest, want);
     microsnap::artifact::verify_artifact(&imported, &Monitor::none()).unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Refusals found in review of the v0.6.14 archive code.
+
+/// Import `bytes` as an archive into a fresh world; the error, with the home,
+/// destination and index checked unchanged.
+fn refused(what: &str, bytes: &[u8]) -> microsnap::error::Error {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("crafted.tar");
+    fs::write(&path, bytes).unwrap();
+    let w = world();
+    let before = state(&w);
+    let e = match archive::import(&w.home, &path, None, &Monitor::none()) {
+        Ok(r) => panic!("{what}: imported {}", r.head.digest),
+        Err(e) => e,
+    };
+    assert_eq!(state(&w), before, "{what}: the home or index changed ({e})");
+    e
+}
+
+fn plain(name: &str, data: &[u8]) -> Member {
+    Member {
+        name: name.into(),
+        sparse: None,
+        data: data.to_vec(),
+    }
+}
+
+/// With `archive.json`, nothing it does not list is installed: members of
+/// the v0.6.3 layout (`oci-image/`, which install used to add to the image
+/// store, and `cache/`, which was dropped unseen) are refused.
+#[test]
+fn an_inventoried_archive_with_v063_layout_members_is_refused() {
+    let (chain, _) = crafted_base();
+    let blob = b"an unlisted blob";
+    let blob_name = format!("oci-image/blobs/sha256/{:x}", Sha256::digest(blob));
+    let image = vec![
+        plain("oci-image/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+        plain("oci-image/index.json", br#"{"schemaVersion":2,"manifests":[]}"#),
+        plain(&blob_name, blob),
+    ];
+    let cache = vec![plain("cache/layers/x.erofs", b"runtime cache")];
+    let legacy = vec![plain("sha256-0123456789abcdef/upper.ext4", b"")];
+    for (what, extra) in [("oci-image", image), ("cache", cache), ("v0.6.3 dir", legacy)] {
+        let mut ms = chain.clone();
+        let at = ms.len() - 1; // before archive.json
+        ms.splice(at..at, extra);
+        let e = refused(what, &write_members(&ms));
+        assert_eq!(e.code().name(), "invalid_archive", "{what}: {e}");
+        assert!(e.to_string().contains("non-inventoried"), "{what}: {e}");
+    }
+}
