@@ -8,6 +8,7 @@ use super::inventory::{
 };
 use super::layout_plan::{self, PlannedSnapshot, TheirEncoding};
 use super::sparse_entry::{SparseMap, SparseRun};
+use super::tar_format::fits_in_header;
 use super::tar_writer::{FileMeta, TarWriter};
 use super::transport_digest::{self, MemberHasher};
 use super::{ExportOptions, ExportReport};
@@ -73,6 +74,7 @@ pub fn export(
         Vec::new()
     };
     let planned = layout_plan::plan_chain(&chain, their_format, monitor)?;
+    refuse_long_payload_names(&chain, &planned)?;
     let plans = chain
         .iter()
         .map(|art| match art.upper_spec() {
@@ -130,6 +132,31 @@ pub fn export(
         snapshots: planned.iter().map(|p| p.digest.clone()).collect(),
         bytes_written,
     })
+}
+
+/// A v0.6.14-layout payload member `files/<hex>/<upper>` must fit the tar
+/// header's 100-byte name field (an upper name of at most 29 bytes): a
+/// longer one needs a GNU long name record, which no importer of that
+/// layout accepts (v0.6.14's own save writes such archives, hostile/h26).
+/// Checked before anything is written.
+fn refuse_long_payload_names(chain: &[Artifact], planned: &[PlannedSnapshot]) -> Result<()> {
+    for (art, planned) in chain.iter().zip(planned) {
+        let Some(upper) = art.upper_spec().filter(|_| planned.current_layout) else {
+            continue;
+        };
+        let name = inventory::payload_path(&planned.digest, &upper.file);
+        if !fits_in_header(name.as_bytes()) {
+            return Err(Error::Unsupported(format!(
+                "{}: its upper file name {:?} ({} bytes) is too long for the msb-v0.6.14 \
+                 archive layout: the member {name:?} would need a GNU long name, which \
+                 v0.6.14 importers refuse (upper names of at most 29 bytes fit)",
+                art.path.display(),
+                upper.file,
+                upper.file.len(),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The head and its ancestors, root first. Parents resolve through the
@@ -359,7 +386,7 @@ fn write_current<W: Write>(
     let disk = art.disk_upper("export")?;
     let name = inventory::payload_path(&planned.digest, &disk.spec.file);
     let meta = FileMeta::of(&disk.file.metadata().ctx("stat", &plan.path)?);
-    let encoding = layout_plan::their_encoding(plan.size, &plan.runs, &name);
+    let encoding = layout_plan::their_encoding(plan.size, &plan.runs);
     let (encoded, slots): (u64, &[SparseRun]) = match &encoding {
         TheirEncoding::Dense => (plan.size, &[]),
         TheirEncoding::Sparse(map) => (map.stored_bytes(), &map.runs),

@@ -1014,3 +1014,50 @@ fn an_inventoried_archive_with_v063_layout_members_is_refused() {
         assert!(e.to_string().contains("non-inventoried"), "{what}: {e}");
     }
 }
+
+/// An upper name over 29 bytes makes `files/<hex>/<upper>` longer than a
+/// tar header holds; the GNU long name it would need is refused by every
+/// importer of the v0.6.14 layout (h26). Export refuses up front, in either
+/// archive format, and writes nothing.
+#[test]
+fn a_v0614_snapshot_with_a_long_upper_name_is_not_exported() {
+    use microsnap::snapshot_json::{SnapshotDescriptor, State};
+    let t = crate::support::TestHome::new();
+    t.sandbox_with("sb", 1 << 20, &[(0, b"data"), (512 << 10, b"more")]);
+    let opts = CreateOptions {
+        format: ArtifactFormat::MsbV0614,
+        ..crate::support::named("short")
+    };
+    let art = snapshot::create(&t.home, "sb", &opts, &Monitor::none()).unwrap();
+    let long = "u".repeat(30);
+    let mut d = SnapshotDescriptor::parse(art.descriptor_bytes()).unwrap();
+    let State::File { upper, .. } = &mut d.state else {
+        panic!("file state")
+    };
+    upper.file = long.clone();
+    let dir = t.outside("long-upper");
+    fs::create_dir(&dir).unwrap();
+    fs::copy(art.upper_path(), dir.join(&long)).unwrap();
+    fs::write(dir.join("snapshot.json"), d.canonical_bytes()).unwrap();
+    let out_dir = t.outside("out");
+    fs::create_dir(&out_dir).unwrap();
+    for format in [ArtifactFormat::MsbV0614, ArtifactFormat::MsbV063] {
+        let eopts = archive::ExportOptions {
+            plain_tar: true,
+            format,
+            ..Default::default()
+        };
+        let out = out_dir.join("long.tar");
+        let e = archive::export(
+            &t.home,
+            dir.to_str().unwrap(),
+            &out,
+            &eopts,
+            &Monitor::none(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code().name(), "unsupported", "{format}: {e}");
+        assert!(e.to_string().contains(&long), "{format}: {e}");
+        assert!(tree(&out_dir).is_empty(), "{format}: {:?}", tree(&out_dir));
+    }
+}
