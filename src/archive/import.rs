@@ -33,7 +33,7 @@ use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
-use crate::snapshot_json::DESCRIPTOR_FILE;
+use crate::snapshot_json::{DESCRIPTOR_FILE, RESERVED_NAMES};
 use crate::sparse::SparseWriter;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
@@ -383,6 +383,15 @@ impl Unpack<'_> {
         member: Option<String>,
     ) -> Result<()> {
         let name = entry.display_name();
+        // A descriptor's name as a data file would collide with the staged
+        // descriptor, or make the staged directory open as the other format
+        // (a v0.6.3 upper named `snapshot.json` opens as v0.6.14).
+        if RESERVED_NAMES.contains(&file) {
+            return Err(Error::InvalidArchive(format!(
+                "archive entry {name:?}: a data file may not be named {file:?}, \
+                 a name reserved for snapshot descriptors"
+            )));
+        }
         let logical = entry.logical_size();
         match &self.dirs[i].descriptor {
             Some(d) => check_upper(&d.descriptor, file, logical, &name)?,
@@ -600,6 +609,22 @@ impl Unpack<'_> {
             // the upper's digest was mostly taken while it was unpacked.
             // microsandbox v0.6.14 runs no content check on import (q01).
             let art = artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
+            // What opens must be what was received and checked above.
+            let format = if dir.current {
+                ArtifactFormat::MsbV0614
+            } else {
+                ArtifactFormat::MsbV063
+            };
+            if art.digest != received.digest || art.format() != format {
+                return Err(Error::InvalidArchive(format!(
+                    "archive entry {:?}: the staged directory opens as {} snapshot {}, \
+                     not as the received {format} descriptor {}",
+                    dir.name,
+                    art.format(),
+                    art.digest,
+                    received.digest
+                )));
+            }
             if let Some(upper) = &upper {
                 let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
                 artifact::verify_artifact_with(&art, |art, algorithm| match streamed {

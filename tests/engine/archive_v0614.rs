@@ -1061,3 +1061,55 @@ fn a_v0614_snapshot_with_a_long_upper_name_is_not_exported() {
         assert!(tree(&out_dir).is_empty(), "{format}: {:?}", tree(&out_dir));
     }
 }
+
+/// A data file named like a descriptor (`snapshot.json`, `manifest.json`,
+/// `.manifest.json.legacy`) would make the staged directory open as the
+/// other format, or collide with its descriptor: refused by name, in both
+/// layouts, whichever member comes first.
+#[test]
+fn data_files_named_like_descriptors_are_refused() {
+    use crate::support::archive::{make_artifact, SnapSpec};
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+
+    // v0.6.3: a manifest whose upper is `snapshot.json`, holding a valid
+    // checkpoint-state v0.6.14 descriptor.
+    let checkpoint = fs::read(v0614("descriptors/09-checkpoint-disk-scope.json")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    make_artifact(scratch.path(), "a", &SnapSpec::default());
+    let (mut m, _) = microsnap::manifest::Manifest::read_dir(&scratch.path().join("a")).unwrap();
+    m.upper.file = "snapshot.json".into();
+    m.upper.size_bytes = checkpoint.len() as u64;
+    m.upper.integrity = None;
+    for upper_first in [false, true] {
+        let mut ms = vec![
+            plain("legacy/manifest.json", &m.canonical_bytes()),
+            plain("legacy/snapshot.json", &checkpoint),
+        ];
+        if upper_first {
+            ms.reverse();
+        }
+        cases.push((format!("v0.6.3 upper snapshot.json (first: {upper_first})"), write_members(&ms)));
+    }
+
+    // v0.6.14: `files/<h>/<name>` before (and after) `snapshots/<h>/snapshot.json`.
+    let (chain, _) = crafted_base();
+    let bare: Vec<Member> = chain
+        .iter()
+        .filter(|m| m.name != "archive.json")
+        .cloned()
+        .collect();
+    let descriptor = bare[0].name.clone();
+    let hex = descriptor.split('/').nth(1).unwrap().to_string();
+    for name in ["snapshot.json", "manifest.json", ".manifest.json.legacy"] {
+        for at in [0, 1] {
+            let mut ms = bare.clone();
+            ms.insert(at, plain(&format!("files/{hex}/{name}"), b"{}"));
+            cases.push((format!("files/<h>/{name} at {at}"), write_members(&ms)));
+        }
+    }
+    for (what, bytes) in cases {
+        let e = refused(&what, &bytes);
+        assert_eq!(e.code().name(), "invalid_archive", "{what}: {e}");
+        assert!(e.to_string().contains("may not be named"), "{what}: {e}");
+    }
+}
