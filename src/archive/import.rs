@@ -772,6 +772,14 @@ fn install(
     monitor: &Monitor,
 ) -> Result<ImportReport> {
     let head_digest = checked.head.clone();
+    // Known before anything is published, so it cannot fail after.
+    let head_index = checked
+        .ready
+        .iter()
+        .position(|r| r.digest == head_digest)
+        .ok_or_else(|| {
+            Error::Internal(format!("the head {head_digest} is not among the snapshots"))
+        })?;
 
     // Conflicts first: nothing is installed unless everything can be.
     let mut to_publish = Vec::new();
@@ -782,7 +790,7 @@ fn install(
             _ => r.name.as_str(),
         };
         let target = dest.join(name);
-        targets.push(target.clone());
+        targets.push((target.clone(), r.digest.clone()));
         match fs::symlink_metadata(&target) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => to_publish.push((r, target)),
             Err(e) => return Err(Error::io("check", &target, e)),
@@ -815,24 +823,32 @@ fn install(
         published.push(target);
     }
     let mut imported = Vec::new();
-    let indexed = (|| -> Result<()> {
-        for target in &targets {
+    let indexed = (|| -> Result<Artifact> {
+        for (target, digest) in &targets {
             crate::fault::point("import.before_index")?;
             let art = artifact::open_dir(target)?;
+            if art.digest != *digest {
+                return Err(Error::Internal(format!(
+                    "{} opened as {} after install, not as the imported {digest}",
+                    target.display(),
+                    art.digest
+                )));
+            }
             artifact::index_artifact(home, &art)?;
             imported.push(art);
         }
-        Ok(())
+        imported
+            .get(head_index)
+            .cloned()
+            .ok_or_else(|| Error::Internal("head vanished during install".into()))
     })();
-    if let Err(e) = indexed {
-        unpublish(home, dest, &published);
-        return Err(e);
-    }
-    let head_index = imported
-        .iter()
-        .position(|a| a.digest == head_digest)
-        .ok_or_else(|| Error::Internal("head vanished during install".into()))?;
-    let head = artifact::open_dir(&imported[head_index].path)?;
+    let head = match indexed {
+        Ok(head) => head,
+        Err(e) => {
+            unpublish(home, dest, &published);
+            return Err(e);
+        }
+    };
     Ok(ImportReport {
         head,
         imported,
@@ -1033,4 +1049,69 @@ fn stream_algorithm(d: &Descriptor) -> Option<Algorithm> {
     d.upper()
         .and_then(|u| u.integrity)
         .and_then(|i| Algorithm::from_name(&i.algorithm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{DiskFormat, ImagePin, Manifest, Upper};
+
+    /// A v0.6.3 artifact staged for `dest`, opened, as `check_all` leaves it.
+    fn staged(home: &Home, dest: &Path, name: &str) -> Ready {
+        let staging = Staging::new(&home.staging_area_for(dest).unwrap(), "import").unwrap();
+        File::create(staging.path().join("upper.ext4"))
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let m = Manifest {
+            schema: 1,
+            format: DiskFormat::Raw,
+            fstype: "ext4".into(),
+            image: ImagePin {
+                reference: "alpine:3.20".into(),
+                manifest_digest: format!("sha256:{}", "ab".repeat(32)),
+            },
+            parent: None,
+            created_at: "2026-05-01T12:00:00+00:00".into(),
+            labels: Default::default(),
+            upper: Upper {
+                file: "upper.ext4".into(),
+                size_bytes: 4096,
+                integrity: None,
+            },
+            source_sandbox: None,
+        };
+        m.write_to(staging.path()).unwrap();
+        let art = artifact::open_dir(staging.path()).unwrap();
+        Ready {
+            name: name.into(),
+            digest: art.digest.clone(),
+            parent: None,
+            upper: Some("upper.ext4".into()),
+            has_integrity: false,
+            seq: 0,
+            descriptor: art.descriptor.clone(),
+            staged_art: art,
+            staging,
+        }
+    }
+
+    /// A failure once snapshots are published (here: the head is not among
+    /// them) takes back what was published and indexed.
+    #[test]
+    fn a_failure_after_publishing_leaves_the_destination_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::open(&tmp.path().join("home")).unwrap();
+        let dest = home.snapshots_dir();
+        let checked = Checked {
+            ready: vec![staged(&home, &dest, "one")],
+            images: ImageReceiver::default(),
+            head: format!("sha256:{}", "0".repeat(64)),
+            skipped: Vec::new(),
+        };
+        assert!(install(&home, &dest, None, checked, &Monitor::none()).is_err());
+        assert!(!dest.join("one").exists(), "published snapshot left behind");
+        let rows = home.db().read(crate::db::index::all_paths).unwrap();
+        assert!(rows.is_empty(), "index rows left behind: {rows:?}");
+    }
 }
