@@ -1113,3 +1113,22 @@ fn data_files_named_like_descriptors_are_refused() {
         assert!(e.to_string().contains("may not be named"), "{what}: {e}");
     }
 }
+
+/// Strings of `archive.json` are the archive's: an error shows them quoted
+/// and escaped, so a newline or terminal escape cannot forge its text.
+#[test]
+fn inventory_strings_in_errors_are_escaped() {
+    let (chain, _) = crafted_base();
+    let mut ms = chain.clone();
+    edit_inventory(&mut ms, |inv| {
+        let mut e = inv.entries[0].clone();
+        e.path = "snapshots/\n\u{1b}[2Kok".into();
+        inv.entries.push(e);
+        inv.entries
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    });
+    let e = refused("a listed path with control characters", &write_members(&ms));
+    let shown = e.to_string();
+    assert!(shown.contains("inventoried entry is missing"), "{shown}");
+    assert!(!shown.contains('\n') && !shown.contains('\u{1b}'), "{shown:?}");
+}
