@@ -1132,3 +1132,29 @@ fn inventory_strings_in_errors_are_escaped() {
     assert!(shown.contains("inventoried entry is missing"), "{shown}");
     assert!(!shown.contains('\n') && !shown.contains('\u{1b}'), "{shown:?}");
 }
+
+/// `archive.json/manifest.json` is not a v0.6.3 directory named
+/// `archive.json` (§11.3: the layout's names are not legacy prefixes).
+#[test]
+fn the_inventory_name_is_not_a_snapshot_directory() {
+    use crate::support::archive::{make_artifact, SnapSpec};
+    let scratch = tempfile::tempdir().unwrap();
+    let spec = SnapSpec {
+        size: 4096,
+        data: vec![(0, b"x".to_vec())],
+        integrity: None,
+        ..SnapSpec::default()
+    };
+    make_artifact(scratch.path(), "a", &spec);
+    let dir = scratch.path().join("a");
+    let ms = vec![
+        plain(
+            "archive.json/manifest.json",
+            &fs::read(dir.join("manifest.json")).unwrap(),
+        ),
+        plain("archive.json/upper.ext4", &fs::read(dir.join("upper.ext4")).unwrap()),
+    ];
+    let e = refused("archive.json/ as a v0.6.3 directory", &write_members(&ms));
+    assert_eq!(e.code().name(), "invalid_archive", "{e}");
+    assert!(e.to_string().contains("unsupported path"), "{e}");
+}
