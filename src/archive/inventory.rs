@@ -291,12 +291,14 @@ impl Inventory {
                 m.path
             )));
         }
+        let descriptors: BTreeSet<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.kind == KIND_DESCRIPTOR && e.included)
+            .map(|e| e.path.as_str())
+            .collect();
         for s in &self.snapshots {
-            let has = self
-                .entries
-                .iter()
-                .any(|e| e.path == s.descriptor && e.kind == KIND_DESCRIPTOR && e.included);
-            if !has {
+            if !descriptors.contains(s.descriptor.as_str()) {
                 return Err(bad(format!(
                     "{INVENTORY_FILE}: snapshot {:?} has no descriptor entry",
                     s.snapshot_id
@@ -315,7 +317,9 @@ impl Inventory {
             .iter()
             .map(|s| s.snapshot_id.as_str())
             .collect();
-        let got: BTreeSet<&str> = staged.iter().map(|s| s.digest).collect();
+        let by_digest: BTreeMap<&str, &StagedSnapshot<'_>> =
+            staged.iter().map(|s| (s.digest, s)).collect();
+        let got: BTreeSet<&str> = by_digest.keys().copied().collect();
         if listed != got {
             return Err(bad(format!(
                 "{INVENTORY_FILE} lists snapshots {listed:?} but the archive holds {got:?}"
@@ -334,7 +338,7 @@ impl Inventory {
                 }
                 KIND_PAYLOAD => {
                     let owner = e.owner_snapshot.as_deref().unwrap_or_default();
-                    let s = staged.iter().find(|s| s.digest == owner).ok_or_else(|| {
+                    let s = by_digest.get(owner).ok_or_else(|| {
                         bad(format!(
                             "{INVENTORY_FILE}: payload entry {:?} names no staged snapshot",
                             e.path
