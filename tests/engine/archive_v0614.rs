@@ -877,7 +877,7 @@ fn crafted_archives_in_their_layout_are_refused_with_nothing_changed() {
     cases.push((
         "two member names with one extraction target",
         write_members(&ms),
-        "snapshot.json\" is outside the snapshot archive layout",
+        "a data file may not be named \"snapshot.json\"",
     ));
 
     let mut ms = no_inventory(&chain);
