@@ -316,7 +316,10 @@ mod tests {
                 (format!("{prefix}/upper.ext4"), EntryType::Regular),
             ] {
                 let e = err(name.as_bytes(), kind);
-                assert!(e.contains("unsupported path") || e.contains("outside"), "{name}: {e}");
+                assert!(
+                    e.contains("unsupported path") || e.contains("outside"),
+                    "{name}: {e}"
+                );
             }
         }
         let e = err(b"archive.json/", EntryType::Directory);

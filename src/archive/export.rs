@@ -253,11 +253,13 @@ fn write_all<W: Write>(
     job: &Job<'_>,
     monitor: &Monitor,
 ) -> Result<()> {
-    let mut members = Vec::new();
+    // Transport digests are for the inventory: without one (the default
+    // format), none is computed.
+    let mut members = job.inventory.as_ref().map(|_| Vec::new());
     for ((art, planned), plan) in job.chain.iter().zip(job.planned).zip(job.plans) {
         monitor.check()?;
         if planned.current_layout {
-            write_current(tar, art, planned, plan.as_ref(), &mut members, monitor)?;
+            write_current(tar, art, planned, plan.as_ref(), members.as_mut(), monitor)?;
         } else {
             let plan = plan
                 .as_ref()
@@ -274,8 +276,8 @@ fn write_all<W: Write>(
         };
         image_subset::write(tar, home, job.images, &meta, monitor)?;
     }
-    if let Some(info) = &job.inventory {
-        let inventory = inventory_of(job.planned, &members, info)?;
+    if let (Some(info), Some(members)) = (&job.inventory, &members) {
+        let inventory = inventory_of(job.planned, members, info)?;
         tar.append_bare(INVENTORY_FILE.as_bytes(), &inventory.canonical_bytes())
             .map_err(write_archive_err)?;
     }
@@ -349,13 +351,14 @@ struct WrittenMember {
 
 /// `snapshots/<hex>/snapshot.json`, then (file state) `files/<hex>/<upper>`
 /// encoded as v0.6.14 encodes it, with the recorded integrity checked on the
-/// way out as for v0.6.3 members.
+/// way out as for v0.6.3 members. With `members` (an inventory will be
+/// written), each member's transport digest is recorded there.
 fn write_current<W: Write>(
     tar: &mut TarWriter<W>,
     art: &Artifact,
     planned: &PlannedSnapshot,
     plan: Option<&UpperPlan>,
-    members: &mut Vec<WrittenMember>,
+    mut members: Option<&mut Vec<WrittenMember>>,
     monitor: &Monitor,
 ) -> Result<()> {
     let path = inventory::descriptor_path(&planned.digest);
@@ -366,20 +369,22 @@ fn write_current<W: Write>(
         bytes,
     )
     .map_err(write_archive_err)?;
-    members.push(WrittenMember {
-        facts: MemberFacts {
-            kind: KIND_DESCRIPTOR,
-            encoded_size: bytes.len() as u64,
-            apparent_size: bytes.len() as u64,
-            transport_digest: transport_digest::of_dense(KIND_DESCRIPTOR, &path, bytes),
-            sha256: None,
-            path,
-        },
-        owner: planned.digest.clone(),
-        integrity: Some(Integrity::Sha256 {
-            digest: planned.digest.clone(),
-        }),
-    });
+    if let Some(members) = members.as_mut() {
+        members.push(WrittenMember {
+            facts: MemberFacts {
+                kind: KIND_DESCRIPTOR,
+                encoded_size: bytes.len() as u64,
+                apparent_size: bytes.len() as u64,
+                transport_digest: transport_digest::of_dense(KIND_DESCRIPTOR, &path, bytes),
+                sha256: None,
+                path,
+            },
+            owner: planned.digest.clone(),
+            integrity: Some(Integrity::Sha256 {
+                digest: planned.digest.clone(),
+            }),
+        });
+    }
     let Some(plan) = plan else {
         return Ok(()); // checkpoint state: the descriptor is the artifact
     };
@@ -391,13 +396,15 @@ fn write_current<W: Write>(
         TheirEncoding::Dense => (plan.size, &[]),
         TheirEncoding::Sparse(map) => (map.stored_bytes(), &map.runs),
     };
-    let mut hasher = MemberHasher::new(KIND_PAYLOAD, &name, encoded, plan.size, slots);
+    let mut hasher = members
+        .is_some()
+        .then(|| MemberHasher::new(KIND_PAYLOAD, &name, encoded, plan.size, slots));
     let mut check = RecordedCheck::spawn(disk.spec.integrity.as_ref(), plan.size)?;
     let mut upper = UpperReader {
         file: disk.file,
         path: &plan.path,
         buffers: ChunkBuffers::new(check.as_mut().map(|c| &mut c.thread), CHUNK),
-        transport: Some(&mut hasher),
+        transport: hasher.as_mut(),
     };
     match &encoding {
         TheirEncoding::Dense => {
@@ -426,18 +433,20 @@ fn write_current<W: Write>(
     if let Some(check) = check {
         check.finish(&plan.path)?;
     }
-    members.push(WrittenMember {
-        facts: MemberFacts {
-            path: name,
-            kind: KIND_PAYLOAD,
-            encoded_size: encoded,
-            apparent_size: plan.size,
-            transport_digest: hasher.finish(),
-            sha256: None,
-        },
-        owner: planned.digest.clone(),
-        integrity: planned.upper_integrity.clone(),
-    });
+    if let (Some(members), Some(hasher)) = (members, hasher) {
+        members.push(WrittenMember {
+            facts: MemberFacts {
+                path: name,
+                kind: KIND_PAYLOAD,
+                encoded_size: encoded,
+                apparent_size: plan.size,
+                transport_digest: hasher.finish(),
+                sha256: None,
+            },
+            owner: planned.digest.clone(),
+            integrity: planned.upper_integrity.clone(),
+        });
+    }
     Ok(())
 }
 

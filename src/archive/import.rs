@@ -537,8 +537,7 @@ impl Unpack<'_> {
                 "archive contains no snapshot manifest (manifest.json or snapshot.json)".into(),
             ));
         }
-        // Cheap structural refusals before any hashing: a directory that no
-        // descriptor names is never installed.
+        // A directory that no descriptor names is never installed.
         if let Some(dir) = self.dirs.iter().find(|d| d.descriptor.is_none()) {
             let what = if dir.current {
                 format!(
@@ -553,6 +552,25 @@ impl Unpack<'_> {
                 )
             };
             return Err(Error::InvalidArchive(what));
+        }
+        // The inventory against the received descriptors: cheap, so before
+        // any upper is opened and verified.
+        if let Some(inv) = &self.inventory {
+            let staged: Vec<StagedSnapshot<'_>> = self
+                .dirs
+                .iter()
+                .filter_map(|d| d.descriptor.as_ref())
+                .map(|r| StagedSnapshot {
+                    digest: &r.digest,
+                    upper: match &r.descriptor {
+                        Descriptor::Snapshot(d) => d
+                            .file_upper()
+                            .map(|u| (u.file.as_str(), u.integrity.as_ref())),
+                        Descriptor::Manifest(_) => None,
+                    },
+                })
+                .collect();
+            inv.check_snapshots(&staged)?;
         }
         let mut ready = Vec::new();
         let mut digests = BTreeSet::new();
@@ -648,25 +666,9 @@ impl Unpack<'_> {
                 upper,
                 staged_art,
                 seq: received.seq,
-                descriptor: received.descriptor,
             });
         }
         ready.sort_by_key(|r| r.seq);
-        if let Some(inv) = &self.inventory {
-            let staged: Vec<StagedSnapshot<'_>> = ready
-                .iter()
-                .map(|r| StagedSnapshot {
-                    digest: &r.digest,
-                    upper: match &r.descriptor {
-                        Descriptor::Snapshot(d) => d
-                            .file_upper()
-                            .map(|u| (u.file.as_str(), u.integrity.as_ref())),
-                        Descriptor::Manifest(_) => None,
-                    },
-                })
-                .collect();
-            inv.check_snapshots(&staged)?;
-        }
         self.images.check()?;
         let head = choose_head(&ready, self.inventory.as_ref(), self.any_current)?;
         Ok(Checked {
@@ -754,7 +756,6 @@ struct Ready {
     /// The staged artifact, opened.
     staged_art: Artifact,
     seq: usize,
-    descriptor: Descriptor,
 }
 
 struct Checked {
@@ -1090,7 +1091,6 @@ mod tests {
             upper: Some("upper.ext4".into()),
             has_integrity: false,
             seq: 0,
-            descriptor: art.descriptor.clone(),
             staged_art: art,
             staging,
         }

@@ -261,8 +261,7 @@ mod tests {
         };
         assert_eq!(m.runs.len(), 3);
         // chain parent: ends in a hole, terminator (65536, 0).
-        let TheirEncoding::Sparse(m) =
-            their_encoding(65536, &[run(0, 4096), run(36864, 8192)])
+        let TheirEncoding::Sparse(m) = their_encoding(65536, &[run(0, 4096), run(36864, 8192)])
         else {
             panic!()
         };

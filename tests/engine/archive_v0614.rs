@@ -1000,12 +1000,19 @@ fn an_inventoried_archive_with_v063_layout_members_is_refused() {
     let blob_name = format!("oci-image/blobs/sha256/{:x}", Sha256::digest(blob));
     let image = vec![
         plain("oci-image/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
-        plain("oci-image/index.json", br#"{"schemaVersion":2,"manifests":[]}"#),
+        plain(
+            "oci-image/index.json",
+            br#"{"schemaVersion":2,"manifests":[]}"#,
+        ),
         plain(&blob_name, blob),
     ];
     let cache = vec![plain("cache/layers/x.erofs", b"runtime cache")];
     let legacy = vec![plain("sha256-0123456789abcdef/upper.ext4", b"")];
-    for (what, extra) in [("oci-image", image), ("cache", cache), ("v0.6.3 dir", legacy)] {
+    for (what, extra) in [
+        ("oci-image", image),
+        ("cache", cache),
+        ("v0.6.3 dir", legacy),
+    ] {
         let mut ms = chain.clone();
         let at = ms.len() - 1; // before archive.json
         ms.splice(at..at, extra);
@@ -1088,7 +1095,10 @@ fn data_files_named_like_descriptors_are_refused() {
         if upper_first {
             ms.reverse();
         }
-        cases.push((format!("v0.6.3 upper snapshot.json (first: {upper_first})"), write_members(&ms)));
+        cases.push((
+            format!("v0.6.3 upper snapshot.json (first: {upper_first})"),
+            write_members(&ms),
+        ));
     }
 
     // v0.6.14: `files/<h>/<name>` before (and after) `snapshots/<h>/snapshot.json`.
@@ -1130,7 +1140,10 @@ fn inventory_strings_in_errors_are_escaped() {
     let e = refused("a listed path with control characters", &write_members(&ms));
     let shown = e.to_string();
     assert!(shown.contains("inventoried entry is missing"), "{shown}");
-    assert!(!shown.contains('\n') && !shown.contains('\u{1b}'), "{shown:?}");
+    assert!(
+        !shown.contains('\n') && !shown.contains('\u{1b}'),
+        "{shown:?}"
+    );
 }
 
 /// `archive.json/manifest.json` is not a v0.6.3 directory named
@@ -1152,7 +1165,10 @@ fn the_inventory_name_is_not_a_snapshot_directory() {
             "archive.json/manifest.json",
             &fs::read(dir.join("manifest.json")).unwrap(),
         ),
-        plain("archive.json/upper.ext4", &fs::read(dir.join("upper.ext4")).unwrap()),
+        plain(
+            "archive.json/upper.ext4",
+            &fs::read(dir.join("upper.ext4")).unwrap(),
+        ),
     ];
     let e = refused("archive.json/ as a v0.6.3 directory", &write_members(&ms));
     assert_eq!(e.code().name(), "invalid_archive", "{e}");
