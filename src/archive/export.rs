@@ -308,7 +308,10 @@ fn inventory_of(
         })
         .collect();
     snapshots.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
-    snapshots.dedup_by(|a, b| a.snapshot_id == b.snapshot_id);
+    // A chain never repeats a snapshot (chain_of refuses a loop).
+    debug_assert!(snapshots
+        .windows(2)
+        .all(|w| w[0].snapshot_id != w[1].snapshot_id));
     let mut entries: Vec<InventoryEntry> = members
         .iter()
         .map(|m| InventoryEntry {
@@ -411,14 +414,7 @@ fn write_current<W: Write>(
             tar.begin_regular(name.as_bytes(), &meta, plan.size)
                 .map_err(write_archive_err)?;
             end_block_before_data(tar)?;
-            let zeros = vec![0u8; CHUNK];
-            let mut pos = 0;
-            for run in &plan.runs {
-                upper.zeros(tar, &zeros, run.offset - pos, monitor)?;
-                upper.copy_run(tar, run, monitor)?;
-                pos = run.offset + run.len;
-            }
-            upper.zeros(tar, &zeros, plan.size - pos, monitor)?;
+            upper.copy_dense(tar, plan, monitor)?;
         }
         TheirEncoding::Sparse(map) => {
             tar.begin_sparse(name.as_bytes(), &meta, map)
@@ -459,10 +455,6 @@ fn write_artifact<W: Write>(
     monitor: &Monitor,
 ) -> Result<()> {
     let prefix = digest_prefix(&art.digest);
-    let out_err = |e: io::Error| Error::Io {
-        context: "write archive".into(),
-        source: e,
-    };
     // The manifest bytes and the upper as the artifact was opened: one
     // snapshot, whatever is renamed over its path meanwhile.
     let descriptor_bytes = art.descriptor_bytes();
@@ -474,7 +466,7 @@ fn write_artifact<W: Write>(
         &FileMeta::of(meta),
         descriptor_bytes,
     )
-    .map_err(out_err)?;
+    .map_err(write_archive_err)?;
 
     let upper_name = format!("{prefix}/{}", disk.spec.file);
     let file = disk.file;
@@ -493,20 +485,13 @@ fn write_artifact<W: Write>(
     if plan.dense {
         // Holes are written as zeros without reading them.
         tar.begin_regular(upper_name.as_bytes(), &meta, plan.size)
-            .map_err(out_err)?;
+            .map_err(write_archive_err)?;
         end_block_before_data(tar)?;
-        let zeros = vec![0u8; CHUNK];
-        let mut pos = 0;
-        for run in &plan.runs {
-            write_zeros(tar, &zeros, run.offset - pos, monitor)?;
-            upper.copy_run(tar, run, monitor)?;
-            pos = run.offset + run.len;
-        }
-        write_zeros(tar, &zeros, plan.size - pos, monitor)?;
+        upper.copy_dense(tar, plan, monitor)?;
     } else {
         let map = SparseMap::for_data(plan.size, plan.runs.iter().copied());
         tar.begin_sparse(upper_name.as_bytes(), &meta, &map)
-            .map_err(out_err)?;
+            .map_err(write_archive_err)?;
         end_block_before_data(tar)?;
         for run in &plan.runs {
             upper.copy_run(tar, run, monitor)?;
@@ -557,10 +542,7 @@ impl<'a> RecordedCheck<'a> {
 /// the manifest and tar headers in the same block would be stored raw with
 /// it (~1 KiB per snapshot; measured on F2). One flush per upper.
 fn end_block_before_data<W: Write>(tar: &mut TarWriter<W>) -> Result<()> {
-    tar.flush().map_err(|e| Error::Io {
-        context: "write archive".into(),
-        source: e,
-    })
+    tar.flush().map_err(write_archive_err)
 }
 
 fn write_zeros<W: Write>(
@@ -572,10 +554,7 @@ fn write_zeros<W: Write>(
     while len > 0 {
         monitor.check()?;
         let n = zeros.len().min(usize::try_from(len).unwrap_or(usize::MAX));
-        tar.write_data(&zeros[..n]).map_err(|e| Error::Io {
-            context: "write archive".into(),
-            source: e,
-        })?;
+        tar.write_data(&zeros[..n]).map_err(write_archive_err)?;
         len -= n as u64;
         monitor.advance(n as u64)?;
     }
@@ -619,10 +598,7 @@ impl UpperReader<'_> {
                     ),
                 });
             }
-            tar.write_data(&buf[..n]).map_err(|e| Error::Io {
-                context: "write archive".into(),
-                source: e,
-            })?;
+            tar.write_data(&buf[..n]).map_err(write_archive_err)?;
             if let Some(h) = self.transport.as_deref_mut() {
                 h.update(&buf[..n]);
             }
@@ -631,6 +607,24 @@ impl UpperReader<'_> {
             monitor.advance(n as u64)?;
         }
         Ok(())
+    }
+
+    /// All `plan.size` bytes of a dense member: the data runs read, the
+    /// holes between them written as zeros without reading.
+    fn copy_dense<W: Write>(
+        &mut self,
+        tar: &mut TarWriter<W>,
+        plan: &UpperPlan,
+        monitor: &Monitor,
+    ) -> Result<()> {
+        let zeros = vec![0u8; CHUNK];
+        let mut pos = 0;
+        for run in &plan.runs {
+            self.zeros(tar, &zeros, run.offset - pos, monitor)?;
+            self.copy_run(tar, run, monitor)?;
+            pos = run.offset + run.len;
+        }
+        self.zeros(tar, &zeros, plan.size - pos, monitor)
     }
 
     /// `len` zero bytes of a dense member's hole, written without reading.

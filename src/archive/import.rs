@@ -1,15 +1,25 @@
 //! `import`: unpack an archive into staging on the destination's filesystem,
 //! check everything, then rename into place and index.
 //!
+//! Both layouts are read: microsandbox v0.6.3's `<dir>/manifest.json` +
+//! `<dir>/<upper>` and v0.6.14's `snapshots/<hex>/snapshot.json` +
+//! `files/<hex>/<upper>` with its inventory `archive.json`
+//! (vectors/msb-0.6.14/SPEC-NOTES.md §9–§11).
+//!
 //! Order of work, each step refusing with a message that names the entry:
-//! 1. stream entries: path/type/layout checks (`entry_check`), duplicates,
-//!    manifests parsed as they arrive, each upper's declared size checked
-//!    against its manifest *before* its data is read, uppers written sparse;
-//! 2. after the stream: every directory has a manifest and its upper, the
-//!    directory name agrees with the digest, each artifact opens and verifies;
-//! 3. conflicts: an existing directory of the same name must hold the same
+//! 1. stream entries: path/type/layout checks (`entry_check`,
+//!    `layout_v0614`), duplicates, descriptors parsed as they arrive, each
+//!    upper's declared size checked against its descriptor *before* its
+//!    data is read, uppers written sparse, v0.6.14 members' transport
+//!    digests taken on the way;
+//! 2. after the stream, with `archive.json`: every listed member present with
+//!    its sizes and digests, nothing unlisted (no v0.6.3-layout member at
+//!    all), the listed snapshots are the received ones (`inventory`);
+//! 3. every directory has a descriptor and its upper, the directory name
+//!    agrees with the digest, each artifact opens as received and verifies;
+//! 4. conflicts: an existing directory of the same name must hold the same
 //!    snapshot (then it is kept: idempotent), else `already_exists`;
-//! 4. image blobs are added, snapshots renamed into place (rolled back if a
+//! 5. image blobs are added, snapshots renamed into place (rolled back if a
 //!    later rename fails), then indexed.
 //!
 //! A failure at any step drops the staging directories, so the destination
@@ -344,11 +354,9 @@ impl Unpack<'_> {
         let (descriptor, digest) =
             Descriptor::parse(format, &bytes).map_err(|e| in_entry(&name, e))?;
         let staged = &mut self.dirs[i];
-        if staged.descriptor.is_some() {
-            return Err(Error::InvalidArchive(format!(
-                "archive entries map to the same extraction target: {name}"
-            )));
-        }
+        // A directory's descriptor has one member name (`dir_index` keeps
+        // the layouts apart), and `seen` refused a repeated name.
+        debug_assert!(staged.descriptor.is_none());
         for (f, size, entry_name) in &staged.files {
             check_upper(&descriptor, f, *size, entry_name)?;
         }
@@ -413,11 +421,9 @@ impl Unpack<'_> {
                 "{name} declares {logical} bytes, beyond the {MAX_REAL_SIZE} byte limit"
             )));
         }
-        if self.dirs[i].files.iter().any(|(f, _, _)| f == file) {
-            return Err(Error::InvalidArchive(format!(
-                "archive entries map to the same extraction target: {name}"
-            )));
-        }
+        // Each file of a directory has one member name, and `seen` refused
+        // a repeated name.
+        debug_assert!(!self.dirs[i].files.iter().any(|(f, _, _)| f == file));
         let mut hasher = match &member {
             Some(path) => {
                 if let Some(map) = &entry.sparse {
@@ -578,14 +584,14 @@ impl Unpack<'_> {
             let Some(received) = dir.descriptor.take() else {
                 return Err(Error::Internal("descriptor vanished".into()));
             };
-            let d = &received.descriptor;
-            if let Some(upper) = d.upper().map(|u| u.file) {
-                if !dir.files.iter().any(|(f, _, _)| *f == upper) {
-                    let upper_entry = if dir.current {
-                        format!("files/{}/{upper}", dir.name)
-                    } else {
-                        format!("{}/{upper}", dir.name)
-                    };
+            let upper = received.descriptor.upper().map(|u| u.file);
+            let upper_entry = match (&upper, dir.current) {
+                (Some(u), true) => format!("files/{}/{u}", dir.name),
+                (Some(u), false) => format!("{}/{u}", dir.name),
+                (None, _) => dir.name.clone(),
+            };
+            if let Some(upper) = &upper {
+                if !dir.files.iter().any(|(f, _, _)| f == upper) {
                     return Err(Error::InvalidArchive(format!(
                         "missing upper file: the descriptor of {} names upper file {upper:?}, \
                          which is not in the archive ({upper_entry})",
@@ -617,12 +623,6 @@ impl Unpack<'_> {
                 )));
             }
             monitor.check()?;
-            let upper = d.upper().map(|u| u.file);
-            let upper_entry = match (&upper, dir.current) {
-                (Some(u), true) => format!("files/{}/{u}", dir.name),
-                (Some(u), false) => format!("{}/{u}", dir.name),
-                (None, _) => dir.name.clone(),
-            };
             // The same open and verify as any artifact, on the staged copy;
             // the upper's digest was mostly taken while it was unpacked.
             // microsandbox v0.6.14 runs no content check on import (q01).
@@ -656,15 +656,11 @@ impl Unpack<'_> {
                 })
                 .map_err(|e| in_entry(&upper_entry, e))?;
             }
-            let staged_art = art;
             ready.push(Ready {
                 name: dir.name,
                 staging: dir.staging,
                 digest: received.digest,
-                parent: d.parent().map(str::to_string),
-                has_integrity: d.upper().is_some_and(|u| u.integrity.is_some()),
-                upper,
-                staged_art,
+                staged_art: art,
                 seq: received.seq,
             });
         }
@@ -718,7 +714,10 @@ fn choose_head(
     if let Some(inv) = inventory {
         return Ok(inv.head.clone());
     }
-    let parents: BTreeSet<&str> = ready.iter().filter_map(|r| r.parent.as_deref()).collect();
+    let parents: BTreeSet<&str> = ready
+        .iter()
+        .filter_map(|r| r.staged_art.descriptor.parent())
+        .collect();
     let heads: Vec<&Ready> = ready
         .iter()
         .filter(|r| !parents.contains(r.digest.as_str()))
@@ -749,11 +748,9 @@ fn choose_head(
 struct Ready {
     name: String,
     staging: Staging,
+    /// `staged_art.digest`, which `check_all` made sure is the received one.
     digest: String,
-    parent: Option<String>,
-    upper: Option<String>,
-    has_integrity: bool,
-    /// The staged artifact, opened.
+    /// The staged artifact, opened: parent and upper come from it.
     staged_art: Artifact,
     seq: usize,
 }
@@ -896,10 +893,10 @@ fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()
             r.digest
         )));
     }
-    if r.upper.is_none() {
+    let Some(upper) = r.staged_art.upper_spec() else {
         return Ok(()); // a descriptor-only artifact: the descriptor is all of it
-    }
-    let same_content = if r.has_integrity {
+    };
+    let same_content = if upper.integrity.is_some() {
         // The staged upper verified against the recorded digest; so must this one.
         artifact::verify_artifact(&existing, monitor).is_ok()
     } else {
@@ -1087,9 +1084,6 @@ mod tests {
         Ready {
             name: name.into(),
             digest: art.digest.clone(),
-            parent: None,
-            upper: Some("upper.ext4".into()),
-            has_integrity: false,
             seq: 0,
             staged_art: art,
             staging,

@@ -98,8 +98,6 @@ pub struct PlannedSnapshot {
     pub current_layout: bool,
     /// The v0.6.14 upper record (file state), for the inventory.
     pub upper_integrity: Option<Integrity>,
-    /// Converted from v0.6.3 (or rewritten for a converted parent).
-    pub converted: bool,
 }
 
 /// Plan the chain (root first) for an archive of `their_format`.
@@ -117,7 +115,6 @@ pub fn plan_chain(
                 descriptor_bytes: art.descriptor_bytes().to_vec(),
                 current_layout: false,
                 upper_integrity: None,
-                converted: false,
             },
             (Descriptor::Snapshot(d), _) => {
                 let new_parent = d.parent.as_ref().and_then(|p| renamed.get(p));
@@ -127,7 +124,6 @@ pub fn plan_chain(
                         descriptor_bytes: shipped_bytes(art, d),
                         current_layout: true,
                         upper_integrity: d.file_upper().and_then(|u| u.integrity.clone()),
-                        converted: false,
                     },
                     Some(parent) => {
                         let mut d = d.clone();
@@ -158,7 +154,6 @@ fn rewritten(d: SnapshotDescriptor) -> PlannedSnapshot {
         descriptor_bytes: d.canonical_bytes(),
         current_layout: true,
         upper_integrity: d.file_upper().and_then(|u| u.integrity.clone()),
-        converted: true,
     }
 }
 
