@@ -306,6 +306,26 @@ mod tests {
         assert!(err(b"cache/layers/x.tar", EntryType::Regular).contains("outside"));
     }
 
+    /// The names of the v0.6.14 layout are not v0.6.3 directory names
+    /// (SPEC-NOTES §11.3): `archive.json/manifest.json` is no snapshot.
+    #[test]
+    fn layout_names_are_not_legacy_prefixes() {
+        for prefix in ["archive.json", "snapshots", "files", "images", "cache"] {
+            for (name, kind) in [
+                (format!("{prefix}/manifest.json"), EntryType::Regular),
+                (format!("{prefix}/upper.ext4"), EntryType::Regular),
+            ] {
+                let e = err(name.as_bytes(), kind);
+                assert!(
+                    e.contains("unsupported path") || e.contains("outside"),
+                    "{name}: {e}"
+                );
+            }
+        }
+        let e = err(b"archive.json/", EntryType::Directory);
+        assert!(e.contains("unsupported path"), "{e}");
+    }
+
     #[test]
     fn image_and_legacy_cache_paths_are_recognised() {
         let hex = "a".repeat(64);

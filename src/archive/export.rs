@@ -8,6 +8,7 @@ use super::inventory::{
 };
 use super::layout_plan::{self, PlannedSnapshot, TheirEncoding};
 use super::sparse_entry::{SparseMap, SparseRun};
+use super::tar_format::fits_in_header;
 use super::tar_writer::{FileMeta, TarWriter};
 use super::transport_digest::{self, MemberHasher};
 use super::{ExportOptions, ExportReport};
@@ -73,6 +74,7 @@ pub fn export(
         Vec::new()
     };
     let planned = layout_plan::plan_chain(&chain, their_format, monitor)?;
+    refuse_long_payload_names(&chain, &planned)?;
     let plans = chain
         .iter()
         .map(|art| match art.upper_spec() {
@@ -130,6 +132,31 @@ pub fn export(
         snapshots: planned.iter().map(|p| p.digest.clone()).collect(),
         bytes_written,
     })
+}
+
+/// A v0.6.14-layout payload member `files/<hex>/<upper>` must fit the tar
+/// header's 100-byte name field (an upper name of at most 29 bytes): a
+/// longer one needs a GNU long name record, which no importer of that
+/// layout accepts (v0.6.14's own save writes such archives, hostile/h26).
+/// Checked before anything is written.
+fn refuse_long_payload_names(chain: &[Artifact], planned: &[PlannedSnapshot]) -> Result<()> {
+    for (art, planned) in chain.iter().zip(planned) {
+        let Some(upper) = art.upper_spec().filter(|_| planned.current_layout) else {
+            continue;
+        };
+        let name = inventory::payload_path(&planned.digest, &upper.file);
+        if !fits_in_header(name.as_bytes()) {
+            return Err(Error::Unsupported(format!(
+                "{}: its upper file name {:?} ({} bytes) is too long for the msb-v0.6.14 \
+                 archive layout: the member {name:?} would need a GNU long name, which \
+                 v0.6.14 importers refuse (upper names of at most 29 bytes fit)",
+                art.path.display(),
+                upper.file,
+                upper.file.len(),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The head and its ancestors, root first. Parents resolve through the
@@ -226,11 +253,13 @@ fn write_all<W: Write>(
     job: &Job<'_>,
     monitor: &Monitor,
 ) -> Result<()> {
-    let mut members = Vec::new();
+    // Transport digests are for the inventory: without one (the default
+    // format), none is computed.
+    let mut members = job.inventory.as_ref().map(|_| Vec::new());
     for ((art, planned), plan) in job.chain.iter().zip(job.planned).zip(job.plans) {
         monitor.check()?;
         if planned.current_layout {
-            write_current(tar, art, planned, plan.as_ref(), &mut members, monitor)?;
+            write_current(tar, art, planned, plan.as_ref(), members.as_mut(), monitor)?;
         } else {
             let plan = plan
                 .as_ref()
@@ -247,8 +276,8 @@ fn write_all<W: Write>(
         };
         image_subset::write(tar, home, job.images, &meta, monitor)?;
     }
-    if let Some(info) = &job.inventory {
-        let inventory = inventory_of(job.planned, &members, info)?;
+    if let (Some(info), Some(members)) = (&job.inventory, &members) {
+        let inventory = inventory_of(job.planned, members, info)?;
         tar.append_bare(INVENTORY_FILE.as_bytes(), &inventory.canonical_bytes())
             .map_err(write_archive_err)?;
     }
@@ -279,7 +308,10 @@ fn inventory_of(
         })
         .collect();
     snapshots.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
-    snapshots.dedup_by(|a, b| a.snapshot_id == b.snapshot_id);
+    // A chain never repeats a snapshot (chain_of refuses a loop).
+    debug_assert!(snapshots
+        .windows(2)
+        .all(|w| w[0].snapshot_id != w[1].snapshot_id));
     let mut entries: Vec<InventoryEntry> = members
         .iter()
         .map(|m| InventoryEntry {
@@ -322,13 +354,14 @@ struct WrittenMember {
 
 /// `snapshots/<hex>/snapshot.json`, then (file state) `files/<hex>/<upper>`
 /// encoded as v0.6.14 encodes it, with the recorded integrity checked on the
-/// way out as for v0.6.3 members.
+/// way out as for v0.6.3 members. With `members` (an inventory will be
+/// written), each member's transport digest is recorded there.
 fn write_current<W: Write>(
     tar: &mut TarWriter<W>,
     art: &Artifact,
     planned: &PlannedSnapshot,
     plan: Option<&UpperPlan>,
-    members: &mut Vec<WrittenMember>,
+    mut members: Option<&mut Vec<WrittenMember>>,
     monitor: &Monitor,
 ) -> Result<()> {
     let path = inventory::descriptor_path(&planned.digest);
@@ -339,52 +372,49 @@ fn write_current<W: Write>(
         bytes,
     )
     .map_err(write_archive_err)?;
-    members.push(WrittenMember {
-        facts: MemberFacts {
-            kind: KIND_DESCRIPTOR,
-            encoded_size: bytes.len() as u64,
-            apparent_size: bytes.len() as u64,
-            transport_digest: transport_digest::of_dense(KIND_DESCRIPTOR, &path, bytes),
-            sha256: None,
-            path,
-        },
-        owner: planned.digest.clone(),
-        integrity: Some(Integrity::Sha256 {
-            digest: planned.digest.clone(),
-        }),
-    });
+    if let Some(members) = members.as_mut() {
+        members.push(WrittenMember {
+            facts: MemberFacts {
+                kind: KIND_DESCRIPTOR,
+                encoded_size: bytes.len() as u64,
+                apparent_size: bytes.len() as u64,
+                transport_digest: transport_digest::of_dense(KIND_DESCRIPTOR, &path, bytes),
+                sha256: None,
+                path,
+            },
+            owner: planned.digest.clone(),
+            integrity: Some(Integrity::Sha256 {
+                digest: planned.digest.clone(),
+            }),
+        });
+    }
     let Some(plan) = plan else {
         return Ok(()); // checkpoint state: the descriptor is the artifact
     };
     let disk = art.disk_upper("export")?;
     let name = inventory::payload_path(&planned.digest, &disk.spec.file);
     let meta = FileMeta::of(&disk.file.metadata().ctx("stat", &plan.path)?);
-    let encoding = layout_plan::their_encoding(plan.size, &plan.runs, &name);
+    let encoding = layout_plan::their_encoding(plan.size, &plan.runs);
     let (encoded, slots): (u64, &[SparseRun]) = match &encoding {
         TheirEncoding::Dense => (plan.size, &[]),
         TheirEncoding::Sparse(map) => (map.stored_bytes(), &map.runs),
     };
-    let mut hasher = MemberHasher::new(KIND_PAYLOAD, &name, encoded, plan.size, slots);
+    let mut hasher = members
+        .is_some()
+        .then(|| MemberHasher::new(KIND_PAYLOAD, &name, encoded, plan.size, slots));
     let mut check = RecordedCheck::spawn(disk.spec.integrity.as_ref(), plan.size)?;
     let mut upper = UpperReader {
         file: disk.file,
         path: &plan.path,
         buffers: ChunkBuffers::new(check.as_mut().map(|c| &mut c.thread), CHUNK),
-        transport: Some(&mut hasher),
+        transport: hasher.as_mut(),
     };
     match &encoding {
         TheirEncoding::Dense => {
             tar.begin_regular(name.as_bytes(), &meta, plan.size)
                 .map_err(write_archive_err)?;
             end_block_before_data(tar)?;
-            let zeros = vec![0u8; CHUNK];
-            let mut pos = 0;
-            for run in &plan.runs {
-                upper.zeros(tar, &zeros, run.offset - pos, monitor)?;
-                upper.copy_run(tar, run, monitor)?;
-                pos = run.offset + run.len;
-            }
-            upper.zeros(tar, &zeros, plan.size - pos, monitor)?;
+            upper.copy_dense(tar, plan, monitor)?;
         }
         TheirEncoding::Sparse(map) => {
             tar.begin_sparse(name.as_bytes(), &meta, map)
@@ -399,18 +429,20 @@ fn write_current<W: Write>(
     if let Some(check) = check {
         check.finish(&plan.path)?;
     }
-    members.push(WrittenMember {
-        facts: MemberFacts {
-            path: name,
-            kind: KIND_PAYLOAD,
-            encoded_size: encoded,
-            apparent_size: plan.size,
-            transport_digest: hasher.finish(),
-            sha256: None,
-        },
-        owner: planned.digest.clone(),
-        integrity: planned.upper_integrity.clone(),
-    });
+    if let (Some(members), Some(hasher)) = (members, hasher) {
+        members.push(WrittenMember {
+            facts: MemberFacts {
+                path: name,
+                kind: KIND_PAYLOAD,
+                encoded_size: encoded,
+                apparent_size: plan.size,
+                transport_digest: hasher.finish(),
+                sha256: None,
+            },
+            owner: planned.digest.clone(),
+            integrity: planned.upper_integrity.clone(),
+        });
+    }
     Ok(())
 }
 
@@ -423,10 +455,6 @@ fn write_artifact<W: Write>(
     monitor: &Monitor,
 ) -> Result<()> {
     let prefix = digest_prefix(&art.digest);
-    let out_err = |e: io::Error| Error::Io {
-        context: "write archive".into(),
-        source: e,
-    };
     // The manifest bytes and the upper as the artifact was opened: one
     // snapshot, whatever is renamed over its path meanwhile.
     let descriptor_bytes = art.descriptor_bytes();
@@ -438,7 +466,7 @@ fn write_artifact<W: Write>(
         &FileMeta::of(meta),
         descriptor_bytes,
     )
-    .map_err(out_err)?;
+    .map_err(write_archive_err)?;
 
     let upper_name = format!("{prefix}/{}", disk.spec.file);
     let file = disk.file;
@@ -457,20 +485,13 @@ fn write_artifact<W: Write>(
     if plan.dense {
         // Holes are written as zeros without reading them.
         tar.begin_regular(upper_name.as_bytes(), &meta, plan.size)
-            .map_err(out_err)?;
+            .map_err(write_archive_err)?;
         end_block_before_data(tar)?;
-        let zeros = vec![0u8; CHUNK];
-        let mut pos = 0;
-        for run in &plan.runs {
-            write_zeros(tar, &zeros, run.offset - pos, monitor)?;
-            upper.copy_run(tar, run, monitor)?;
-            pos = run.offset + run.len;
-        }
-        write_zeros(tar, &zeros, plan.size - pos, monitor)?;
+        upper.copy_dense(tar, plan, monitor)?;
     } else {
         let map = SparseMap::for_data(plan.size, plan.runs.iter().copied());
         tar.begin_sparse(upper_name.as_bytes(), &meta, &map)
-            .map_err(out_err)?;
+            .map_err(write_archive_err)?;
         end_block_before_data(tar)?;
         for run in &plan.runs {
             upper.copy_run(tar, run, monitor)?;
@@ -521,10 +542,7 @@ impl<'a> RecordedCheck<'a> {
 /// the manifest and tar headers in the same block would be stored raw with
 /// it (~1 KiB per snapshot; measured on F2). One flush per upper.
 fn end_block_before_data<W: Write>(tar: &mut TarWriter<W>) -> Result<()> {
-    tar.flush().map_err(|e| Error::Io {
-        context: "write archive".into(),
-        source: e,
-    })
+    tar.flush().map_err(write_archive_err)
 }
 
 fn write_zeros<W: Write>(
@@ -536,10 +554,7 @@ fn write_zeros<W: Write>(
     while len > 0 {
         monitor.check()?;
         let n = zeros.len().min(usize::try_from(len).unwrap_or(usize::MAX));
-        tar.write_data(&zeros[..n]).map_err(|e| Error::Io {
-            context: "write archive".into(),
-            source: e,
-        })?;
+        tar.write_data(&zeros[..n]).map_err(write_archive_err)?;
         len -= n as u64;
         monitor.advance(n as u64)?;
     }
@@ -583,10 +598,7 @@ impl UpperReader<'_> {
                     ),
                 });
             }
-            tar.write_data(&buf[..n]).map_err(|e| Error::Io {
-                context: "write archive".into(),
-                source: e,
-            })?;
+            tar.write_data(&buf[..n]).map_err(write_archive_err)?;
             if let Some(h) = self.transport.as_deref_mut() {
                 h.update(&buf[..n]);
             }
@@ -595,6 +607,24 @@ impl UpperReader<'_> {
             monitor.advance(n as u64)?;
         }
         Ok(())
+    }
+
+    /// All `plan.size` bytes of a dense member: the data runs read, the
+    /// holes between them written as zeros without reading.
+    fn copy_dense<W: Write>(
+        &mut self,
+        tar: &mut TarWriter<W>,
+        plan: &UpperPlan,
+        monitor: &Monitor,
+    ) -> Result<()> {
+        let zeros = vec![0u8; CHUNK];
+        let mut pos = 0;
+        for run in &plan.runs {
+            self.zeros(tar, &zeros, run.offset - pos, monitor)?;
+            self.copy_run(tar, run, monitor)?;
+            pos = run.offset + run.len;
+        }
+        self.zeros(tar, &zeros, plan.size - pos, monitor)
     }
 
     /// `len` zero bytes of a dense member's hole, written without reading.

@@ -1,15 +1,25 @@
 //! `import`: unpack an archive into staging on the destination's filesystem,
 //! check everything, then rename into place and index.
 //!
+//! Both layouts are read: microsandbox v0.6.3's `<dir>/manifest.json` +
+//! `<dir>/<upper>` and v0.6.14's `snapshots/<hex>/snapshot.json` +
+//! `files/<hex>/<upper>` with its inventory `archive.json`
+//! (vectors/msb-0.6.14/SPEC-NOTES.md §9–§11).
+//!
 //! Order of work, each step refusing with a message that names the entry:
-//! 1. stream entries: path/type/layout checks (`entry_check`), duplicates,
-//!    manifests parsed as they arrive, each upper's declared size checked
-//!    against its manifest *before* its data is read, uppers written sparse;
-//! 2. after the stream: every directory has a manifest and its upper, the
-//!    directory name agrees with the digest, each artifact opens and verifies;
-//! 3. conflicts: an existing directory of the same name must hold the same
+//! 1. stream entries: path/type/layout checks (`entry_check`,
+//!    `layout_v0614`), duplicates, descriptors parsed as they arrive, each
+//!    upper's declared size checked against its descriptor *before* its
+//!    data is read, uppers written sparse, v0.6.14 members' transport
+//!    digests taken on the way;
+//! 2. after the stream, with `archive.json`: every listed member present with
+//!    its sizes and digests, nothing unlisted (no v0.6.3-layout member at
+//!    all), the listed snapshots are the received ones (`inventory`);
+//! 3. every directory has a descriptor and its upper, the directory name
+//!    agrees with the digest, each artifact opens as received and verifies;
+//! 4. conflicts: an existing directory of the same name must hold the same
 //!    snapshot (then it is kept: idempotent), else `already_exists`;
-//! 4. image blobs are added, snapshots renamed into place (rolled back if a
+//! 5. image blobs are added, snapshots renamed into place (rolled back if a
 //!    later rename fails), then indexed.
 //!
 //! A failure at any step drops the staging directories, so the destination
@@ -33,7 +43,7 @@ use crate::integrity::{self, Algorithm, ChunkBuffers, DigestThread};
 use crate::manifest::{digest_prefix, MANIFEST_FILE};
 use crate::progress::Monitor;
 use crate::publish::Staging;
-use crate::snapshot_json::DESCRIPTOR_FILE;
+use crate::snapshot_json::{DESCRIPTOR_FILE, RESERVED_NAMES};
 use crate::sparse::SparseWriter;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
@@ -139,6 +149,7 @@ fn import_into(
         members: Vec::new(),
         skipped: Vec::new(),
         any_current: false,
+        first_v063_member: None,
     };
     while let Some(entry) = reader.next_entry()? {
         unpack.progress.tick(monitor)?;
@@ -230,6 +241,10 @@ struct Unpack<'h> {
     skipped: Vec<String>,
     /// Some member was of the v0.6.14 layout.
     any_current: bool,
+    /// The first member of the v0.6.3 layout (a snapshot directory, an
+    /// `oci-image/` or `cache/` entry): none may come with an inventory,
+    /// which could not list it.
+    first_v063_member: Option<String>,
 }
 
 impl Unpack<'_> {
@@ -252,6 +267,8 @@ impl Unpack<'_> {
         }
         if place.is_current_layout() {
             self.any_current = true;
+        } else if self.first_v063_member.is_none() {
+            self.first_v063_member = Some(entry.display_name());
         }
         match place {
             Place::SnapshotDir(dir) => {
@@ -337,11 +354,9 @@ impl Unpack<'_> {
         let (descriptor, digest) =
             Descriptor::parse(format, &bytes).map_err(|e| in_entry(&name, e))?;
         let staged = &mut self.dirs[i];
-        if staged.descriptor.is_some() {
-            return Err(Error::InvalidArchive(format!(
-                "archive entries map to the same extraction target: {name}"
-            )));
-        }
+        // A directory's descriptor has one member name (`dir_index` keeps
+        // the layouts apart), and `seen` refused a repeated name.
+        debug_assert!(staged.descriptor.is_none());
         for (f, size, entry_name) in &staged.files {
             check_upper(&descriptor, f, *size, entry_name)?;
         }
@@ -376,6 +391,15 @@ impl Unpack<'_> {
         member: Option<String>,
     ) -> Result<()> {
         let name = entry.display_name();
+        // A descriptor's name as a data file would collide with the staged
+        // descriptor, or make the staged directory open as the other format
+        // (a v0.6.3 upper named `snapshot.json` opens as v0.6.14).
+        if RESERVED_NAMES.contains(&file) {
+            return Err(Error::InvalidArchive(format!(
+                "archive entry {name:?}: a data file may not be named {file:?}, \
+                 a name reserved for snapshot descriptors"
+            )));
+        }
         let logical = entry.logical_size();
         match &self.dirs[i].descriptor {
             Some(d) => check_upper(&d.descriptor, file, logical, &name)?,
@@ -397,11 +421,9 @@ impl Unpack<'_> {
                 "{name} declares {logical} bytes, beyond the {MAX_REAL_SIZE} byte limit"
             )));
         }
-        if self.dirs[i].files.iter().any(|(f, _, _)| f == file) {
-            return Err(Error::InvalidArchive(format!(
-                "archive entries map to the same extraction target: {name}"
-            )));
-        }
+        // Each file of a directory has one member name, and `seen` refused
+        // a repeated name.
+        debug_assert!(!self.dirs[i].files.iter().any(|(f, _, _)| f == file));
         let mut hasher = match &member {
             Some(path) => {
                 if let Some(map) = &entry.sparse {
@@ -505,11 +527,14 @@ impl Unpack<'_> {
     fn check_all(self, monitor: &Monitor) -> Result<Checked> {
         if let Some(inv) = &self.inventory {
             inv.check_members(&self.members)?;
-            if let Some(d) = self.dirs.iter().find(|d| !d.current) {
+            // With an inventory nothing it does not list is installed: a
+            // v0.6.3 snapshot directory, `oci-image/` (which install would
+            // add to the image store) or `cache/` (which would be dropped
+            // unseen) is refused, not set aside.
+            if let Some(name) = &self.first_v063_member {
                 return Err(Error::InvalidArchive(format!(
-                    "archive contains a non-inventoried file: the v0.6.3 directory {}/ \
-                     beside {INVENTORY_FILE}",
-                    d.name
+                    "archive contains a non-inventoried file: {name:?} (of the v0.6.3 \
+                     layout) beside {INVENTORY_FILE}"
                 )));
             }
         }
@@ -518,8 +543,7 @@ impl Unpack<'_> {
                 "archive contains no snapshot manifest (manifest.json or snapshot.json)".into(),
             ));
         }
-        // Cheap structural refusals before any hashing: a directory that no
-        // descriptor names is never installed.
+        // A directory that no descriptor names is never installed.
         if let Some(dir) = self.dirs.iter().find(|d| d.descriptor.is_none()) {
             let what = if dir.current {
                 format!(
@@ -535,20 +559,39 @@ impl Unpack<'_> {
             };
             return Err(Error::InvalidArchive(what));
         }
+        // The inventory against the received descriptors: cheap, so before
+        // any upper is opened and verified.
+        if let Some(inv) = &self.inventory {
+            let staged: Vec<StagedSnapshot<'_>> = self
+                .dirs
+                .iter()
+                .filter_map(|d| d.descriptor.as_ref())
+                .map(|r| StagedSnapshot {
+                    digest: &r.digest,
+                    upper: match &r.descriptor {
+                        Descriptor::Snapshot(d) => d
+                            .file_upper()
+                            .map(|u| (u.file.as_str(), u.integrity.as_ref())),
+                        Descriptor::Manifest(_) => None,
+                    },
+                })
+                .collect();
+            inv.check_snapshots(&staged)?;
+        }
         let mut ready = Vec::new();
         let mut digests = BTreeSet::new();
         for mut dir in self.dirs {
             let Some(received) = dir.descriptor.take() else {
                 return Err(Error::Internal("descriptor vanished".into()));
             };
-            let d = &received.descriptor;
-            if let Some(upper) = d.upper().map(|u| u.file) {
-                if !dir.files.iter().any(|(f, _, _)| *f == upper) {
-                    let upper_entry = if dir.current {
-                        format!("files/{}/{upper}", dir.name)
-                    } else {
-                        format!("{}/{upper}", dir.name)
-                    };
+            let upper = received.descriptor.upper().map(|u| u.file);
+            let upper_entry = match (&upper, dir.current) {
+                (Some(u), true) => format!("files/{}/{u}", dir.name),
+                (Some(u), false) => format!("{}/{u}", dir.name),
+                (None, _) => dir.name.clone(),
+            };
+            if let Some(upper) = &upper {
+                if !dir.files.iter().any(|(f, _, _)| f == upper) {
                     return Err(Error::InvalidArchive(format!(
                         "missing upper file: the descriptor of {} names upper file {upper:?}, \
                          which is not in the archive ({upper_entry})",
@@ -580,16 +623,26 @@ impl Unpack<'_> {
                 )));
             }
             monitor.check()?;
-            let upper = d.upper().map(|u| u.file);
-            let upper_entry = match (&upper, dir.current) {
-                (Some(u), true) => format!("files/{}/{u}", dir.name),
-                (Some(u), false) => format!("{}/{u}", dir.name),
-                (None, _) => dir.name.clone(),
-            };
             // The same open and verify as any artifact, on the staged copy;
             // the upper's digest was mostly taken while it was unpacked.
             // microsandbox v0.6.14 runs no content check on import (q01).
             let art = artifact::open_dir(dir.staging.path()).map_err(|e| in_entry(&dir.name, e))?;
+            // What opens must be what was received and checked above.
+            let format = if dir.current {
+                ArtifactFormat::MsbV0614
+            } else {
+                ArtifactFormat::MsbV063
+            };
+            if art.digest != received.digest || art.format() != format {
+                return Err(Error::InvalidArchive(format!(
+                    "archive entry {:?}: the staged directory opens as {} snapshot {}, \
+                     not as the received {format} descriptor {}",
+                    dir.name,
+                    art.format(),
+                    art.digest,
+                    received.digest
+                )));
+            }
             if let Some(upper) = &upper {
                 let streamed = dir.streamed.as_ref().filter(|s| &s.file == upper);
                 artifact::verify_artifact_with(&art, |art, algorithm| match streamed {
@@ -603,35 +656,15 @@ impl Unpack<'_> {
                 })
                 .map_err(|e| in_entry(&upper_entry, e))?;
             }
-            let staged_art = art;
             ready.push(Ready {
                 name: dir.name,
                 staging: dir.staging,
                 digest: received.digest,
-                parent: d.parent().map(str::to_string),
-                has_integrity: d.upper().is_some_and(|u| u.integrity.is_some()),
-                upper,
-                staged_art,
+                staged_art: art,
                 seq: received.seq,
-                descriptor: received.descriptor,
             });
         }
         ready.sort_by_key(|r| r.seq);
-        if let Some(inv) = &self.inventory {
-            let staged: Vec<StagedSnapshot<'_>> = ready
-                .iter()
-                .map(|r| StagedSnapshot {
-                    digest: &r.digest,
-                    upper: match &r.descriptor {
-                        Descriptor::Snapshot(d) => d
-                            .file_upper()
-                            .map(|u| (u.file.as_str(), u.integrity.as_ref())),
-                        Descriptor::Manifest(_) => None,
-                    },
-                })
-                .collect();
-            inv.check_snapshots(&staged)?;
-        }
         self.images.check()?;
         let head = choose_head(&ready, self.inventory.as_ref(), self.any_current)?;
         Ok(Checked {
@@ -681,7 +714,10 @@ fn choose_head(
     if let Some(inv) = inventory {
         return Ok(inv.head.clone());
     }
-    let parents: BTreeSet<&str> = ready.iter().filter_map(|r| r.parent.as_deref()).collect();
+    let parents: BTreeSet<&str> = ready
+        .iter()
+        .filter_map(|r| r.staged_art.descriptor.parent())
+        .collect();
     let heads: Vec<&Ready> = ready
         .iter()
         .filter(|r| !parents.contains(r.digest.as_str()))
@@ -712,14 +748,11 @@ fn choose_head(
 struct Ready {
     name: String,
     staging: Staging,
+    /// `staged_art.digest`, which `check_all` made sure is the received one.
     digest: String,
-    parent: Option<String>,
-    upper: Option<String>,
-    has_integrity: bool,
-    /// The staged artifact, opened.
+    /// The staged artifact, opened: parent and upper come from it.
     staged_art: Artifact,
     seq: usize,
-    descriptor: Descriptor,
 }
 
 struct Checked {
@@ -737,6 +770,14 @@ fn install(
     monitor: &Monitor,
 ) -> Result<ImportReport> {
     let head_digest = checked.head.clone();
+    // Known before anything is published, so it cannot fail after.
+    let head_index = checked
+        .ready
+        .iter()
+        .position(|r| r.digest == head_digest)
+        .ok_or_else(|| {
+            Error::Internal(format!("the head {head_digest} is not among the snapshots"))
+        })?;
 
     // Conflicts first: nothing is installed unless everything can be.
     let mut to_publish = Vec::new();
@@ -747,7 +788,7 @@ fn install(
             _ => r.name.as_str(),
         };
         let target = dest.join(name);
-        targets.push(target.clone());
+        targets.push((target.clone(), r.digest.clone()));
         match fs::symlink_metadata(&target) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => to_publish.push((r, target)),
             Err(e) => return Err(Error::io("check", &target, e)),
@@ -780,24 +821,32 @@ fn install(
         published.push(target);
     }
     let mut imported = Vec::new();
-    let indexed = (|| -> Result<()> {
-        for target in &targets {
+    let indexed = (|| -> Result<Artifact> {
+        for (target, digest) in &targets {
             crate::fault::point("import.before_index")?;
             let art = artifact::open_dir(target)?;
+            if art.digest != *digest {
+                return Err(Error::Internal(format!(
+                    "{} opened as {} after install, not as the imported {digest}",
+                    target.display(),
+                    art.digest
+                )));
+            }
             artifact::index_artifact(home, &art)?;
             imported.push(art);
         }
-        Ok(())
+        imported
+            .get(head_index)
+            .cloned()
+            .ok_or_else(|| Error::Internal("head vanished during install".into()))
     })();
-    if let Err(e) = indexed {
-        unpublish(home, dest, &published);
-        return Err(e);
-    }
-    let head_index = imported
-        .iter()
-        .position(|a| a.digest == head_digest)
-        .ok_or_else(|| Error::Internal("head vanished during install".into()))?;
-    let head = artifact::open_dir(&imported[head_index].path)?;
+    let head = match indexed {
+        Ok(head) => head,
+        Err(e) => {
+            unpublish(home, dest, &published);
+            return Err(e);
+        }
+    };
     Ok(ImportReport {
         head,
         imported,
@@ -844,10 +893,10 @@ fn check_same_snapshot(target: &Path, r: &Ready, monitor: &Monitor) -> Result<()
             r.digest
         )));
     }
-    if r.upper.is_none() {
+    let Some(upper) = r.staged_art.upper_spec() else {
         return Ok(()); // a descriptor-only artifact: the descriptor is all of it
-    }
-    let same_content = if r.has_integrity {
+    };
+    let same_content = if upper.integrity.is_some() {
         // The staged upper verified against the recorded digest; so must this one.
         artifact::verify_artifact(&existing, monitor).is_ok()
     } else {
@@ -998,4 +1047,65 @@ fn stream_algorithm(d: &Descriptor) -> Option<Algorithm> {
     d.upper()
         .and_then(|u| u.integrity)
         .and_then(|i| Algorithm::from_name(&i.algorithm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{DiskFormat, ImagePin, Manifest, Upper};
+
+    /// A v0.6.3 artifact staged for `dest`, opened, as `check_all` leaves it.
+    fn staged(home: &Home, dest: &Path, name: &str) -> Ready {
+        let staging = Staging::new(&home.staging_area_for(dest).unwrap(), "import").unwrap();
+        File::create(staging.path().join("upper.ext4"))
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let m = Manifest {
+            schema: 1,
+            format: DiskFormat::Raw,
+            fstype: "ext4".into(),
+            image: ImagePin {
+                reference: "alpine:3.20".into(),
+                manifest_digest: format!("sha256:{}", "ab".repeat(32)),
+            },
+            parent: None,
+            created_at: "2026-05-01T12:00:00+00:00".into(),
+            labels: Default::default(),
+            upper: Upper {
+                file: "upper.ext4".into(),
+                size_bytes: 4096,
+                integrity: None,
+            },
+            source_sandbox: None,
+        };
+        m.write_to(staging.path()).unwrap();
+        let art = artifact::open_dir(staging.path()).unwrap();
+        Ready {
+            name: name.into(),
+            digest: art.digest.clone(),
+            seq: 0,
+            staged_art: art,
+            staging,
+        }
+    }
+
+    /// A failure once snapshots are published (here: the head is not among
+    /// them) takes back what was published and indexed.
+    #[test]
+    fn a_failure_after_publishing_leaves_the_destination_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::open(&tmp.path().join("home")).unwrap();
+        let dest = home.snapshots_dir();
+        let checked = Checked {
+            ready: vec![staged(&home, &dest, "one")],
+            images: ImageReceiver::default(),
+            head: format!("sha256:{}", "0".repeat(64)),
+            skipped: Vec::new(),
+        };
+        assert!(install(&home, &dest, None, checked, &Monitor::none()).is_err());
+        assert!(!dest.join("one").exists(), "published snapshot left behind");
+        let rows = home.db().read(crate::db::index::all_paths).unwrap();
+        assert!(rows.is_empty(), "index rows left behind: {rows:?}");
+    }
 }

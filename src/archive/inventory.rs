@@ -176,7 +176,7 @@ impl Inventory {
         for pair in self.snapshots.windows(2) {
             if pair[0].snapshot_id >= pair[1].snapshot_id {
                 return Err(bad(format!(
-                    "{INVENTORY_FILE}: snapshots are not strictly sorted (at {})",
+                    "{INVENTORY_FILE}: snapshots are not strictly sorted (at {:?})",
                     pair[1].snapshot_id
                 )));
             }
@@ -193,7 +193,7 @@ impl Inventory {
         }
         if !self.snapshots.iter().any(|s| s.snapshot_id == self.head) {
             return Err(bad(format!(
-                "archive head is not exactly one listed snapshot: {INVENTORY_FILE} names head {} \
+                "archive head is not exactly one listed snapshot: {INVENTORY_FILE} names head {:?} \
                  but lists {:?}",
                 self.head,
                 self.snapshots
@@ -205,7 +205,7 @@ impl Inventory {
         for pair in self.entries.windows(2) {
             if pair[0].path.as_bytes() >= pair[1].path.as_bytes() {
                 return Err(bad(format!(
-                    "{INVENTORY_FILE}: entries are not strictly sorted by path (at {})",
+                    "{INVENTORY_FILE}: entries are not strictly sorted by path (at {:?})",
                     pair[1].path
                 )));
             }
@@ -226,23 +226,23 @@ impl Inventory {
             if !e.included {
                 if found.is_some() {
                     return Err(bad(format!(
-                        "archive entry {} is marked not included in {INVENTORY_FILE} but is present",
+                        "archive entry {:?} is marked not included in {INVENTORY_FILE} but is present",
                         e.path
                     )));
                 }
                 continue;
             }
             let m =
-                found.ok_or_else(|| bad(format!("inventoried entry is missing: {}", e.path)))?;
+                found.ok_or_else(|| bad(format!("inventoried entry is missing: {:?}", e.path)))?;
             if e.kind != m.kind {
                 return Err(bad(format!(
-                    "archive entry kind mismatch: {}: {INVENTORY_FILE} says {}, the member is a {}",
+                    "archive entry kind mismatch: {:?}: {INVENTORY_FILE} says {:?}, the member is a {}",
                     e.path, e.kind, m.kind
                 )));
             }
             if e.encoded_size != m.encoded_size || e.apparent_size != m.apparent_size {
                 return Err(bad(format!(
-                    "archive entry size mismatch: {}: {INVENTORY_FILE} says {} stored / {} apparent \
+                    "archive entry size mismatch: {:?}: {INVENTORY_FILE} says {} stored / {} apparent \
                      bytes, the member has {} / {}",
                     e.path, e.encoded_size, e.apparent_size, m.encoded_size, m.apparent_size
                 )));
@@ -250,21 +250,21 @@ impl Inventory {
             match &e.transport_integrity {
                 Some(t) if t.algorithm != transport_digest::ALGORITHM => {
                     return Err(Error::Unsupported(format!(
-                        "archive entry {}: transport integrity algorithm {:?} is not supported",
+                        "archive entry {:?}: transport integrity algorithm {:?} is not supported",
                         e.path, t.algorithm
                     )))
                 }
                 Some(t) if t.digest != m.transport_digest => {
                     return Err(Error::IntegrityMismatch {
-                        path: format!("archive member transport integrity mismatch: {}", e.path),
-                        expected: t.digest.clone(),
+                        path: format!("archive member transport integrity mismatch: {:?}", e.path),
+                        expected: t.digest.escape_debug().to_string(),
                         actual: m.transport_digest.clone(),
                     })
                 }
                 Some(_) => {}
                 None if transport_required => {
                     return Err(bad(format!(
-                        "archive entry {} has no transport integrity although {INVENTORY_FILE} \
+                        "archive entry {:?} has no transport integrity although {INVENTORY_FILE} \
                          requires {}",
                         e.path,
                         transport_digest::ALGORITHM
@@ -276,8 +276,8 @@ impl Inventory {
                 if let Some(Integrity::Sha256 { digest }) = &e.integrity {
                     if m.sha256.as_deref() != Some(digest.as_str()) {
                         return Err(Error::IntegrityMismatch {
-                            path: format!("archive entry integrity mismatch: {}", e.path),
-                            expected: digest.clone(),
+                            path: format!("archive entry integrity mismatch: {:?}", e.path),
+                            expected: digest.escape_debug().to_string(),
                             actual: m.sha256.clone().unwrap_or_default(),
                         });
                     }
@@ -287,18 +287,20 @@ impl Inventory {
         let listed: BTreeSet<&str> = self.entries.iter().map(|e| e.path.as_str()).collect();
         if let Some(m) = members.iter().find(|m| !listed.contains(m.path.as_str())) {
             return Err(bad(format!(
-                "archive contains a non-inventoried file: {}",
+                "archive contains a non-inventoried file: {:?}",
                 m.path
             )));
         }
+        let descriptors: BTreeSet<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.kind == KIND_DESCRIPTOR && e.included)
+            .map(|e| e.path.as_str())
+            .collect();
         for s in &self.snapshots {
-            let has = self
-                .entries
-                .iter()
-                .any(|e| e.path == s.descriptor && e.kind == KIND_DESCRIPTOR && e.included);
-            if !has {
+            if !descriptors.contains(s.descriptor.as_str()) {
                 return Err(bad(format!(
-                    "{INVENTORY_FILE}: snapshot {} has no descriptor entry",
+                    "{INVENTORY_FILE}: snapshot {:?} has no descriptor entry",
                     s.snapshot_id
                 )));
             }
@@ -315,7 +317,9 @@ impl Inventory {
             .iter()
             .map(|s| s.snapshot_id.as_str())
             .collect();
-        let got: BTreeSet<&str> = staged.iter().map(|s| s.digest).collect();
+        let by_digest: BTreeMap<&str, &StagedSnapshot<'_>> =
+            staged.iter().map(|s| (s.digest, s)).collect();
+        let got: BTreeSet<&str> = by_digest.keys().copied().collect();
         if listed != got {
             return Err(bad(format!(
                 "{INVENTORY_FILE} lists snapshots {listed:?} but the archive holds {got:?}"
@@ -327,28 +331,28 @@ impl Inventory {
                     let owner = e.owner_snapshot.as_deref().unwrap_or_default();
                     if e.path != descriptor_path(owner) || !got.contains(owner) {
                         return Err(bad(format!(
-                            "{INVENTORY_FILE}: descriptor entry {} is not owned by its snapshot",
+                            "{INVENTORY_FILE}: descriptor entry {:?} is not owned by its snapshot",
                             e.path
                         )));
                     }
                 }
                 KIND_PAYLOAD => {
                     let owner = e.owner_snapshot.as_deref().unwrap_or_default();
-                    let s = staged.iter().find(|s| s.digest == owner).ok_or_else(|| {
+                    let s = by_digest.get(owner).ok_or_else(|| {
                         bad(format!(
-                            "{INVENTORY_FILE}: payload entry {} names no staged snapshot",
+                            "{INVENTORY_FILE}: payload entry {:?} names no staged snapshot",
                             e.path
                         ))
                     })?;
                     let Some((file, integrity)) = s.upper else {
                         return Err(bad(format!(
-                            "{INVENTORY_FILE}: payload entry {} belongs to a snapshot without an upper",
+                            "{INVENTORY_FILE}: payload entry {:?} belongs to a snapshot without an upper",
                             e.path
                         )));
                     };
                     if e.path != payload_path(owner, file) || e.integrity.as_ref() != integrity {
                         return Err(bad(format!(
-                            "{INVENTORY_FILE}: payload entry {} does not match its descriptor's \
+                            "{INVENTORY_FILE}: payload entry {:?} does not match its descriptor's \
                              upper file {file:?} and integrity",
                             e.path
                         )));
@@ -359,7 +363,7 @@ impl Inventory {
                         || !matches!(e.integrity, Some(Integrity::Sha256 { .. }))
                     {
                         return Err(bad(format!(
-                            "{INVENTORY_FILE}: image entry {} must have no owner and a sha256 integrity",
+                            "{INVENTORY_FILE}: image entry {:?} must have no owner and a sha256 integrity",
                             e.path
                         )));
                     }
@@ -421,5 +425,48 @@ mod tests {
         let partial = SINGLE.replace("boot-complete", "partial");
         let e = Inventory::parse(partial.as_bytes()).unwrap_err();
         assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    }
+
+    /// Paths and kinds come from the archive: errors show them quoted and
+    /// escaped, so a newline or a terminal escape in one cannot forge or
+    /// hide part of the message.
+    #[test]
+    fn attacker_strings_are_printed_escaped() {
+        let mut inv = Inventory::parse(SINGLE.as_bytes()).unwrap();
+        let hex = "1".repeat(64);
+        inv.entries.push(InventoryEntry {
+            path: "files/x\n\u{1b}[2Kok".into(),
+            owner_snapshot: Some(format!("sha256:{hex}")),
+            kind: "file-payload\n".into(),
+            included: true,
+            encoded_size: 1,
+            apparent_size: 1,
+            integrity: None,
+            transport_integrity: None,
+        });
+        let member = MemberFacts {
+            path: inv.entries[0].path.clone(),
+            kind: KIND_PAYLOAD,
+            encoded_size: 1,
+            apparent_size: 1,
+            transport_digest: String::new(),
+            sha256: None,
+        };
+        for members in [vec![], vec![member]] {
+            let e = inv.check_members(&members).unwrap_err().to_string();
+            assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
+            assert!(e.contains(r"files/x\n\u{1b}[2Kok"), "{e}");
+        }
+        inv.entries[0].included = false;
+        let member = MemberFacts {
+            path: inv.entries[0].path.clone(),
+            kind: KIND_PAYLOAD,
+            encoded_size: 1,
+            apparent_size: 1,
+            transport_digest: String::new(),
+            sha256: None,
+        };
+        let e = inv.check_members(&[member]).unwrap_err().to_string();
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
     }
 }

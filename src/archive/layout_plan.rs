@@ -16,12 +16,13 @@
 //!
 //! The upper's encoding in the v0.6.14 layout (§9): allocated extents widened
 //! to 512-byte records and merged when they touch; one segment covering the
-//! whole file, an empty file, or a member name over 100 bytes (which needs
-//! a GNU long name, refused by v0.6.14's reader) gives a plain regular
-//! member; otherwise an old-GNU sparse member whose map ends with an
-//! `(L, 0)` terminator only when the last segment ends before L.
+//! whole file or an empty file gives a plain regular member; otherwise an
+//! old-GNU sparse member whose map ends with an `(L, 0)` terminator only
+//! when the last segment ends before L. A member name over 100 bytes would
+//! need a GNU long name, which v0.6.14's reader refuses (v0.6.14's save falls
+//! back to one anyway, h26): export refuses such an upper name before
+//! writing anything (`export.rs`), so every name here fits the header.
 use super::sparse_entry::{SparseMap, SparseRun};
-use super::tar_format::fits_in_header;
 use crate::artifact::{integrity_for_v0614, Artifact, Descriptor};
 use crate::error::{Error, Result};
 use crate::integrity::{self, Algorithm};
@@ -42,11 +43,11 @@ pub enum TheirEncoding {
 }
 
 /// v0.6.14's encoding of a file of `size` bytes with these allocated
-/// extents, stored under `member_name`.
-pub fn their_encoding(size: u64, extents: &[SparseRun], member_name: &str) -> TheirEncoding {
+/// extents.
+pub fn their_encoding(size: u64, extents: &[SparseRun]) -> TheirEncoding {
     let segments = widen_to_records(size, extents);
     let whole = segments.len() == 1 && segments[0].offset == 0 && segments[0].len == size;
-    if size == 0 || whole || !fits_in_header(member_name.as_bytes()) {
+    if size == 0 || whole {
         return TheirEncoding::Dense;
     }
     let mut runs = segments;
@@ -97,8 +98,6 @@ pub struct PlannedSnapshot {
     pub current_layout: bool,
     /// The v0.6.14 upper record (file state), for the inventory.
     pub upper_integrity: Option<Integrity>,
-    /// Converted from v0.6.3 (or rewritten for a converted parent).
-    pub converted: bool,
 }
 
 /// Plan the chain (root first) for an archive of `their_format`.
@@ -116,7 +115,6 @@ pub fn plan_chain(
                 descriptor_bytes: art.descriptor_bytes().to_vec(),
                 current_layout: false,
                 upper_integrity: None,
-                converted: false,
             },
             (Descriptor::Snapshot(d), _) => {
                 let new_parent = d.parent.as_ref().and_then(|p| renamed.get(p));
@@ -126,7 +124,6 @@ pub fn plan_chain(
                         descriptor_bytes: shipped_bytes(art, d),
                         current_layout: true,
                         upper_integrity: d.file_upper().and_then(|u| u.integrity.clone()),
-                        converted: false,
                     },
                     Some(parent) => {
                         let mut d = d.clone();
@@ -157,7 +154,6 @@ fn rewritten(d: SnapshotDescriptor) -> PlannedSnapshot {
         descriptor_bytes: d.canonical_bytes(),
         current_layout: true,
         upper_integrity: d.file_upper().and_then(|u| u.integrity.clone()),
-        converted: true,
     }
 }
 
@@ -250,37 +246,29 @@ mod tests {
 
     #[test]
     fn terminator_only_when_the_file_ends_in_a_hole() {
-        let name = "files/x/upper.ext4";
         // single.tar: the last run ends at EOF, no terminator.
         let e = their_encoding(
             4194304,
             &[run(0, 4096), run(1048576, 4096), run(4190208, 4096)],
-            name,
         );
         let TheirEncoding::Sparse(m) = e else {
             panic!()
         };
         assert_eq!(m.runs.len(), 3);
         // chain parent: ends in a hole, terminator (65536, 0).
-        let TheirEncoding::Sparse(m) =
-            their_encoding(65536, &[run(0, 4096), run(36864, 8192)], name)
+        let TheirEncoding::Sparse(m) = their_encoding(65536, &[run(0, 4096), run(36864, 8192)])
         else {
             panic!()
         };
         assert_eq!(m.runs.last(), Some(&run(65536, 0)));
         // all hole: only the terminator.
-        let TheirEncoding::Sparse(m) = their_encoding(1 << 20, &[], name) else {
+        let TheirEncoding::Sparse(m) = their_encoding(1 << 20, &[]) else {
             panic!()
         };
         assert_eq!(m.runs, vec![run(1 << 20, 0)]);
-        assert_eq!(their_encoding(0, &[], name), TheirEncoding::Dense);
+        assert_eq!(their_encoding(0, &[]), TheirEncoding::Dense);
         assert_eq!(
-            their_encoding(65536, &[run(0, 65536)], name),
-            TheirEncoding::Dense
-        );
-        let long = format!("files/{}/{}", "a".repeat(64), "u".repeat(30));
-        assert_eq!(
-            their_encoding(1 << 20, &[run(0, 4096)], &long),
+            their_encoding(65536, &[run(0, 65536)]),
             TheirEncoding::Dense
         );
     }

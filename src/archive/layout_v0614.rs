@@ -19,9 +19,13 @@ use super::inventory::INVENTORY_FILE;
 use crate::error::{Error, Result};
 use crate::snapshot_json::DESCRIPTOR_FILE;
 
-/// Top-level names that belong to this grammar.
+/// Top-level names that belong to this grammar. `archive.json` as a first
+/// component is one even with more after it, so `archive.json/manifest.json`
+/// is an unsupported path, not a v0.6.3 directory of that name (§11.3: the
+/// layout's names are not legacy prefixes; `cache/` has its own grammar in
+/// `entry_check`, which admits neither legacy file name).
 pub fn is_current_top(parts: &[&str]) -> bool {
-    matches!(parts[0], "snapshots" | "files" | "images") || parts == [INVENTORY_FILE]
+    matches!(parts[0], "snapshots" | "files" | "images" | INVENTORY_FILE)
 }
 
 fn unsupported(name: &str) -> Error {

@@ -34,7 +34,7 @@ pub struct Entry {
     /// The map of a GNU sparse entry (already checked against `size`).
     pub sparse: Option<SparseMap>,
     /// The extended header that came before this entry, if any: "GNU long
-    /// name", "GNU long link name" or "PAX header".
+    /// name", "GNU long link name", "PAX header" or "PAX global header".
     pub extended: Option<&'static str>,
 }
 

@@ -877,7 +877,7 @@ fn crafted_archives_in_their_layout_are_refused_with_nothing_changed() {
     cases.push((
         "two member names with one extraction target",
         write_members(&ms),
-        "snapshot.json\" is outside the snapshot archive layout",
+        "a data file may not be named \"snapshot.json\"",
     ));
 
     let mut ms = no_inventory(&chain);
@@ -961,4 +961,216 @@ fn a_microsnap_merkle_snapshot_is_exported_in_their_format_with_blake3_integrity
     .unwrap();
     assert_eq!(got.digest, want);
     microsnap::artifact::verify_artifact(&imported, &Monitor::none()).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Refusals found in review of the v0.6.14 archive code.
+
+/// Import `bytes` as an archive into a fresh world; the error, with the home,
+/// destination and index checked unchanged.
+fn refused(what: &str, bytes: &[u8]) -> microsnap::error::Error {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("crafted.tar");
+    fs::write(&path, bytes).unwrap();
+    let w = world();
+    let before = state(&w);
+    let e = match archive::import(&w.home, &path, None, &Monitor::none()) {
+        Ok(r) => panic!("{what}: imported {}", r.head.digest),
+        Err(e) => e,
+    };
+    assert_eq!(state(&w), before, "{what}: the home or index changed ({e})");
+    e
+}
+
+fn plain(name: &str, data: &[u8]) -> Member {
+    Member {
+        name: name.into(),
+        sparse: None,
+        data: data.to_vec(),
+    }
+}
+
+/// With `archive.json`, nothing it does not list is installed: members of
+/// the v0.6.3 layout (`oci-image/`, which install used to add to the image
+/// store, and `cache/`, which was dropped unseen) are refused.
+#[test]
+fn an_inventoried_archive_with_v063_layout_members_is_refused() {
+    let (chain, _) = crafted_base();
+    let blob = b"an unlisted blob";
+    let blob_name = format!("oci-image/blobs/sha256/{:x}", Sha256::digest(blob));
+    let image = vec![
+        plain("oci-image/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+        plain(
+            "oci-image/index.json",
+            br#"{"schemaVersion":2,"manifests":[]}"#,
+        ),
+        plain(&blob_name, blob),
+    ];
+    let cache = vec![plain("cache/layers/x.erofs", b"runtime cache")];
+    let legacy = vec![plain("sha256-0123456789abcdef/upper.ext4", b"")];
+    for (what, extra) in [
+        ("oci-image", image),
+        ("cache", cache),
+        ("v0.6.3 dir", legacy),
+    ] {
+        let mut ms = chain.clone();
+        let at = ms.len() - 1; // before archive.json
+        ms.splice(at..at, extra);
+        let e = refused(what, &write_members(&ms));
+        assert_eq!(e.code().name(), "invalid_archive", "{what}: {e}");
+        assert!(e.to_string().contains("non-inventoried"), "{what}: {e}");
+    }
+}
+
+/// An upper name over 29 bytes makes `files/<hex>/<upper>` longer than a
+/// tar header holds; the GNU long name it would need is refused by every
+/// importer of the v0.6.14 layout (h26). Export refuses up front, in either
+/// archive format, and writes nothing.
+#[test]
+fn a_v0614_snapshot_with_a_long_upper_name_is_not_exported() {
+    use microsnap::snapshot_json::{SnapshotDescriptor, State};
+    let t = crate::support::TestHome::new();
+    t.sandbox_with("sb", 1 << 20, &[(0, b"data"), (512 << 10, b"more")]);
+    let opts = CreateOptions {
+        format: ArtifactFormat::MsbV0614,
+        ..crate::support::named("short")
+    };
+    let art = snapshot::create(&t.home, "sb", &opts, &Monitor::none()).unwrap();
+    let long = "u".repeat(30);
+    let mut d = SnapshotDescriptor::parse(art.descriptor_bytes()).unwrap();
+    let State::File { upper, .. } = &mut d.state else {
+        panic!("file state")
+    };
+    upper.file = long.clone();
+    let dir = t.outside("long-upper");
+    fs::create_dir(&dir).unwrap();
+    fs::copy(art.upper_path(), dir.join(&long)).unwrap();
+    fs::write(dir.join("snapshot.json"), d.canonical_bytes()).unwrap();
+    let out_dir = t.outside("out");
+    fs::create_dir(&out_dir).unwrap();
+    for format in [ArtifactFormat::MsbV0614, ArtifactFormat::MsbV063] {
+        let eopts = archive::ExportOptions {
+            plain_tar: true,
+            format,
+            ..Default::default()
+        };
+        let out = out_dir.join("long.tar");
+        let e = archive::export(
+            &t.home,
+            dir.to_str().unwrap(),
+            &out,
+            &eopts,
+            &Monitor::none(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code().name(), "unsupported", "{format}: {e}");
+        assert!(e.to_string().contains(&long), "{format}: {e}");
+        assert!(tree(&out_dir).is_empty(), "{format}: {:?}", tree(&out_dir));
+    }
+}
+
+/// A data file named like a descriptor (`snapshot.json`, `manifest.json`,
+/// `.manifest.json.legacy`) would make the staged directory open as the
+/// other format, or collide with its descriptor: refused by name, in both
+/// layouts, whichever member comes first.
+#[test]
+fn data_files_named_like_descriptors_are_refused() {
+    use crate::support::archive::{make_artifact, SnapSpec};
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+
+    // v0.6.3: a manifest whose upper is `snapshot.json`, holding a valid
+    // checkpoint-state v0.6.14 descriptor.
+    let checkpoint = fs::read(v0614("descriptors/09-checkpoint-disk-scope.json")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    make_artifact(scratch.path(), "a", &SnapSpec::default());
+    let (mut m, _) = microsnap::manifest::Manifest::read_dir(&scratch.path().join("a")).unwrap();
+    m.upper.file = "snapshot.json".into();
+    m.upper.size_bytes = checkpoint.len() as u64;
+    m.upper.integrity = None;
+    for upper_first in [false, true] {
+        let mut ms = vec![
+            plain("legacy/manifest.json", &m.canonical_bytes()),
+            plain("legacy/snapshot.json", &checkpoint),
+        ];
+        if upper_first {
+            ms.reverse();
+        }
+        cases.push((
+            format!("v0.6.3 upper snapshot.json (first: {upper_first})"),
+            write_members(&ms),
+        ));
+    }
+
+    // v0.6.14: `files/<h>/<name>` before (and after) `snapshots/<h>/snapshot.json`.
+    let (chain, _) = crafted_base();
+    let bare: Vec<Member> = chain
+        .iter()
+        .filter(|m| m.name != "archive.json")
+        .cloned()
+        .collect();
+    let descriptor = bare[0].name.clone();
+    let hex = descriptor.split('/').nth(1).unwrap().to_string();
+    for name in ["snapshot.json", "manifest.json", ".manifest.json.legacy"] {
+        for at in [0, 1] {
+            let mut ms = bare.clone();
+            ms.insert(at, plain(&format!("files/{hex}/{name}"), b"{}"));
+            cases.push((format!("files/<h>/{name} at {at}"), write_members(&ms)));
+        }
+    }
+    for (what, bytes) in cases {
+        let e = refused(&what, &bytes);
+        assert_eq!(e.code().name(), "invalid_archive", "{what}: {e}");
+        assert!(e.to_string().contains("may not be named"), "{what}: {e}");
+    }
+}
+
+/// Strings of `archive.json` are the archive's: an error shows them quoted
+/// and escaped, so a newline or terminal escape cannot forge its text.
+#[test]
+fn inventory_strings_in_errors_are_escaped() {
+    let (chain, _) = crafted_base();
+    let mut ms = chain.clone();
+    edit_inventory(&mut ms, |inv| {
+        let mut e = inv.entries[0].clone();
+        e.path = "snapshots/\n\u{1b}[2Kok".into();
+        inv.entries.push(e);
+        inv.entries
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    });
+    let e = refused("a listed path with control characters", &write_members(&ms));
+    let shown = e.to_string();
+    assert!(shown.contains("inventoried entry is missing"), "{shown}");
+    assert!(
+        !shown.contains('\n') && !shown.contains('\u{1b}'),
+        "{shown:?}"
+    );
+}
+
+/// `archive.json/manifest.json` is not a v0.6.3 directory named
+/// `archive.json` (§11.3: the layout's names are not legacy prefixes).
+#[test]
+fn the_inventory_name_is_not_a_snapshot_directory() {
+    use crate::support::archive::{make_artifact, SnapSpec};
+    let scratch = tempfile::tempdir().unwrap();
+    let spec = SnapSpec {
+        size: 4096,
+        data: vec![(0, b"x".to_vec())],
+        integrity: None,
+        ..SnapSpec::default()
+    };
+    make_artifact(scratch.path(), "a", &spec);
+    let dir = scratch.path().join("a");
+    let ms = vec![
+        plain(
+            "archive.json/manifest.json",
+            &fs::read(dir.join("manifest.json")).unwrap(),
+        ),
+        plain(
+            "archive.json/upper.ext4",
+            &fs::read(dir.join("upper.ext4")).unwrap(),
+        ),
+    ];
+    let e = refused("archive.json/ as a v0.6.3 directory", &write_members(&ms));
+    assert_eq!(e.code().name(), "invalid_archive", "{e}");
+    assert!(e.to_string().contains("unsupported path"), "{e}");
 }
