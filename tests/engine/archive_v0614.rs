@@ -690,6 +690,14 @@ fn write_members(members: &[Member]) -> Vec<u8> {
     tar.finish().unwrap()
 }
 
+/// The inventory's (first) upper payload entry.
+fn payload_entry(inv: &mut Inventory) -> &mut archive::inventory::InventoryEntry {
+    inv.entries
+        .iter_mut()
+        .find(|e| e.kind == "file-payload")
+        .expect("the inventory lists a payload")
+}
+
 fn edit_inventory(members: &mut [Member], f: impl FnOnce(&mut Inventory)) {
     let m = members
         .iter_mut()
@@ -767,11 +775,7 @@ fn crafted_archives_in_their_layout_are_refused_with_nothing_changed() {
 
     let mut ms = chain.clone();
     edit_inventory(&mut ms, |inv| {
-        let e = inv
-            .entries
-            .iter_mut()
-            .find(|e| e.kind == "file-payload")
-            .unwrap();
+        let e = payload_entry(inv);
         e.included = false;
     });
     cases.push((
@@ -782,11 +786,7 @@ fn crafted_archives_in_their_layout_are_refused_with_nothing_changed() {
 
     let mut ms = chain.clone();
     edit_inventory(&mut ms, |inv| {
-        let e = inv
-            .entries
-            .iter_mut()
-            .find(|e| e.kind == "file-payload")
-            .unwrap();
+        let e = payload_entry(inv);
         e.integrity = None;
     });
     cases.push((

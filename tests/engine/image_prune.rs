@@ -119,6 +119,26 @@ struct Scene {
     stray: String,
 }
 
+impl Scene {
+    /// The blobs a correct prune removes, and the ones it must keep.
+    fn expected(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let layout = self.home.home.images_dir();
+        let mut gone = blobs_of(&layout, &self.unnamed);
+        gone.extend(blobs_of(&layout, &self.dropped));
+        gone.insert(self.stray.clone());
+        let mut kept = BTreeSet::new();
+        for d in [
+            &self.tagged,
+            &self.by_sandbox,
+            &self.by_snapshot,
+            &self.by_unindexed,
+        ] {
+            kept.extend(blobs_of(&layout, d));
+        }
+        (gone, kept)
+    }
+}
+
 fn scene() -> Scene {
     let home = TestHome::new();
     let h = &home.home;
@@ -195,13 +215,7 @@ fn prune_keeps_what_tags_sandboxes_and_snapshots_need_and_removes_the_rest() {
     }
     let s = scene();
     let layout = s.home.home.images_dir();
-    let mut expected_gone = blobs_of(&layout, &s.unnamed);
-    expected_gone.extend(blobs_of(&layout, &s.dropped));
-    expected_gone.insert(s.stray.clone());
-    let mut expected_kept = BTreeSet::new();
-    for d in [&s.tagged, &s.by_sandbox, &s.by_snapshot, &s.by_unindexed] {
-        expected_kept.extend(blobs_of(&layout, d));
-    }
+    let (expected_gone, expected_kept) = s.expected();
     // The generator's images share nothing but what their rootfs shares; a
     // blob both kept and removed would make the test meaningless.
     assert!(expected_gone.is_disjoint(&expected_kept));
@@ -433,13 +447,7 @@ fn prune_killed_midway_leaves_a_valid_layout() {
     for fault in ["image.prune.after_index:1", "image.prune.remove:3"] {
         let s = scene();
         let layout = s.home.home.images_dir();
-        let mut gone = blobs_of(&layout, &s.unnamed);
-        gone.extend(blobs_of(&layout, &s.dropped));
-        gone.insert(s.stray.clone());
-        let mut needed = BTreeSet::new();
-        for d in [&s.tagged, &s.by_sandbox, &s.by_snapshot, &s.by_unindexed] {
-            needed.extend(blobs_of(&layout, d));
-        }
+        let (gone, needed) = s.expected();
         let root = s.home.home.root().to_string_lossy().into_owned();
         let mut helper = crate::support::spawn_helper(
             "image_prune::helper_prune",
