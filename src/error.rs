@@ -25,10 +25,12 @@ pub enum ErrorCode {
     Io = 12,
     Cancelled = 13,
     Internal = 14,
+    Unauthorized = 15,
+    RegistryError = 16,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::SnapshotNotFound,
         ErrorCode::SandboxNotFound,
         ErrorCode::ImageNotFound,
@@ -43,6 +45,8 @@ impl ErrorCode {
         ErrorCode::Io,
         ErrorCode::Cancelled,
         ErrorCode::Internal,
+        ErrorCode::Unauthorized,
+        ErrorCode::RegistryError,
     ];
 
     /// The snake_case name that appears in JSON error objects.
@@ -62,6 +66,8 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RegistryError => "registry_error",
         }
     }
 }
@@ -114,6 +120,14 @@ pub enum Error {
     Cancelled,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A registry refused the credentials (or their absence) for what was
+    /// asked. The message names the registry and repository, never a secret.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A registry could not be reached, timed out, or answered outside the
+    /// distribution protocol.
+    #[error("registry error: {0}")]
+    Registry(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -135,6 +149,8 @@ impl Error {
             Error::Io { .. } => ErrorCode::Io,
             Error::Cancelled => ErrorCode::Cancelled,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::Registry(_) => ErrorCode::RegistryError,
         }
     }
 

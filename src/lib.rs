@@ -27,6 +27,7 @@ pub mod archive;
 pub mod artifact;
 pub(crate) mod db;
 pub mod disk;
+pub mod distribution;
 pub mod error;
 // Test machinery (docs/RELIABILITY.md): compiled in only with the `testing`
 // feature; without it `fault::point` is a no-op and fuzz_targets is absent.

@@ -54,15 +54,23 @@ pub enum Phase {
     /// Removing the snapshots a prune selected; bytes are the allocated
     /// bytes of the artifacts removed.
     Prune,
+    /// Sending a snapshot to a registry or OCI layout; bytes are the upper's
+    /// data bytes read, chunked and (where new) compressed and uploaded.
+    Push,
+    /// Receiving a snapshot; bytes are the upper's non-zero chunk bytes
+    /// written (downloaded or copied from a local artifact).
+    Pull,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Copy,
         Phase::Hash,
         Phase::Export,
         Phase::Import,
         Phase::Prune,
+        Phase::Push,
+        Phase::Pull,
     ];
 
     /// The name the progress callback receives.
@@ -73,6 +81,8 @@ impl Phase {
             Phase::Export => "export",
             Phase::Import => "import",
             Phase::Prune => "prune",
+            Phase::Push => "push",
+            Phase::Pull => "pull",
         }
     }
 }

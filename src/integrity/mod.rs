@@ -94,6 +94,50 @@ impl fmt::Display for Algorithm {
 /// Merkle leaf size L.
 pub const MERKLE_LEAF_SIZE: u64 = 65536;
 
+/// A 32-byte hash: a merkle leaf or node.
+pub type LeafHash = [u8; 32];
+
+/// The `microsnap-merkle-sha256-v1` hash of one leaf whose bytes are `chunk`
+/// (at most L bytes; a shorter one, the file's last, is zero-padded to L).
+/// Registry chunks are these leaves, so a chunk's identity is this hash.
+pub fn merkle_sha256_leaf(chunk: &[u8]) -> LeafHash {
+    debug_assert!(chunk.len() as u64 <= MERKLE_LEAF_SIZE);
+    if chunk.len() as u64 == MERKLE_LEAF_SIZE {
+        return Tree::Sha256.leaf(chunk);
+    }
+    let mut leaf = vec![0u8; MERKLE_LEAF_SIZE as usize];
+    leaf[..chunk.len()].copy_from_slice(chunk);
+    Tree::Sha256.leaf(&leaf)
+}
+
+/// The `microsnap-merkle-sha256-v1` hash of an all-zero leaf (a hole).
+pub fn merkle_sha256_zero_leaf() -> LeafHash {
+    Tree::Sha256.leaf(&ZEROS)
+}
+
+/// The `microsnap-merkle-sha256-v1` digest (`"sha256:<hex>"`) of a file of
+/// `size` bytes whose leaves are zero except `leaves` (leaf index, leaf
+/// hash), without reading the file: zero subtrees are constants, so this
+/// costs O(leaves * depth). `leaves` must be sorted by index with no
+/// duplicates and every index below the leaf count, or `InvalidArgument`.
+pub fn merkle_sha256_digest_of_leaves(size: u64, leaves: &[(u64, LeafHash)]) -> Result<String> {
+    let count = size.div_ceil(MERKLE_LEAF_SIZE).max(1);
+    if leaves.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(Error::InvalidArgument(
+            "merkle leaves are not sorted and unique".into(),
+        ));
+    }
+    if leaves.last().is_some_and(|(index, _)| *index >= count) {
+        return Err(Error::InvalidArgument(format!(
+            "merkle leaf index past the {count} leaves of a {size}-byte file"
+        )));
+    }
+    let depth = merkle::tree_depth(count);
+    let zero = Tree::Sha256.zero_subtrees(depth);
+    let top = merkle::subtree_root(Tree::Sha256, depth, 0, leaves, &zero);
+    Ok(Algorithm::MerkleSha256V1.format(&Tree::Sha256.root(size, depth, &top)))
+}
+
 const MSB_SPARSE_PREFIX: &[u8] = b"msb-sparse-sha256-v1\0";
 
 /// Read size for the streaming algorithms.
