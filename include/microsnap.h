@@ -51,6 +51,10 @@
 
 #define MSNAP_ERR_INTERNAL 14
 
+#define MSNAP_ERR_UNAUTHORIZED 15
+
+#define MSNAP_ERR_REGISTRY_ERROR 16
+
 // A cancellation token: create, pass to long operations, trigger from any
 // thread, free.
 typedef struct msnap_cancel msnap_cancel;
@@ -137,6 +141,34 @@ int32_t msnap_snapshot_import(char **out,
                               const msnap_cancel *cancel,
                               msnap_progress_fn progress,
                               void *payload);
+
+// Push a local snapshot (bare name, digest or path) to a reference:
+// `HOST[:PORT]/REPO[:TAG|@sha256:…]`, `oci:DIR[:TAG]` or
+// `oci-archive:FILE[:TAG]`. `args`: `{"ref", "reference",
+// "with_parents"?, "since"?, "plain_http"?, "username"?, "password"?,
+// "ca_file"?, "docker_config"?, "max_in_flight"?, "timeout_seconds"?}`.
+// `*out`: the push report. Progress phase `push`.
+int32_t msnap_snapshot_push(char **out,
+                            const msnap_context *ctx,
+                            const char *args,
+                            const msnap_cancel *cancel,
+                            msnap_progress_fn progress,
+                            void *payload);
+
+// Pull a snapshot from a reference into the home's snapshots directory
+// (named after the tag, or `name`) or an explicit `dest`, verified end to
+// end, and index it. `args`: `{"reference", "dest"?, "name"?,
+// "with_parents"?, "plain_http"?, "username"?, "password"?, "ca_file"?,
+// "docker_config"?, "max_in_flight"?, "timeout_seconds"?}`. `*out`:
+// `{"head": handle, "report": pull report}`. Progress phase `pull`. A
+// failed or cancelled pull leaves the destination and the index as they
+// were.
+int32_t msnap_snapshot_pull(char **out,
+                            const msnap_context *ctx,
+                            const char *args,
+                            const msnap_cancel *cancel,
+                            msnap_progress_fn progress,
+                            void *payload);
 
 // Create a sandbox. `args`: `{"name", "image"?, "snapshot"?, "upper"?,
 // "fstype"?, "size_bytes"?, "start"?}`. Unless `"start": false`, it is

@@ -8,6 +8,7 @@
 //! shapes, and tests/ffi/abi_doc.rs keeps docs/abi.md in step with them.
 use super::boundary::JsonText;
 use crate::archive::ExportReport;
+use crate::distribution::{PullReport, RemoteOptions};
 use crate::error::{Error, Result};
 use crate::image::{ImageInfo, ImagePin, ImagePruneReport};
 use crate::sandbox::Sandbox;
@@ -172,6 +173,74 @@ pub struct ImageImportArgs {
     /// Only this ref (default: every image in the layout).
     #[serde(rename = "ref")]
     pub reference: Option<String>,
+}
+
+/// `snapshot_push`: the snapshot, the reference, and the fields of
+/// `distribution::PushOptions` (with its `RemoteOptions`) by their names.
+/// Not `PushOptions` flattened in: a flattened struct that itself denies
+/// unknown fields sees every member of the outer object (`ref` included)
+/// and refuses it, so the options are spelt out here and converted.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPushArgs {
+    /// Bare name, digest or path of the local snapshot.
+    #[serde(rename = "ref")]
+    pub snapshot: String,
+    /// `HOST[:PORT]/REPO[:TAG|@sha256:…]`, `oci:DIR[:TAG]` or
+    /// `oci-archive:FILE[:TAG]`.
+    pub reference: String,
+    #[serde(default)]
+    pub with_parents: bool,
+    pub since: Option<String>,
+    #[serde(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// `snapshot_pull`: the reference, where to, and the fields of
+/// `distribution::PullOptions` (with its `RemoteOptions`) by their names.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPullArgs {
+    pub reference: String,
+    /// Destination directory; absent = the home's snapshots directory.
+    pub dest: Option<PathBuf>,
+    /// The head's directory name in the destination; absent = the tag.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub with_parents: bool,
+    #[serde(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// How to reach a registry: `distribution::RemoteOptions`, member by
+/// member. Flattened (one level) into the two argument types above, whose
+/// own `deny_unknown_fields` refuses what neither they nor this one name;
+/// this one must not deny itself, or it would refuse their members (the
+/// argument tests in src/ffi/distribution.rs pin both).
+#[derive(Deserialize, Debug, Default)]
+pub struct RemoteArgs {
+    #[serde(default)]
+    pub plain_http: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub docker_config: Option<PathBuf>,
+    pub max_in_flight: Option<usize>,
+    pub timeout_seconds: Option<u64>,
+}
+
+impl From<RemoteArgs> for RemoteOptions {
+    fn from(a: RemoteArgs) -> Self {
+        RemoteOptions {
+            plain_http: a.plain_http,
+            username: a.username,
+            password: a.password,
+            ca_file: a.ca_file,
+            docker_config: a.docker_config,
+            max_in_flight: a.max_in_flight,
+            timeout_seconds: a.timeout_seconds,
+        }
+    }
 }
 
 // ---- results ----
@@ -676,6 +745,18 @@ pub struct ImportJson<'a> {
     /// Archive members checked but not installed (a microsandbox v0.6.14
     /// archive's `images/…` cache files).
     pub skipped: &'a [String],
+}
+
+/// `snapshot_push`'s result is `distribution::PushReport` as the engine
+/// serializes it: its field names are the ABI (docs/abi.md, "push report").
+pub use crate::distribution::PushReport as PushJson;
+
+/// `snapshot_pull`'s result: the head's handle, as `snapshot_import` gives
+/// it, and the engine's `PullReport` (its field names are the ABI).
+#[derive(Serialize, Debug, PartialEq)]
+pub struct PullJson<'a> {
+    pub head: HandleJson<'a>,
+    pub report: &'a PullReport,
 }
 
 /// `snapshot_list`'s result, `{"snapshots": [handle...]}`, encoded while

@@ -12,6 +12,7 @@
 
 mod archive;
 mod boundary;
+mod distribution;
 mod handles;
 pub mod json;
 mod ops;
@@ -24,6 +25,7 @@ mod scale_tests;
 
 pub use archive::*;
 pub use boundary::{all_codes, all_phases};
+pub use distribution::*;
 pub use sandbox::*;
 pub use snapshot::*;
 pub use storage::*;
@@ -55,6 +57,8 @@ pub const MSNAP_ERR_UNSUPPORTED: i32 = 11;
 pub const MSNAP_ERR_IO: i32 = 12;
 pub const MSNAP_ERR_CANCELLED: i32 = 13;
 pub const MSNAP_ERR_INTERNAL: i32 = 14;
+pub const MSNAP_ERR_UNAUTHORIZED: i32 = 15;
+pub const MSNAP_ERR_REGISTRY_ERROR: i32 = 16;
 
 /// A context bound to one home directory. Thread-safe.
 pub struct msnap_context {

@@ -315,6 +315,17 @@ fn every_call_matches_its_golden_json() {
     let a = c(r#"{"ref":"base","bogus":1}"#);
     let s = msnap_snapshot_get(&mut out, ctx, a.as_ptr());
     r.record("error_unknown_field", s, out);
+    // A reference without a registry host: microsnap never guesses one.
+    let a = c(r#"{"ref":"base","reference":"sandboxes/base:v1"}"#);
+    let s = msnap_snapshot_push(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
+    r.record("error_push_bad_reference", s, out);
     let base_upper = home.join("snapshots/base/upper.ext4");
     let f = std::fs::OpenOptions::new()
         .write(true)
