@@ -32,6 +32,8 @@ const (
 	CodeIO                Code = 12 // filesystem or database error
 	CodeCancelled         Code = 13 // cancelled by the context (or the library's cancel token)
 	CodeInternal          Code = 14 // a bug in the library (including a caught panic)
+	CodeUnauthorized      Code = 15 // a registry refused the credentials (or their absence)
+	CodeRegistryError     Code = 16 // a registry could not be reached, timed out, or answered outside the protocol
 )
 
 // codeNames are the names the library uses in its error objects.
@@ -51,6 +53,8 @@ var codeNames = map[Code]string{
 	CodeIO:                "io",
 	CodeCancelled:         "cancelled",
 	CodeInternal:          "internal",
+	CodeUnauthorized:      "unauthorized",
+	CodeRegistryError:     "registry_error",
 }
 
 // String returns the code's stable name, e.g. "snapshot_not_found".
@@ -133,6 +137,8 @@ var (
 	ErrIO                = sentinel(CodeIO)
 	ErrCancelled         = sentinel(CodeCancelled)
 	ErrInternal          = sentinel(CodeInternal)
+	ErrUnauthorized      = sentinel(CodeUnauthorized)
+	ErrRegistryError     = sentinel(CodeRegistryError)
 )
 
 // ErrClosed is wrapped by the invalid_argument error a method returns when

@@ -31,6 +31,7 @@ var goldenTypes = map[string]func() any{
 	"error_integrity_mismatch":      func() any { return new(errorObject) },
 	"error_invalid_archive":         func() any { return new(errorObject) },
 	"error_snapshot_not_found":      func() any { return new(errorObject) },
+	"error_push_bad_reference":      func() any { return new(errorObject) },
 	"error_unknown_field":           func() any { return new(errorObject) },
 	"image_list":                    func() any { return new(imageListResult) },
 	"sandbox_create":                func() any { return new(sandboxJSON) },

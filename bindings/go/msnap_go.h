@@ -61,4 +61,14 @@ static inline int32_t go_image_prune(char **out, const msnap_context *ctx, const
 	return msnap_image_prune(out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
 }
 
+static inline int32_t go_snapshot_push(char **out, const msnap_context *ctx, const char *args,
+                                       const msnap_cancel *cancel, uintptr_t monitor) {
+	return msnap_snapshot_push(out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
+}
+
+static inline int32_t go_snapshot_pull(char **out, const msnap_context *ctx, const char *args,
+                                       const msnap_cancel *cancel, uintptr_t monitor) {
+	return msnap_snapshot_pull(out, ctx, args, cancel, msnap_go_progress_fn(monitor), (void *)monitor);
+}
+
 #endif /* MSNAP_GO_H */

@@ -13,7 +13,8 @@ var monitorChecksContext atomic.Bool
 func init() { monitorChecksContext.Store(true) }
 
 // Progress is one report from a long operation: Done of Total bytes of the
-// current Phase ("copy", "hash", "export", "import" or "prune"; docs/abi.md lists them). Done
+// current Phase ("copy", "hash", "export", "import", "prune", "push" or "pull";
+// docs/abi.md lists them). Done
 // restarts at 0 when a new phase begins.
 type Progress struct {
 	// Phase names the current phase.
@@ -35,7 +36,8 @@ type progressKey struct{}
 
 // ContextWithProgress returns a context that makes every long operation run
 // with it (Snapshot.Create, SnapshotArtifact.Verify, Snapshot.Export,
-// Snapshot.Import, CreateSandbox, ...) report its progress to fn.
+// Snapshot.Import, Snapshot.Push, Snapshot.Pull, CreateSandbox, ...) report
+// its progress to fn.
 func ContextWithProgress(ctx context.Context, fn ProgressFunc) context.Context {
 	return context.WithValue(ctx, progressKey{}, fn)
 }

@@ -86,6 +86,30 @@ type snapshotFactory struct {
 // cancelled ctx stops between two removals. Bad options (no rule, an
 // unreadable duration) are ErrInvalidArgument.
 //
+//	func (snapshotFactory) Pull(ctx context.Context, ref, dest string, opts SnapshotPullOptions) (*SnapshotHandle, error)
+//
+// Pull brings a snapshot from ref (as Push takes it) into the home's
+// snapshots directory, or into dest if it is not "", verified end to end,
+// and indexes it. Chunks a local snapshot already has are copied, not
+// downloaded. Pulling a snapshot that is already there is no error (see
+// PullWithReport for the report that says so). A failed or cancelled pull
+// leaves nothing behind.
+//
+//	func (snapshotFactory) PullWithReport(ctx context.Context, ref, dest string, opts SnapshotPullOptions) (*SnapshotHandle, *SnapshotPullReport, error)
+//
+// PullWithReport is Pull, returning the library's report of what it
+// transferred as well.
+//
+//	func (snapshotFactory) Push(ctx context.Context, nameOrPath, ref string, opts SnapshotPushOptions) (*SnapshotPushReport, error)
+//
+// Push sends a local snapshot (bare name, digest or artifact path) to ref:
+// HOST[:PORT]/REPO[:TAG|@sha256:...] (a registry, HTTPS unless
+// opts.PlainHTTP), oci:DIR[:TAG] (an OCI image layout) or
+// oci-archive:FILE[:TAG]. Only chunks the target lacks are sent. Refused
+// credentials are ErrUnauthorized; a registry that is down, slow or
+// answers nonsense is ErrRegistryError. A cancelled ctx stops it; no
+// manifest is written before every blob it names is there.
+//
 //	func (snapshotFactory) Reindex(ctx context.Context, dir string) (uint32, error)
 //
 // Reindex walks dir and rebuilds the local index from the artifacts it
