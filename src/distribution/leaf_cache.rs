@@ -147,13 +147,17 @@ pub struct LocalChunk {
 #[derive(Default)]
 pub struct LocalChunks {
     by_leaf: HashMap<LeafHash, LocalChunk>,
+    /// Lists computed by `gather` for snapshots that had none: recorded by
+    /// `save_computed` once the operation has succeeded, so a failed pull
+    /// leaves the home as it was.
+    computed: Vec<(String, u64, Vec<(u64, LeafHash)>)>,
 }
 
 impl LocalChunks {
     /// Every indexed snapshot with a leaf list, plus `also` (digests of
     /// local snapshots, e.g. the parent of what is pulled) whose leaves are
-    /// computed and recorded when they have no list yet. Lists of snapshots
-    /// no longer indexed are deleted.
+    /// computed when they have no list yet. Lists of snapshots no longer
+    /// indexed are deleted (they describe nothing).
     pub fn gather(home: &Home, also: &[String], monitor: &Monitor) -> Result<LocalChunks> {
         let mut chunks = LocalChunks::default();
         let mut indexed: HashMap<String, PathBuf> = HashMap::new();
@@ -195,10 +199,11 @@ impl LocalChunks {
                 monitor.check()?;
                 continue;
             };
-            if let Some(size) = art.upper_spec().map(|u| u.size_bytes) {
-                save(home, digest, size, &leaves);
+            if chunks.add(&art, &leaves) {
+                if let Some(size) = art.upper_spec().map(|u| u.size_bytes) {
+                    chunks.computed.push((digest.clone(), size, leaves));
+                }
             }
-            chunks.add(&art, &leaves);
         }
         Ok(chunks)
     }
@@ -226,6 +231,13 @@ impl LocalChunks {
             });
         }
         true
+    }
+
+    /// Record the lists `gather` computed.
+    pub fn save_computed(&self, home: &Home) {
+        for (digest, size, leaves) in &self.computed {
+            save(home, digest, *size, leaves);
+        }
     }
 
     pub fn get(&self, leaf: &LeafHash) -> Option<&LocalChunk> {

@@ -381,6 +381,7 @@ impl Pulling<'_, '_> {
             .map(|c| (c.number, c.leaf))
             .collect();
         leaf_cache::save(self.home, &digest, fetched.upper.size_bytes, &leaves);
+        local.save_computed(self.home);
         Ok(target)
     }
 
