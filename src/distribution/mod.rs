@@ -36,9 +36,6 @@ mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;
-// TEMP: until push.rs and pull.rs land (drop both lines then).
-mod temp_stub;
-pub use temp_stub::{pull, push};
 
 pub use pull::pull;
 pub use push::push;
