@@ -11,9 +11,10 @@ import (
 )
 
 func snapshotCommand(e *env) *cobra.Command {
-	return group("snapshot", "Create, list, verify, remove, prune, export and import snapshots",
+	return group("snapshot", "Create, list, verify, remove, prune, export, import, push and pull snapshots",
 		snapshotCreate(e), snapshotList(e), snapshotInspect(e), snapshotVerify(e),
-		snapshotRemove(e), snapshotPrune(e), snapshotReindex(e), snapshotExport(e), snapshotImport(e))
+		snapshotRemove(e), snapshotPrune(e), snapshotReindex(e), snapshotExport(e), snapshotImport(e),
+		snapshotPush(e), snapshotPull(e))
 }
 
 // refHelp says what a snapshot argument may be.
@@ -344,8 +345,8 @@ it. Prints the archive's head snapshot.`,
 	c.Flags().StringVar(&name, "name", "", "install the head snapshot as DIR/`NAME` instead of the name the archive carries")
 	c.RunE = func(c *cobra.Command, pos []string) error {
 		if c.Flags().Changed("name") {
-			if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/:") || strings.HasPrefix(name, ".") {
-				return usageErrorf("--name %q is not a bare snapshot name", name)
+			if err := bareName(name); err != nil {
+				return err
 			}
 		}
 		if err := mustExist(pos[0], "archive"); err != nil {

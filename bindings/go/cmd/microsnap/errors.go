@@ -21,6 +21,8 @@ const (
 	exitConflict  = 4
 	exitIntegrity = 5
 	exitArchive   = 6
+	exitAuth      = 7
+	exitRegistry  = 8
 	exitCancelled = 130
 )
 
@@ -28,7 +30,8 @@ const exitCodesHelp = `Exit codes: 0 ok, 1 other error (io, internal), 2 invalid
 (invalid_argument, invalid_manifest, unsupported), 3 not found
 (snapshot_not_found, sandbox_not_found, image_not_found, not_found: a missing
 archive or layout file), 4 conflict (already_exists, sandbox_running,
-has_children), 5 integrity_mismatch, 6 invalid_archive, 130 cancelled.
+has_children), 5 integrity_mismatch, 6 invalid_archive, 7 unauthorized,
+8 registry_error, 130 cancelled.
 Errors are one line on stderr, "microsnap: CODE: MESSAGE"; with --json, one
 JSON object {"code","message",...} with the same exit code.`
 
@@ -148,6 +151,10 @@ func exitCode(err error) int {
 		return exitIntegrity
 	case errors.Is(err, m.ErrInvalidArchive):
 		return exitArchive
+	case errors.Is(err, m.ErrUnauthorized):
+		return exitAuth
+	case errors.Is(err, m.ErrRegistryError):
+		return exitRegistry
 	case errors.Is(err, m.ErrInvalidArgument), errors.Is(err, m.ErrInvalidManifest), errors.Is(err, m.ErrUnsupported):
 		return exitUsage
 	}

@@ -25,9 +25,11 @@ import (
 // env is what every command gets: where to write, how to format, and the
 // home to work on, opened on first use.
 type env struct {
-	ctx      context.Context
-	stdout   io.Writer
-	stderr   io.Writer
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+	// stdin is what --password-stdin reads.
+	stdin    io.Reader
 	tty      bool
 	homeFlag string
 	json     bool
@@ -45,7 +47,7 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, argv []string, stdout, stderr io.Writer, tty bool) int {
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, tty: tty}
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: stdinOf(), tty: tty}
 	root := newRootCommand(e)
 	root.SetArgs(argv)
 	root.SetOut(stdout)
@@ -68,8 +70,8 @@ func newRootCommand(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "microsnap",
 		Short: "Snapshots of microVM sandbox disks",
-		Long: `microsnap creates, lists, verifies, exports and imports snapshots of sandbox
-disks, and manages the sandboxes and images they come from.
+		Long: `microsnap creates, lists, verifies, exports, imports, pushes and pulls
+snapshots of sandbox disks, and manages the sandboxes and images they come from.
 
 Home: --home DIR, else $MICROSNAP_HOME, else ~/.microsnap.
 Long operations draw a progress bar when stderr is a terminal; Ctrl-C cancels

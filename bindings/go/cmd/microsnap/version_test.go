@@ -66,7 +66,7 @@ func TestCompletionScriptsParse(t *testing.T) {
 	// The completions come from the command tree: `__complete` is what the
 	// scripts call at each TAB.
 	r := must(t, cli(t, t.TempDir(), "__complete", "snapshot", ""))
-	for _, sub := range []string{"create", "export", "import", "verify"} {
+	for _, sub := range []string{"create", "export", "import", "verify", "push", "pull"} {
 		if !strings.Contains(r.stdout, sub) {
 			t.Errorf("completing `microsnap snapshot `: no %q in\n%s", sub, r.stdout)
 		}
@@ -93,6 +93,15 @@ func TestManPagesCoverTheCommandTree(t *testing.T) {
 	}
 	if !strings.Contains(string(export), "with-parents") {
 		t.Errorf("microsnap-snapshot-export.1 lacks --with-parents:\n%s", export)
+	}
+	for _, page := range []string{"microsnap-snapshot-push.1", "microsnap-snapshot-pull.1"} {
+		text, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(text), "password\\-stdin") && !strings.Contains(string(text), "password-stdin") {
+			t.Errorf("%s lacks --password-stdin:\n%s", page, text)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "microsnap-man.1")); err == nil {
 		t.Error("the hidden man command has a page")
