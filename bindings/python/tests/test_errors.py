@@ -25,6 +25,8 @@ EXPECTED = {
     "IoError": ("io", 12, None),
     "Cancelled": ("cancelled", 13, None),
     "InternalError": ("internal", 14, None),
+    "Unauthorized": ("unauthorized", 15, None),
+    "RegistryError": ("registry_error", 16, None),
 }
 
 

@@ -183,6 +183,21 @@ class InternalError(Error):
     CODE, STATUS = "internal", 14
 
 
+class Unauthorized(Error):
+    """A registry refused the credentials given (or their absence) for what was asked.
+
+    The message names the registry and repository, never a secret.
+    """
+
+    CODE, STATUS = "unauthorized", 15
+
+
+class RegistryError(Error):
+    """A registry could not be reached, timed out, or answered outside the protocol."""
+
+    CODE, STATUS = "registry_error", 16
+
+
 ERROR_CLASSES: tuple[type[Error], ...] = (
     SnapshotNotFound,
     SandboxNotFound,
@@ -198,6 +213,8 @@ ERROR_CLASSES: tuple[type[Error], ...] = (
     IoError,
     Cancelled,
     InternalError,
+    Unauthorized,
+    RegistryError,
 )
 
 for _cls in (Error, *ERROR_CLASSES):

@@ -17,6 +17,7 @@ from ._errors import InvalidArgument
 #: The largest size the library accepts: it keeps sizes in i64 (off_t).
 SIZE_MAX = (1 << 63) - 1
 U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 
 

@@ -102,6 +102,8 @@ SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "msnap_snapshot_prune": (_i32, [_out, ContextPtr, _str, *_long_tail]),
     "msnap_snapshot_export": (_i32, [_out, ContextPtr, _str, *_long_tail]),
     "msnap_snapshot_import": (_i32, [_out, ContextPtr, _str, *_long_tail]),
+    "msnap_snapshot_push": (_i32, [_out, ContextPtr, _str, *_long_tail]),
+    "msnap_snapshot_pull": (_i32, [_out, ContextPtr, _str, *_long_tail]),
 }
 
 

@@ -1,4 +1,4 @@
-"""Snapshot: create, open, look up, list, remove, prune, reindex, verify, export and import snapshots."""
+"""Snapshot: create, open, look up, list, remove, prune, reindex, verify, export, import, push and pull snapshots."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from ._call import ProgressCallback, call_long, encode_args
 from ._cancel import Cancel
 from ._errors import InvalidArgument
 from ._formats import format_arg
-from ._ints import I32_MAX, I32_MIN, U32_MAX, int_arg
+from ._ints import I32_MAX, I32_MIN, U32_MAX, U64_MAX, int_arg
 from ._paths import PathArg, SnapshotRef, path_arg, snapshot_ref
 from ._types import (
     DirListing,
     ExportResult,
     PruneReport,
+    PullResult,
+    PushReport,
     SandboxHandle,
     SnapshotArtifact,
     SnapshotHandle,
@@ -276,6 +278,168 @@ class Snapshot(BoundToHome):
             progress=progress,
         )
         return SnapshotImport.from_json(data, home).head
+
+    @classmethod
+    def push(
+        cls,
+        name_or_path: SnapshotRef,
+        ref: str,
+        *,
+        with_parents: bool = False,
+        since: SnapshotRef | None = None,
+        plain_http: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: PathArg | None = None,
+        docker_config: PathArg | None = None,
+        max_in_flight: int | None = None,
+        timeout_seconds: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> PushReport:
+        """Send a local snapshot to ``ref``; only the chunks it lacks are sent.
+
+        ``ref`` is ``HOST[:PORT]/REPO[:TAG|@sha256:…]`` (a registry, HTTPS
+        unless ``plain_http``), ``oci:DIR[:TAG]`` (an OCI image layout) or
+        ``oci-archive:FILE[:TAG]``. ``with_parents`` pushes the chain too,
+        each ancestor tagged ``sha256-<hex>``; ``since`` (``oci-archive:``
+        only) leaves out what that local ancestor holds. Credentials:
+        ``username`` with ``password`` (both or neither), else docker's
+        config (``docker_config``, else ``$DOCKER_CONFIG/config.json``, else
+        ``~/.docker/config.json``). ``ca_file`` is a PEM bundle to verify
+        the registry's certificate against. ``max_in_flight`` (default 4)
+        and ``timeout_seconds`` (without progress; default 30) tune the
+        transfer. Refused credentials raise Unauthorized, a registry that
+        is down or answers nonsense RegistryError.
+        """
+        home = cls._home()
+        args = {
+            "ref": snapshot_ref(name_or_path),
+            "reference": _reference(ref),
+            "with_parents": with_parents,
+            "since": snapshot_ref(since) if since is not None else None,
+            **_remote(plain_http, username, password, ca_file, docker_config, max_in_flight, timeout_seconds),
+        }
+        data = call_long(
+            _lib.lib().msnap_snapshot_push,
+            home.context(),
+            encode_args(args),
+            cancel=cancel,
+            progress=progress,
+        )
+        return PushReport.from_json(data)
+
+    @classmethod
+    def pull(
+        cls,
+        ref: str,
+        dest: PathArg | None = None,
+        *,
+        name: str | None = None,
+        with_parents: bool = False,
+        plain_http: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: PathArg | None = None,
+        docker_config: PathArg | None = None,
+        max_in_flight: int | None = None,
+        timeout_seconds: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> SnapshotHandle:
+        """Fetch a snapshot from ``ref`` (as :meth:`push` takes it); its handle.
+
+        Into the home's snapshots directory (or ``dest``), named after the
+        tag (or ``name``; a name a different snapshot has raises
+        AlreadyExists), every chunk and the snapshot's digest and integrity
+        checked, then indexed. Chunks a local snapshot already has are
+        copied, not downloaded; pulling one that is there already is a
+        no-op. ``with_parents`` pulls the chain too and records the lineage.
+        The remote options are :meth:`push`'s. A failed or cancelled pull
+        leaves nothing behind. :meth:`pull_with_report` also gives the
+        report.
+        """
+        return cls.pull_with_report(
+            ref,
+            dest,
+            name=name,
+            with_parents=with_parents,
+            plain_http=plain_http,
+            username=username,
+            password=password,
+            ca_file=ca_file,
+            docker_config=docker_config,
+            max_in_flight=max_in_flight,
+            timeout_seconds=timeout_seconds,
+            progress=progress,
+            cancel=cancel,
+        ).head
+
+    @classmethod
+    def pull_with_report(
+        cls,
+        ref: str,
+        dest: PathArg | None = None,
+        *,
+        name: str | None = None,
+        with_parents: bool = False,
+        plain_http: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: PathArg | None = None,
+        docker_config: PathArg | None = None,
+        max_in_flight: int | None = None,
+        timeout_seconds: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: Cancel | None = None,
+    ) -> PullResult:
+        """:meth:`pull`, returning the head (``.head``) and what was transferred (``.report``)."""
+        home = cls._home()
+        args = {
+            "reference": _reference(ref),
+            "dest": path_arg(dest) if dest is not None else None,
+            "name": name,
+            "with_parents": with_parents,
+            **_remote(plain_http, username, password, ca_file, docker_config, max_in_flight, timeout_seconds),
+        }
+        data = call_long(
+            _lib.lib().msnap_snapshot_pull,
+            home.context(),
+            encode_args(args),
+            cancel=cancel,
+            progress=progress,
+        )
+        return PullResult.from_json(data, home)
+
+
+def _reference(ref: object) -> str:
+    """A push or pull reference: text, which the library parses."""
+    if not isinstance(ref, str):
+        raise TypeError(f"ref must be a str (a registry, oci: or oci-archive: reference), not {type(ref).__name__}")
+    return ref
+
+
+def _remote(
+    plain_http: bool,
+    username: str | None,
+    password: str | None,
+    ca_file: PathArg | None,
+    docker_config: PathArg | None,
+    max_in_flight: int | None,
+    timeout_seconds: int | None,
+) -> dict[str, object]:
+    """The members of the library's RemoteOptions; None means "absent"."""
+    return {
+        "plain_http": plain_http,
+        "username": username,
+        "password": password,
+        "ca_file": path_arg(ca_file) if ca_file is not None else None,
+        "docker_config": path_arg(docker_config) if docker_config is not None else None,
+        "max_in_flight": int_arg("max_in_flight", max_in_flight, 1, U64_MAX) if max_in_flight is not None else None,
+        "timeout_seconds": (
+            int_arg("timeout_seconds", timeout_seconds, 1, U64_MAX) if timeout_seconds is not None else None
+        ),
+    }
 
 
 def _duration(name: str, value: str | timedelta | None) -> str | None:

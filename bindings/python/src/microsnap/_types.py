@@ -740,6 +740,117 @@ class SnapshotImport:
 
 
 @dataclass(frozen=True)
+class PushedSnapshot:
+    """One snapshot a push sent, with the tags it was given."""
+
+    snapshot_digest: str
+    manifest_digest: str
+    tags: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> PushedSnapshot:
+        d = _object(cls, d, strict)
+        return cls(
+            snapshot_digest=d["snapshot_digest"],
+            manifest_digest=d["manifest_digest"],
+            tags=tuple(str(t) for t in d.get("tags") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """What a push did (docs/abi.md, "push report").
+
+    ``chunks_total`` counts the non-zero 64 KiB chunks of every snapshot
+    pushed: ``chunks_uploaded`` went into packs that were sent,
+    ``chunks_reused`` the target held already (``bytes_reused`` their
+    compressed bytes). ``bytes_uploaded`` is every blob byte sent.
+    ``snapshots`` is root first, the head last.
+    """
+
+    reference: str
+    manifest_digest: str
+    snapshot_digest: str
+    chunks_total: int
+    chunks_uploaded: int
+    chunks_reused: int
+    bytes_uploaded: int
+    bytes_reused: int
+    snapshots: tuple[PushedSnapshot, ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> PushReport:
+        d = _object(cls, d, strict)
+        return cls(
+            reference=d["reference"],
+            manifest_digest=d["manifest_digest"],
+            snapshot_digest=d["snapshot_digest"],
+            chunks_total=int(d["chunks_total"]),
+            chunks_uploaded=int(d["chunks_uploaded"]),
+            chunks_reused=int(d["chunks_reused"]),
+            bytes_uploaded=int(d["bytes_uploaded"]),
+            bytes_reused=int(d["bytes_reused"]),
+            snapshots=tuple(PushedSnapshot.from_json(s, strict=strict) for s in d.get("snapshots") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class PullReport:
+    """What a pull did (docs/abi.md, "pull report").
+
+    ``chunks_reused`` were copied from a local artifact instead of
+    downloaded (``bytes_reused`` compressed, ``bytes_copied_locally``
+    uncompressed). ``already_present``: the snapshot was there already and
+    nothing was written. ``path`` is where the head is.
+    """
+
+    reference: str
+    manifest_digest: str
+    snapshot_digest: str
+    chunks_total: int
+    chunks_downloaded: int
+    chunks_reused: int
+    bytes_downloaded: int
+    bytes_reused: int
+    bytes_copied_locally: int
+    already_present: bool
+    path: Path
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], *, strict: bool = False) -> PullReport:
+        d = _object(cls, d, strict)
+        return cls(
+            reference=d["reference"],
+            manifest_digest=d["manifest_digest"],
+            snapshot_digest=d["snapshot_digest"],
+            chunks_total=int(d["chunks_total"]),
+            chunks_downloaded=int(d["chunks_downloaded"]),
+            chunks_reused=int(d["chunks_reused"]),
+            bytes_downloaded=int(d["bytes_downloaded"]),
+            bytes_reused=int(d["bytes_reused"]),
+            bytes_copied_locally=int(d["bytes_copied_locally"]),
+            already_present=bool(d["already_present"]),
+            path=Path(d["path"]),
+        )
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """``msnap_snapshot_pull``'s result: the head's handle and the report."""
+
+    head: SnapshotHandle
+    report: PullReport
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], home: Home | None = None, *, strict: bool = False) -> PullResult:
+        d = _object(cls, d, strict)
+        return cls(
+            head=SnapshotHandle.from_json(d["head"], home, strict=strict),
+            report=PullReport.from_json(d["report"], strict=strict),
+        )
+
+
+@dataclass(frozen=True)
 class ImageList:
     """``msnap_image_list``'s result."""
 
