@@ -51,6 +51,8 @@ var goldenTypes = map[string]func() any{
 	"snapshot_list_dir":             func() any { return new(listDirResult) },
 	"snapshot_open":                 func() any { return new(artifactJSON) },
 	"snapshot_prune":                func() any { return new(SnapshotPruneReport) },
+	"snapshot_pull":                 func() any { return new(pullResult) },
+	"snapshot_push":                 func() any { return new(SnapshotPushReport) },
 	"snapshot_reindex":              func() any { return new(reindexResult) },
 	"snapshot_remove":               func() any { return new(struct{}) },
 	"snapshot_verify":               func() any { return new(SnapshotVerifyReport) },

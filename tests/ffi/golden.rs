@@ -40,6 +40,9 @@ impl Normalizer {
                             | "shared_bytes"
                             | "bytes_freed"
                             | "logical_bytes_freed"
+                            // Manifests carry a creation time.
+                            | "bytes_uploaded"
+                            | "bytes_downloaded"
                     )
                 ) =>
             {
@@ -50,8 +53,35 @@ impl Normalizer {
         }
     }
 
+    /// `<digest-N>`, numbered by first appearance.
+    fn digest_name(&mut self, digest: &str) -> String {
+        let n = self.digests.len() + 1;
+        self.digests
+            .entry(digest.to_string())
+            .or_insert(format!("<digest-{n}>"))
+            .clone()
+    }
+
     fn string(&mut self, s: &str) -> String {
         let mut s = s.replace(&self.home, "<home>");
+        // A digest tag (`sha256-<64 hex>`, what push tags each snapshot
+        // with) is its digest spelt for a tag: name it as the digest.
+        let mut k = 0;
+        while let Some(pos) = s[k..].find("sha256-") {
+            let start = k + pos;
+            let hex = &s[start + 7..(start + 7 + 64).min(s.len())];
+            let whole = hex.len() == 64
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                && !s[start + 71..].starts_with(|c: char| c.is_ascii_hexdigit());
+            if whole {
+                let digest = format!("sha256:{hex}");
+                let name = self.digest_name(&digest);
+                s.replace_range(start + 7..start + 71, &name);
+                k = start + 7 + name.len();
+            } else {
+                k = start + 7;
+            }
+        }
         // Archive directory names are digest prefixes: `sha256-` + 16 hex.
         let mut j = 0;
         while let Some(pos) = s[j..].find("sha256-") {
@@ -71,12 +101,7 @@ impl Normalizer {
             let cand = s[start..end].to_string();
             let is_digest = cand.len() == 71 && cand[7..].bytes().all(|b| b.is_ascii_hexdigit());
             if is_digest && !self.stable.contains(&cand) {
-                let n = self.digests.len() + 1;
-                let name = self
-                    .digests
-                    .entry(cand.clone())
-                    .or_insert(format!("<digest-{n}>"))
-                    .clone();
+                let name = self.digest_name(&cand);
                 s.replace_range(start..end, &name);
                 i = start + name.len();
             } else {
@@ -415,6 +440,58 @@ fn every_call_matches_its_golden_json() {
     );
     r.record("image_prune", s, out);
     assert!(!stray_path.exists());
+
+    // Push a fresh snapshot into an OCI layout and pull it back under
+    // another name (last, so that the digests it adds number after every
+    // other file's).
+    let a = c(r#"{"source_sandbox":"baseline","name":"shared","record_integrity":true}"#);
+    let s = msnap_snapshot_create(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
+    assert_eq!(s, MSNAP_OK);
+    take(out);
+    let layout = tmp.path().join("layout");
+    let a = c(&format!(
+        r#"{{"ref":"shared","reference":"oci:{}:v1"}}"#,
+        layout.display()
+    ));
+    let s = msnap_snapshot_push(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
+    let pushed = r.record("snapshot_push", s, out);
+    assert_eq!(
+        pushed["snapshots"].as_array().map(Vec::len),
+        Some(1),
+        "{pushed}"
+    );
+    let a = c(&format!(
+        r#"{{"reference":"oci:{}:v1","name":"shared-again"}}"#,
+        layout.display()
+    ));
+    let s = msnap_snapshot_pull(
+        &mut out,
+        ctx,
+        a.as_ptr(),
+        ptr::null(),
+        None,
+        ptr::null_mut(),
+    );
+    let pulled = r.record("snapshot_pull", s, out);
+    assert_eq!(
+        pulled["head"]["digest"], pushed["snapshot_digest"],
+        "{pulled}"
+    );
+    assert_eq!(pulled["report"]["already_present"], false, "{pulled}");
     assert_eq!(msnap_context_free(ctx), MSNAP_OK);
 
     let golden_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");

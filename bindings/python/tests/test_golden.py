@@ -60,6 +60,8 @@ DECODERS: dict[str, Callable[..., Any]] = {
     "snapshot_list_dir": _types.DirListing.from_json,
     "snapshot_open": _types.SnapshotArtifact.from_json,
     "snapshot_prune": _types.PruneReport.from_json,
+    "snapshot_pull": _types.PullResult.from_json,
+    "snapshot_push": _types.PushReport.from_json,
     "snapshot_reindex": _types.SnapshotReindex.from_json,
     "snapshot_remove": nothing,
     "snapshot_verify": _types.VerifyReport.from_json,
