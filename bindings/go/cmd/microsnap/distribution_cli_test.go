@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,5 +95,84 @@ func TestRegistryErrorsExitCodes(t *testing.T) {
 	}
 	if !strings.Contains(exitCodesHelp, "7 unauthorized") || !strings.Contains(exitCodesHelp, "8 registry_error") {
 		t.Errorf("the root --help's exit codes lack 7 and 8:\n%s", exitCodesHelp)
+	}
+}
+
+// Push a family into an oci: layout and pull it into another home, as a
+// script would: --json prints the library's reports, the text form the
+// figures, and a second pull says nothing was pulled.
+func TestPushPullThroughAnOCILayout(t *testing.T) {
+	home := newHome(t, 2)
+	must(t, cli(t, home, "snapshot", "create", "s", "--from", "base", "--integrity"))
+	layout := "oci:" + filepath.Join(t.TempDir(), "layout") + ":v1"
+	r := must(t, cli(t, home, "--json", "snapshot", "push", "s", layout, "--jobs", "2"))
+	var pushed m.SnapshotPushReport
+	if err := json.Unmarshal([]byte(r.stdout), &pushed); err != nil || pushed.Reference != layout ||
+		pushed.ChunksUploaded == 0 || len(pushed.Snapshots) != 1 {
+		t.Fatalf("push --json: %v %q", err, r.stdout)
+	}
+	if r.stderr != "" {
+		t.Errorf("progress or noise on a non-terminal stderr: %q", r.stderr)
+	}
+	r = must(t, cli(t, home, "snapshot", "push", "s", layout))
+	if !strings.Contains(r.stdout, "pushed s to "+layout) || !strings.Contains(r.stdout, "0 uploaded") {
+		t.Errorf("second push, text: %q", r.stdout)
+	}
+
+	other := t.TempDir()
+	r = must(t, cli(t, other, "--json", "snapshot", "pull", layout, "--name", "copy"))
+	var pulled struct {
+		Head   map[string]any       `json:"head"`
+		Report m.SnapshotPullReport `json:"report"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &pulled); err != nil || pulled.Head["digest"] != pushed.SnapshotDigest ||
+		pulled.Head["name"] != "copy" || pulled.Report.AlreadyPresent || pulled.Report.ChunksDownloaded == 0 {
+		t.Fatalf("pull --json: %v %q", err, r.stdout)
+	}
+	r = must(t, cli(t, other, "snapshot", "pull", layout, "--name", "copy"))
+	if !strings.Contains(r.stdout, "nothing pulled") {
+		t.Errorf("second pull, text: %q", r.stdout)
+	}
+	r = must(t, cli(t, other, "snapshot", "verify", "copy"))
+	if !strings.Contains(r.stdout, "verified") {
+		t.Errorf("verify of the pulled copy: %q", r.stdout)
+	}
+}
+
+// Against loopback servers: refused credentials exit 7, a closed port 8,
+// and the password read from stdin appears nowhere in the output.
+func TestPushPullRegistryFailures(t *testing.T) {
+	home := newHome(t, 1)
+	must(t, cli(t, home, "snapshot", "create", "s", "--from", "base"))
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer refusing.Close()
+	host := strings.TrimPrefix(refusing.URL, "http://")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	const password = "hunter2-secret"
+	for _, c := range []struct {
+		args []string
+		exit int
+		code string
+	}{
+		{[]string{"snapshot", "push", "s", host + "/sandboxes/s:v1"}, exitAuth, "unauthorized"},
+		{[]string{"snapshot", "pull", host + "/sandboxes/s:v1"}, exitAuth, "unauthorized"},
+		{[]string{"snapshot", "pull", closed + "/sandboxes/s:v1", "--timeout", "5"}, exitRegistry, "registry_error"},
+	} {
+		args := append(c.args, "--plain-http", "--username", "ci", "--password-stdin")
+		r := cliIn(t, password+"\n", home, args...)
+		if r.code != c.exit || !strings.HasPrefix(r.stderr, "microsnap: "+c.code+": ") {
+			t.Errorf("%v: exit %d %q, want %d %s", c.args, r.code, r.stderr, c.exit, c.code)
+		}
+		if strings.Contains(r.stdout+r.stderr, "hunter2") {
+			t.Errorf("%v: the password is in the output: %q %q", c.args, r.stdout, r.stderr)
+		}
 	}
 }
