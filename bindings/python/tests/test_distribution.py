@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+
 import pytest
-from conftest import stopped_sandbox
+from conftest import stopped_sandbox, write_pattern
 
 import microsnap
 
@@ -76,3 +81,104 @@ def test_the_new_codes_have_their_classes():
     assert type(err) is microsnap.Unauthorized and err.status == 15
     err = _errors.error_from(16, '{"code":"registry_error","message":"registry error: connection refused"}')
     assert type(err) is microsnap.RegistryError and err.code == "registry_error"
+
+
+@pytest.fixture
+def other(tmp_path) -> Iterator[microsnap.Home]:
+    """A second, empty home to pull into."""
+    with microsnap.Home(tmp_path / "other") as h:
+        yield h
+
+
+def test_push_and_pull_through_an_oci_layout(home, other, snap, tmp_path):
+    layout = f"oci:{tmp_path / 'layout'}:v1"
+    events: list[str] = []
+    report = home.Snapshot.push(snap, layout, progress=lambda p, d, t: events.append(p))
+    assert isinstance(report, microsnap.PushReport)
+    assert (report.reference, report.snapshot_digest) == (layout, snap.digest)
+    assert report.manifest_digest.startswith("sha256:") and report.bytes_uploaded > 0
+    assert report.chunks_uploaded > 0 and report.chunks_uploaded + report.chunks_reused == report.chunks_total
+    assert [s.snapshot_digest for s in report.snapshots] == [snap.digest] and "v1" in report.snapshots[0].tags
+    assert "push" in events
+    # A child pushed into the layout that holds its parent sends its new chunk only.
+    with home.Sandbox.create("w", snapshot="s") as sb:
+        write_pattern(sb.info().upper_path, {30 << 20: b"child" * 1000})
+    child = home.Sandbox.get("w").snapshot("c", record_integrity=True)
+    child_report = home.Snapshot.push("c", f"oci:{tmp_path / 'layout'}:c")
+    assert child_report.chunks_uploaded == 1 and child_report.chunks_reused == child_report.chunks_total - 1
+
+    events.clear()
+    pulled = other.Snapshot.pull_with_report(f"oci:{tmp_path / 'layout'}:c", progress=lambda p, d, t: events.append(p))
+    assert isinstance(pulled, microsnap.PullResult) and "pull" in events
+    head, r = pulled.head, pulled.report
+    assert head.digest == child.digest and head.name == "c" and r.path == head.path
+    assert not r.already_present and r.chunks_downloaded > 0 and r.bytes_downloaded > 0
+    assert r.chunks_downloaded + r.chunks_reused == r.chunks_total == child_report.chunks_total
+    assert other.Snapshot.get(child.digest).path == head.path
+    assert head.open().verify().verified
+    again = other.Snapshot.pull_with_report(f"oci:{tmp_path / 'layout'}:c")
+    assert again.report.already_present and again.report.chunks_downloaded == 0
+    dest = tmp_path / "elsewhere"
+    named = other.Snapshot.pull(layout, dest, name="parent")
+    assert (named.path, named.digest) == (dest / "parent", snap.digest)
+
+
+def test_a_cancelled_pull_leaves_nothing(home, other, snap, tmp_path):
+    layout = f"oci:{tmp_path / 'layout'}:v1"
+    home.Snapshot.push(snap, layout)
+    cancel = microsnap.Cancel()
+    cancel.cancel()
+    with pytest.raises(microsnap.Cancelled):
+        other.Snapshot.pull(layout, cancel=cancel)
+    midway = microsnap.Cancel()
+
+    def cancel_at_pull(phase: str, done: int, total: int) -> None:
+        if phase == "pull":
+            midway.cancel()
+
+    with pytest.raises(microsnap.Cancelled):
+        other.Snapshot.pull(layout, progress=cancel_at_pull, cancel=midway)
+    assert other.Snapshot.list() == []
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A registry that refuses every credential."""
+
+    def _refuse(self) -> None:
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="test"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_registry() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_registry_failures_have_their_classes(home, snap, refusing_registry):
+    creds = dict(plain_http=True, username="ci", password="hunter2-secret", timeout_seconds=5)
+    with pytest.raises(microsnap.Unauthorized) as refused:
+        home.Snapshot.push("s", f"{refusing_registry}/sandboxes/s:v1", **creds)
+    with pytest.raises(microsnap.Unauthorized):
+        home.Snapshot.pull(f"{refusing_registry}/sandboxes/s:v1", **creds)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(microsnap.RegistryError) as down:
+        home.Snapshot.pull(f"{closed}/sandboxes/s:v1", **creds)
+    for e in (refused.value, down.value):
+        assert "hunter2" not in str(e) and "hunter2" not in repr(e.details)
+    assert [h.name for h in home.Snapshot.list()] == ["s"]
