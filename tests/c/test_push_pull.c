@@ -1,6 +1,9 @@
-/* msnap_snapshot_push and msnap_snapshot_pull through the C ABI: misuse
- * (NULL, malformed JSON, unknown or misplaced members, malformed
- * references, bad handles) is an error object, never a crash. */
+/* msnap_snapshot_push and msnap_snapshot_pull through the C ABI: a snapshot
+ * pushed into an oci: layout and pulled back into a second home (with
+ * progress, twice: the second is a no-op), a pull cancelled by its callback
+ * that leaves nothing; and misuse (NULL, malformed JSON, unknown or
+ * misplaced members, malformed references, bad handles) is an error object,
+ * never a crash. */
 #include "common.h"
 
 static void check_code(int32_t st, int32_t want, char *out, const char *code, const char *what) {
@@ -11,6 +14,92 @@ static void check_code(int32_t st, int32_t want, char *out, const char *code, co
         CHECK(strstr(out, pat) != NULL, "%s: %s lacks %s", what, out, pat);
     }
     msnap_string_free(out);
+}
+
+static int push_reports = 0, pull_reports = 0;
+static int32_t count_phases(const char *phase, uint64_t done, uint64_t total, void *payload) {
+    (void)payload;
+    CHECK(done <= total, "%s: done %llu > total %llu", phase, (unsigned long long)done, (unsigned long long)total);
+    if (strcmp(phase, "push") == 0) push_reports++;
+    if (strcmp(phase, "pull") == 0) pull_reports++;
+    return 0;
+}
+
+static int32_t cancel_in_pull(const char *phase, uint64_t done, uint64_t total, void *payload) {
+    (void)done; (void)total; (void)payload;
+    return strcmp(phase, "pull") == 0; /* non-zero cancels */
+}
+
+/* The number value of "key" (first occurrence) in our own JSON. */
+static long long json_num(const char *json, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? atoll(p + strlen(pat)) : -1;
+}
+
+/* A stopped sandbox "base" with data, snapshotted as "s" with integrity. */
+static void make_snapshot(msnap_context *ctx) {
+    char *out = NULL, upper[1024];
+    msnap_sandbox *sb = NULL;
+    EXPECT_STATUS(msnap_sandbox_create(&sb, &out, ctx,
+                      "{\"name\":\"base\",\"image\":\"alpine:3.20\",\"size_bytes\":67108864}",
+                      NULL, NULL, NULL),
+                  MSNAP_OK, out);
+    json_str(out, "upper_path", upper, sizeof upper);
+    msnap_string_free(out);
+    write_at(upper, 1 << 20, 0xab, 200000);
+    write_at(upper, 40 << 20, 0xcd, 4096);
+    EXPECT_STATUS(msnap_sandbox_stop(&out, sb), MSNAP_OK, out);
+    msnap_string_free(out);
+    EXPECT_STATUS(msnap_sandbox_free(sb), MSNAP_OK, "free");
+    EXPECT_STATUS(msnap_snapshot_create(&out, ctx,
+                      "{\"source_sandbox\":\"base\",\"name\":\"s\",\"record_integrity\":true}",
+                      NULL, NULL, NULL),
+                  MSNAP_OK, out);
+    msnap_string_free(out);
+}
+
+static void round_trip(msnap_context *ctx, const char *layout) {
+    char args[2048], digest[128], buf[1024], home2[256];
+    char *out = NULL;
+    make_snapshot(ctx);
+    snprintf(args, sizeof args, "{\"ref\":\"s\",\"reference\":\"oci:%s:v1\",\"max_in_flight\":2}", layout);
+    EXPECT_STATUS(msnap_snapshot_push(&out, ctx, args, NULL, count_phases, NULL), MSNAP_OK, out);
+    json_str(out, "snapshot_digest", digest, sizeof digest);
+    CHECK(strncmp(digest, "sha256:", 7) == 0, "push report: %s", out);
+    CHECK(json_num(out, "chunks_uploaded") > 0 && json_num(out, "bytes_uploaded") > 0, "push report: %s", out);
+    CHECK(strstr(out, "\"v1\"") != NULL, "the v1 tag is not in %s", out);
+    CHECK(push_reports > 0, "no push progress");
+    msnap_string_free(out);
+
+    make_home(home2, sizeof home2);
+    msnap_context *ctx2 = open_ctx(home2);
+    snprintf(args, sizeof args, "{\"reference\":\"oci:%s:v1\"}", layout);
+    /* Cancelled by the callback at its first pull report: nothing is left. */
+    out = NULL;
+    int32_t st = msnap_snapshot_pull(&out, ctx2, args, NULL, cancel_in_pull, NULL);
+    CHECK(st == MSNAP_ERR_CANCELLED, "cancelled pull: %d %s", (int)st, out ? out : "(null)");
+    msnap_string_free(out);
+    snprintf(buf, sizeof buf, "%s/snapshots", home2);
+    CHECK(dir_entries(buf) <= 0, "a cancelled pull left %d entries in %s", dir_entries(buf), buf);
+
+    EXPECT_STATUS(msnap_snapshot_pull(&out, ctx2, args, NULL, count_phases, NULL), MSNAP_OK, out);
+    CHECK(strstr(out, "\"head\":{") != NULL && strstr(out, "\"report\":{") != NULL, "pull result: %s", out);
+    CHECK(strcmp(json_str(out, "digest", buf, sizeof buf), digest) == 0, "pulled %s, pushed %s", buf, digest);
+    CHECK(strcmp(json_str(out, "name", buf, sizeof buf), "v1") == 0, "named after the tag: %s", out);
+    CHECK(strstr(out, "\"already_present\":false") != NULL, "first pull: %s", out);
+    CHECK(json_num(out, "chunks_downloaded") > 0, "first pull: %s", out);
+    CHECK(pull_reports > 0, "no pull progress");
+    msnap_string_free(out);
+    EXPECT_STATUS(msnap_snapshot_verify(&out, ctx2, "{\"ref\":\"v1\"}", NULL, NULL, NULL), MSNAP_OK, out);
+    msnap_string_free(out);
+    EXPECT_STATUS(msnap_snapshot_pull(&out, ctx2, args, NULL, NULL, NULL), MSNAP_OK, out);
+    CHECK(strstr(out, "\"already_present\":true") != NULL, "second pull: %s", out);
+    msnap_string_free(out);
+
+    CHECK(msnap_context_free(ctx2) == MSNAP_OK, "context_free");
+    remove_tree(home2);
 }
 
 #define EXPECT_CODE(call, want, code, what)           \
@@ -91,6 +180,8 @@ int main(void) {
         CHECK(out && strstr(out, "hunter2") == NULL, "a password in the error: %s", out ? out : "(null)");
         msnap_string_free(out);
     }
+
+    round_trip(ctx, layout);
 
     /* A made-up cancel token is refused, not dereferenced. */
     snprintf(args, sizeof args, "{\"reference\":\"oci:%s:v1\"}", layout);
