@@ -70,12 +70,13 @@ fn child_of(
     let sb = t
         .sandbox_from(&format!("sb-{name}"), parent)
         .expect("sandbox from parent");
-    for (i, chunk) in changes.iter().enumerate() {
-        write_at(
-            &sb.upper_path,
-            chunk * LEAF + 4096,
-            &pseudo_random(4096, 1000 + i as u64),
-        );
+    // Seeds differ per snapshot and chunk: equal content would dedup.
+    let seed = name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    for chunk in changes {
+        let data = pseudo_random(4096, seed ^ (chunk << 32));
+        write_at(&sb.upper_path, chunk * LEAF + 4096, &data);
     }
     snapshot::create(
         &t.home,
@@ -453,20 +454,28 @@ fn corrupted_truncated_or_substituted_blobs_end_in_clear_errors_with_nothing_lef
         ErrorCode::IntegrityMismatch,
     );
 
-    // The manifest is not a snapshot's.
+    // A manifest whose own digest is right, but that is not a snapshot's:
+    // re-stored under its new digest, with index.json pointing at it.
     let layout = pushed_layout(&t, "manifest");
     pull_refuses(
         &layout,
         |l| {
-            let index = support::image::read_json(&l.join("index.json"));
+            let index_path = l.join("index.json");
+            let mut index = support::image::read_json(&index_path);
             let digest = index["manifests"][0]["digest"]
                 .as_str()
                 .unwrap()
                 .to_string();
-            let path = support::image::blob_file(l, &digest);
-            let mut m: serde_json::Value = support::image::read_json(&path);
+            let mut m = support::image::read_json(&support::image::blob_file(l, &digest));
             m["artifactType"] = "application/vnd.example".into();
-            fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+            let bytes = serde_json::to_vec(&m).unwrap();
+            let new_digest = support::image::sha256_of(&bytes);
+            fs::write(support::image::blob_file(l, &new_digest), &bytes).unwrap();
+            for entry in index["manifests"].as_array_mut().unwrap() {
+                entry["digest"] = new_digest.clone().into();
+                entry["size"] = bytes.len().into();
+            }
+            fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
         },
         ErrorCode::InvalidArchive,
     );
