@@ -618,3 +618,78 @@ fn push_refuses_a_digest_reference_and_since_outside_an_archive() {
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
 }
+
+#[test]
+fn a_v0614_snapshot_travels_with_its_snapshot_json_and_blake3_integrity() {
+    let t = TestHome::new();
+    let sb = t.sandbox("sb-new", 16 * MIB);
+    for i in 0..5u64 {
+        write_at(
+            &sb.upper_path,
+            i * 3 * LEAF,
+            &pseudo_random(LEAF as usize, 50 + i),
+        );
+    }
+    let art = snapshot::create(
+        &t.home,
+        &sb.name,
+        &CreateOptions {
+            name: Some("new".into()),
+            record_integrity: true,
+            format: microsnap::artifact::ArtifactFormat::MsbV0614,
+            ..CreateOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .expect("create v0.6.14 snapshot");
+    let layout = t.outside("layout");
+    push(&t, "new", &oci(&layout, "v"), &PushOptions::default());
+    let manifest = manifest_of(&layout, "v");
+    assert_eq!(
+        manifest["annotations"]["dev.microsnap.artifact.format"],
+        "msb-v0.6.14"
+    );
+    let other = TestHome::new();
+    let (handle, _) = pull(&other, &oci(&layout, "v"), &PullOptions::default());
+    assert_eq!(handle.digest, art.digest);
+    assert_eq!(handle.artifact_format, "msb-v0.6.14");
+    assert!(handle.path.join("snapshot.json").exists());
+    assert_eq!(upper_bytes(&handle.path), upper_bytes(&art.path));
+    snapshot::verify(&other.home, "v", &Monitor::none()).expect("blake3 verify");
+}
+
+#[test]
+fn a_local_parent_without_a_leaf_list_still_saves_the_download() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 20, 11);
+    child_of(&t, "parent", "child", &[0, 1]);
+    let layout = t.outside("layout");
+    push(
+        &t,
+        "parent",
+        &oci(&layout, "parent"),
+        &PushOptions::default(),
+    );
+    push(&t, "child", &oci(&layout, "child"), &PushOptions::default());
+
+    let host = TestHome::new();
+    pull(&host, &oci(&layout, "parent"), &PullOptions::default());
+    // The parent got here some other way: no leaf list.
+    fs::remove_dir_all(host.home.root().join("cache/leaves")).unwrap();
+    let dest = host.outside("elsewhere");
+    let (handle, report) = distribution::pull(
+        &host.home,
+        &oci(&layout, "child"),
+        Some(&dest),
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .expect("pull child into an explicit directory");
+    assert_eq!(handle.path, dest.join("child"));
+    assert_eq!(report.chunks_downloaded, 2, "{report:?}");
+    assert_eq!(report.chunks_reused, 19, "{report:?}");
+    // The parent's list was recorded on the way.
+    let parent = snapshot::get(&host.home, "parent").unwrap();
+    let hex = parent.digest.strip_prefix("sha256:").unwrap();
+    assert!(host.home.root().join("cache/leaves").join(hex).exists());
+}
