@@ -84,6 +84,9 @@ func TestJSONErrorsOnEveryPath(t *testing.T) {
 		{"missing archive", []string{"snapshot", "import", "/nonexistent/a.tar.zst"}, exitNotFound, "not_found"},
 		{"invalid archive", []string{"snapshot", "import", "/etc/hostname"}, exitArchive, "invalid_archive"},
 		{"conflict", []string{"snapshot", "create", "s1", "--from", "base"}, exitConflict, "already_exists"},
+		{"usage: password flag", []string{"snapshot", "push", "s1", "oci:/tmp/l", "--username", "u"}, exitUsage, "invalid_argument"},
+		{"bad reference", []string{"snapshot", "pull", "nohost/s:v1"}, exitUsage, "invalid_argument"},
+		{"push of a missing snapshot", []string{"snapshot", "push", "nope", "oci:" + t.TempDir() + ":v1"}, exitNotFound, "snapshot_not_found"},
 	}
 	for _, c := range cases {
 		// --json last, so a flag error before it still yields JSON.
@@ -222,4 +225,16 @@ func TestJSONResultsUseTheABIFieldNames(t *testing.T) {
 	if created["parent_digest"] != nil || list[0]["parent_digest"] != nil {
 		t.Errorf("parent_digest of a root snapshot: %v %v", created["parent_digest"], list[0]["parent_digest"])
 	}
+
+	// Push and pull print the library's reports; pull's head is a handle.
+	layout := "oci:" + filepath.Join(t.TempDir(), "layout") + ":v1"
+	pushed := decodeObject(t, "snapshot push", must(t, cli(t, home, "--json", "snapshot", "push", "s1", layout)).stdout)
+	same("snapshot push", pushed, goldenKeys(t, "snapshot_push.json", self))
+	same("snapshot push snapshots[0]", pushed["snapshots"].([]any)[0].(map[string]any),
+		goldenKeys(t, "snapshot_push.json", first("snapshots")))
+	pulled := decodeObject(t, "snapshot pull", must(t, cli(t, other, "--json", "snapshot", "pull", layout)).stdout)
+	same("snapshot pull", pulled, goldenKeys(t, "snapshot_pull.json", self))
+	same("snapshot pull head", pulled["head"].(map[string]any), handle)
+	same("snapshot pull report", pulled["report"].(map[string]any),
+		goldenKeys(t, "snapshot_pull.json", func(o map[string]any) map[string]any { return o["report"].(map[string]any) }))
 }
