@@ -152,7 +152,7 @@ impl TestRegistry {
                     .expect("write htpasswd");
                 format!(
                     "auth:\n  htpasswd:\n    realm: microsnap-test\n    path: {}\n",
-                    yaml_str(&root.join("htpasswd"))
+                    yaml_str(root.join("htpasswd"))
                 )
             }
             Auth::Token(t) => {
@@ -189,7 +189,7 @@ impl TestRegistry {
                  http:\n  addr: 127.0.0.1:{port}\n  secret: microsnap-test-{pid}-{port}\n{tls_yaml}\
                  health:\n  storagedriver:\n    enabled: false\n\
                  {auth_yaml}",
-                storage = yaml_str(&root.join("storage")),
+                storage = yaml_str(root.join("storage")),
                 pid = std::process::id(),
             );
             fs::write(root.join("config.yml"), &config_yml).expect("write config.yml");
