@@ -460,3 +460,103 @@ fn https_is_the_default_and_plain_http_is_never_implied() {
     expect_code(result, ErrorCode::RegistryError);
     assert!(r.tags("p/snap").is_empty());
 }
+
+/// A monitor whose callback, the first time `phase` has made progress,
+/// sleeps `pause`: the operation's token expires in the middle of it.
+fn pausing_monitor(phase: &'static str, pause: std::time::Duration) -> Monitor<'static> {
+    let mut paused = false;
+    Monitor::new(
+        None,
+        Some(Box::new(move |name: &str, done: u64, _total: u64| {
+            if name == phase && done > 0 && !paused {
+                paused = true;
+                std::thread::sleep(pause);
+            }
+            true
+        })),
+    )
+}
+
+/// Tokens that expire mid-transfer (the registry answers 401 to the old
+/// one): push and pull re-authenticate and finish. The push is a child's,
+/// which reads its parent's manifest (first token) before packing (the
+/// pause) and uploading; the pull fetches 25 MiB in 4 MiB runs, one at a
+/// time, so runs are still to come after the pause.
+#[test]
+fn push_and_pull_outlive_their_first_token() {
+    let r = TestRegistry::start(Config {
+        auth: registry::Auth::Token(registry::TokenAuth {
+            user: "erin".into(),
+            password: "short-lived-pw".into(),
+            anonymous_pull: false,
+            lifetime_seconds: 3,
+        }),
+        tls: false,
+    });
+    let server = r.token_server().unwrap();
+    let t = TestHome::new();
+    let sb = t.sandbox("sb-parent", 64 * MIB);
+    write_at(&sb.upper_path, 0, &pseudo_random(400 * LEAF as usize, 9));
+    let parent = create_with_integrity(&t, &sb.name, "parent");
+    let child = child_of(&t, "parent", "child", &[3, 300]);
+    let remote = RemoteOptions {
+        max_in_flight: Some(1),
+        ..r.remote()
+    };
+    let pause = std::time::Duration::from_millis(3500);
+    push(
+        &t,
+        "parent",
+        &r.reference("exp/snap:parent"),
+        &push_opts(remote.clone()),
+    );
+
+    let before = server.tokens_issued();
+    distribution::push(
+        &t.home,
+        "child",
+        &r.reference("exp/snap:child"),
+        &push_opts(remote.clone()),
+        &pausing_monitor("push", pause),
+    )
+    .unwrap_or_else(|e| panic!("push across a token expiry: {e}"));
+    assert!(
+        server.tokens_issued() >= before + 2,
+        "push: no new token after the first expired: {:?}",
+        server.requests()
+    );
+    assert!(r.manifest_digest("exp/snap", "child").is_some());
+    // The registry did refuse the expired token: the 401 path ran.
+    let refusals = || r.log().matches("invalid token").count();
+    assert!(
+        refusals() >= 1,
+        "no expired token reached the registry:\n{}",
+        r.log()
+    );
+    let after_push = refusals();
+
+    let other = TestHome::new();
+    let before = server.tokens_issued();
+    let (handle, _) = distribution::pull(
+        &other.home,
+        &r.reference("exp/snap:parent"),
+        None,
+        &pull_opts(remote),
+        &pausing_monitor("pull", pause),
+    )
+    .unwrap_or_else(|e| panic!("pull across a token expiry: {e}"));
+    assert!(
+        server.tokens_issued() >= before + 2,
+        "pull: no new token after the first expired: {:?}",
+        server.requests()
+    );
+    assert!(
+        refusals() > after_push,
+        "pull: no expired token reached the registry"
+    );
+    assert_same_snapshot(&other, &handle, &parent);
+    assert!(
+        r.manifest_digest("exp/snap", "child").is_some(),
+        "{child:?}"
+    );
+}
