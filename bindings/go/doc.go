@@ -1,8 +1,9 @@
 // Package microsnap is the Go binding of libmicrosnap, a snapshot engine
 // for microVM sandbox disks. It reproduces the snapshot API of the
 // microsandbox Go SDK: stop a sandbox, snapshot it, list and verify the
-// artifacts, export them to an archive and import them elsewhere, and boot
-// fresh sandboxes from them.
+// artifacts, export them to an archive and import them elsewhere, push them
+// to an OCI registry or layout and pull them on other hosts (Snapshot.Push,
+// Snapshot.Pull), and boot fresh sandboxes from them.
 //
 //	import m "github.com/microsnap/microsnap/bindings/go"
 //
@@ -27,7 +28,7 @@
 // # Contexts, progress and errors
 //
 // Every call takes a context.Context. Long operations (snapshot create,
-// verify, export, import, sandbox create) are cancelled natively when the
+// verify, export, import, push, pull, sandbox create) are cancelled natively when the
 // context ends: the call returns once the library has stopped and cleaned
 // up, with an error matching both ErrCancelled and context.Canceled (or
 // context.DeadlineExceeded). Work that finished before the cancel took
