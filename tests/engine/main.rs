@@ -14,6 +14,7 @@ mod bad_input;
 mod disk_upper;
 mod distribution;
 mod distribution_local_stores;
+mod distribution_registry;
 mod ext4;
 mod image_gc_consistency;
 mod image_layout;
