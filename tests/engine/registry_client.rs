@@ -435,6 +435,15 @@ fn bearer_tokens_are_fetched_cached_and_renewed_once() {
     );
     assert_eq!(server.tokens_issued(), after_upload + 1);
 
+    // A mount needs pull on the source repository too: the store asks
+    // for a token with both scopes.
+    let other = open(&r, "client/token-b", &remote, Access::Write);
+    assert!(other.mount_blob(&digest(&blob), "client/token").unwrap());
+    assert_eq!(
+        other.blob_size(&digest(&blob)).unwrap(),
+        Some(blob.len() as u64)
+    );
+
     // Wrong password: the token service refuses.
     let wrong_password = "wrong-Token-SECRET-55";
     let wrong = open(
@@ -708,6 +717,82 @@ fn answers_outside_the_protocol_are_registry_errors_without_secrets() {
     assert_eq!(server.requests_matching("GET /v2/r/manifests/latest"), 2);
 }
 
+/// Registries send blob reads to their storage: GET and HEAD follow the
+/// redirect, without our credentials.
+#[test]
+fn blob_reads_follow_redirects_to_storage_without_credentials() {
+    let blob = pattern(3000, 11);
+    let body = blob.clone();
+    let storage = FakeServer::start(move |request| {
+        if request.starts_with("GET /bucket/") {
+            http_response("200 OK", &[], &body)
+        } else {
+            http_response("404 Not Found", &[], b"")
+        }
+    });
+    let target = format!("http://{}/bucket/object?X-Signature=abc", storage.host());
+    let registry_server = FakeServer::start(move |request| {
+        if request
+            .to_ascii_lowercase()
+            .contains("authorization: basic")
+        {
+            http_response("307 Temporary Redirect", &[("Location", &target)], b"")
+        } else {
+            http_response(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", "Basic realm=\"r\"")],
+                b"",
+            )
+        }
+    });
+    let password = "pw-Redirect-SECRET-3";
+    let store = registry::open(
+        &registry_server.host(),
+        "r",
+        &with_credentials(plain(), "dave", password),
+        Access::Read,
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .get_blob(&digest(&blob), 3000, &Monitor::none())
+            .unwrap(),
+        blob
+    );
+    assert_eq!(
+        store
+            .get_blob_range(&digest(&blob), 100, 50, &Monitor::none())
+            .unwrap(),
+        &blob[100..150]
+    );
+    let leaked = storage
+        .heads()
+        .iter()
+        .any(|h| h.to_ascii_lowercase().contains("authorization"));
+    assert!(
+        !leaked,
+        "credentials went to the storage host: {:?}",
+        storage.heads()
+    );
+}
+
+#[test]
+fn a_forbidden_answer_is_unauthorized() {
+    let server = FakeServer::start(|_| {
+        http_response(
+            "403 Forbidden",
+            &[],
+            b"{\"errors\":[{\"code\":\"DENIED\"}]}",
+        )
+    });
+    let store = registry::open(&server.host(), "r", &plain(), Access::Write).unwrap();
+    assert_code(store.get_manifest("latest", 100), ErrorCode::Unauthorized);
+    assert_code(
+        store.put_blob_bytes(&digest(b"x"), b"x", &Monitor::none()),
+        ErrorCode::Unauthorized,
+    );
+}
+
 #[test]
 fn a_cancel_mid_upload_stops_within_a_second_and_abandon_deletes_the_session() {
     let r = TestRegistry::start(Config::plain());
@@ -758,6 +843,93 @@ fn a_cancel_mid_upload_stops_within_a_second_and_abandon_deletes_the_session() {
         "{:?}",
         open_sessions(&r, repo)
     );
+}
+
+/// The whole stack through this store: push a snapshot to a TLS registry
+/// with token auth, pull it into another home, same bytes; a second push
+/// sends no pack (HEAD finds them all).
+#[test]
+fn a_snapshot_goes_through_a_tls_token_registry_and_back() {
+    use crate::support::{pseudo_random, write_at, TestHome, MIB};
+    use microsnap::distribution::{PullOptions, PushOptions};
+    use microsnap::snapshot::{self, CreateOptions};
+
+    let password = "pw-E2E-SECRET-5";
+    let r = TestRegistry::start(Config::token("erin", password).with_tls());
+    let remote = RemoteOptions {
+        username: Some("erin".into()),
+        password: Some(password.into()),
+        ca_file: r.ca_file().map(Path::to_path_buf),
+        timeout_seconds: Some(20),
+        ..Default::default()
+    };
+    let a = TestHome::new();
+    let sb = a.sandbox("sb-e2e", 32 * MIB);
+    for i in 0..20u64 {
+        write_at(&sb.upper_path, i * 5 * 65536, &pseudo_random(65536, 77 + i));
+    }
+    let art = snapshot::create(
+        &a.home,
+        &sb.name,
+        &CreateOptions {
+            name: Some("e2e".into()),
+            record_integrity: true,
+            ..CreateOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .expect("create snapshot");
+    let reference = r.reference("client/e2e:v1");
+    let push_options = PushOptions {
+        remote: remote.clone(),
+        ..Default::default()
+    };
+    let pushed =
+        microsnap::distribution::push(&a.home, "e2e", &reference, &push_options, &Monitor::none())
+            .unwrap_or_else(|e| panic!("push: {e}"));
+    assert_eq!(pushed.snapshot_digest, art.digest);
+    assert!(pushed.bytes_uploaded > 0);
+    assert_eq!(
+        r.manifest_digest("client/e2e", "v1").as_deref(),
+        Some(pushed.manifest_digest.as_str())
+    );
+
+    let again =
+        microsnap::distribution::push(&a.home, "e2e", &reference, &push_options, &Monitor::none())
+            .unwrap_or_else(|e| panic!("second push: {e}"));
+    assert_eq!(again.chunks_uploaded, 0, "{again:?}");
+
+    let b = TestHome::new();
+    let pull_options = PullOptions {
+        remote,
+        ..Default::default()
+    };
+    let (handle, report) =
+        microsnap::distribution::pull(&b.home, &reference, None, &pull_options, &Monitor::none())
+            .unwrap_or_else(|e| panic!("pull: {e}"));
+    assert_eq!(handle.digest, art.digest);
+    assert_eq!(report.chunks_downloaded, 20, "{report:?}");
+    let upper = |path: &Path| {
+        std::fs::read(microsnap::artifact::open_dir(path).unwrap().upper_path()).unwrap()
+    };
+    assert_eq!(upper(&handle.path), upper(&art.path));
+
+    // Without the credentials: unauthorized, and the password of the
+    // others never shows.
+    let c = TestHome::new();
+    let anonymous = PullOptions {
+        remote: RemoteOptions {
+            ca_file: r.ca_file().map(Path::to_path_buf),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let text = assert_code(
+        microsnap::distribution::pull(&c.home, &reference, None, &anonymous, &Monitor::none())
+            .map(|(h, _)| h.digest),
+        ErrorCode::Unauthorized,
+    );
+    assert_no_secret(&text, &[password]);
 }
 
 // ---------------------------------------------------------------------------
@@ -822,6 +994,10 @@ impl FakeServer {
 
     fn host(&self) -> String {
         self.host.clone()
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 
     fn requests_matching(&self, prefix: &str) -> usize {

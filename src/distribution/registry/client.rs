@@ -438,6 +438,49 @@ impl Read for PayloadReader<'_, '_, '_> {
 mod tests {
     use super::*;
 
+    /// A request that fails carries neither the query of its URL (upload
+    /// state) nor the credentials of the store in its message.
+    #[test]
+    fn failure_messages_hold_no_query_and_no_credentials() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let host = format!("127.0.0.1:{port}");
+        let remote = crate::distribution::RemoteOptions {
+            plain_http: true,
+            username: Some("user-SECRET-1".into()),
+            password: Some("pass-SECRET-2".into()),
+            timeout_seconds: Some(2),
+            ..Default::default()
+        };
+        let place = format!("{host}/r");
+        let client = Client::new(
+            super::super::transport::agent(&remote, &place).unwrap(),
+            Origin::new(true, &host),
+            place.clone(),
+            "r".into(),
+            Auth::new(
+                &host,
+                &place,
+                super::super::auth::source_of(&remote, &place).unwrap(),
+            ),
+            vec!["repository:r:pull".into()],
+        );
+        let url = format!("http://{host}/v2/r/blobs/uploads/u?_state=state-SECRET-3&digest=x");
+        let call = Call::new(Method::PATCH, url).payload(Payload::Bytes(b"abc"));
+        let e = client.send(&call).map(|_| ()).unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert_eq!(e.code(), crate::error::ErrorCode::RegistryError, "{text}");
+        assert!(
+            text.contains("PATCH /v2/r/blobs/uploads/u at 127.0.0.1"),
+            "{text}"
+        );
+        assert!(!text.contains("SECRET"), "{text}");
+        let malformed = client.malformed(&call, "no Location in the answer");
+        assert!(!format!("{malformed} {malformed:?}").contains("SECRET"));
+    }
+
     #[test]
     fn registry_error_codes_are_taken_short_and_printable() {
         let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"x"},{"code":"evil\r\ncode"},{"code":"DENIED"}]}"#;
