@@ -975,9 +975,12 @@ impl FakeServer {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((conn, _)) => {
-                            if let Some(head) = serve(conn, |head| answer(head, &me)) {
-                                seen.lock().unwrap().push(head);
-                            }
+                            // Recorded before the answer goes out, so a
+                            // test that got its answer sees the request.
+                            serve(conn, |head| {
+                                seen.lock().unwrap().push(head.to_string());
+                                answer(head, &me)
+                            });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
