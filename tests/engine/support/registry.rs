@@ -38,7 +38,8 @@ pub struct TokenAuth {
     pub anonymous_pull: bool,
     /// Seconds the registry accepts a token (the server subtracts the
     /// registry's 60 s leeway from `exp`); small values make a token
-    /// expire mid-transfer.
+    /// expire mid-transfer. `exp` is in whole seconds, so a token is
+    /// accepted for between `lifetime_seconds - 1` and `lifetime_seconds`.
     pub lifetime_seconds: u64,
 }
 
@@ -151,7 +152,7 @@ impl TestRegistry {
                     .expect("write htpasswd");
                 format!(
                     "auth:\n  htpasswd:\n    realm: microsnap-test\n    path: {}\n",
-                    yaml_str(&root.join("htpasswd"))
+                    yaml_str(root.join("htpasswd"))
                 )
             }
             Auth::Token(t) => {
@@ -188,7 +189,7 @@ impl TestRegistry {
                  http:\n  addr: 127.0.0.1:{port}\n  secret: microsnap-test-{pid}-{port}\n{tls_yaml}\
                  health:\n  storagedriver:\n    enabled: false\n\
                  {auth_yaml}",
-                storage = yaml_str(&root.join("storage")),
+                storage = yaml_str(root.join("storage")),
                 pid = std::process::id(),
             );
             fs::write(root.join("config.yml"), &config_yml).expect("write config.yml");
@@ -254,6 +255,33 @@ impl TestRegistry {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Options that reach this registry as its configured user: plain HTTP
+    /// unless TLS, then its CA file.
+    pub fn remote(&self) -> microsnap::distribution::RemoteOptions {
+        let mut remote = self.remote_anonymous();
+        if let Some((user, password)) = self.config.credentials() {
+            remote.username = Some(user.to_string());
+            remote.password = Some(password.to_string());
+        }
+        remote
+    }
+
+    /// The same without credentials (and no docker config: an empty one
+    /// in the registry's directory, so the user's own is never read).
+    pub fn remote_anonymous(&self) -> microsnap::distribution::RemoteOptions {
+        let docker_config = self.dir.path().join("no-docker-config/config.json");
+        if !docker_config.exists() {
+            fs::create_dir_all(docker_config.parent().unwrap()).expect("docker config dir");
+            fs::write(&docker_config, "{}").expect("write empty docker config");
+        }
+        microsnap::distribution::RemoteOptions {
+            plain_http: !self.config.tls,
+            ca_file: self.ca_file.clone(),
+            docker_config: Some(docker_config),
+            ..Default::default()
+        }
     }
 
     /// The CA certificate (PEM) the TLS registry's certificate is signed
