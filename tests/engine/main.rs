@@ -31,6 +31,7 @@ mod manifest_vectors;
 mod msb0614_artifacts;
 mod perf_copy_and_compute;
 mod publish;
+mod registry_client;
 mod registry_harness;
 mod registry_interop;
 mod sandbox;
