@@ -10,7 +10,7 @@ use microsnap::snapshot::{self, CreateOptions};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const LEAF: u64 = 64 * 1024;
+pub(crate) const LEAF: u64 = 64 * 1024;
 
 fn push(t: &TestHome, name: &str, reference: &str, options: &PushOptions) -> PushReport {
     distribution::push(&t.home, name, reference, options, &Monitor::none())
@@ -30,15 +30,19 @@ fn oci(dir: &Path, tag: &str) -> String {
     format!("oci:{}:{tag}", dir.display())
 }
 
-/// A snapshot `name` of a sandbox whose 64 MiB upper has `chunks` distinct
+/// A snapshot `name` of a sandbox whose upper (64 MiB, or more for many
+/// chunks) has `chunks` distinct
 /// 64 KiB chunks of data spread over it (every 7th chunk), with integrity.
-fn scattered_snapshot(
+pub(crate) fn scattered_snapshot(
     t: &TestHome,
     name: &str,
     chunks: u64,
     seed: u64,
 ) -> microsnap::artifact::Artifact {
-    let sb = t.sandbox(&format!("sb-{name}"), 64 * MIB);
+    let sb = t.sandbox(
+        &format!("sb-{name}"),
+        (64 * MIB).max((chunks * 7 + 1) * LEAF),
+    );
     for i in 0..chunks {
         write_at(
             &sb.upper_path,
@@ -61,7 +65,7 @@ fn scattered_snapshot(
 
 /// A child of `parent`: a sandbox made from it, `changes` chunks rewritten
 /// (each with a 4 KiB write), then snapshotted.
-fn child_of(
+pub(crate) fn child_of(
     t: &TestHome,
     parent: &str,
     name: &str,
@@ -91,7 +95,7 @@ fn child_of(
     .expect("create child snapshot")
 }
 
-fn upper_bytes(path: &Path) -> Vec<u8> {
+pub(crate) fn upper_bytes(path: &Path) -> Vec<u8> {
     let art = microsnap::artifact::open_dir(path).expect("open");
     fs::read(art.upper_path()).expect("read upper")
 }

@@ -667,6 +667,27 @@ mod tests {
             Err(Error::InvalidArgument(_))
         ));
 
+        // A credential store whose helper is not installed: a clear error,
+        // not a panic and not anonymous.
+        std::fs::write(&path, r#"{"credsStore":"microsnap-test-absent"}"#).unwrap();
+        assert!(matches!(
+            source.resolve("127.0.0.1:5000"),
+            Err(Error::Unauthorized(_))
+        ));
+        std::fs::write(
+            &path,
+            r#"{"credHelpers":{"127.0.0.1:5000":"microsnap-test-absent"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            source.resolve("127.0.0.1:5000"),
+            Err(Error::Unauthorized(_))
+        ));
+        assert_eq!(
+            source.resolve("127.0.0.1:5001").unwrap(),
+            Credentials::Anonymous
+        );
+
         let missing = RemoteOptions {
             docker_config: Some(dir.path().join("absent.json")),
             ..Default::default()

@@ -1,9 +1,13 @@
 //! One request to the registry, authenticated: send with the cached
 //! `Authorization`; on a 401 answer the challenge and retry once; a second
 //! 401 (or a 403) is `Unauthorized`. Request bodies are read from memory
-//! or from a range of a file, checking the monitor on every read so that a
-//! cancel stops an upload mid-piece. Response bodies are read bounded, with
-//! the same checks.
+//! or from a range of a file. A body is never cut off mid-way: a registry
+//! keeps what it received of a cut request but its session state (in the
+//! Location) then no longer matches, and distribution refuses every later
+//! request on it, the DELETE of `abandon` included. Instead a `stream`
+//! body (sent chunked) ends early on cancel: the registry answers it
+//! normally, with a Location that is current. Response bodies are read
+//! bounded, checking the monitor between reads.
 //!
 //! Every message is built from the method, the URL's path (no query) and
 //! the status or the kind of transport failure, so it can hold no secret.
@@ -65,6 +69,9 @@ pub struct Call<'a, 'm> {
     pub monitor: Option<&'a Monitor<'m>>,
     /// Best-effort cleanup: a short overall timeout.
     pub cleanup: bool,
+    /// Send the body chunked (no Content-Length) and end it early when the
+    /// monitor says cancel.
+    pub stream: bool,
 }
 
 impl<'a, 'm> Call<'a, 'm> {
@@ -79,6 +86,7 @@ impl<'a, 'm> Call<'a, 'm> {
             extra_scopes: Vec::new(),
             monitor: None,
             cleanup: false,
+            stream: false,
         }
     }
 
@@ -185,7 +193,7 @@ impl Client {
         let has_body = call.method == Method::PUT
             || call.method == Method::PATCH
             || call.method == Method::POST;
-        if has_body {
+        if has_body && !call.stream {
             builder = builder.header(
                 http::header::CONTENT_LENGTH,
                 call.payload.len().unwrap_or(0).to_string(),
@@ -194,7 +202,7 @@ impl Client {
         let mut reader = PayloadReader {
             payload: &call.payload,
             position: 0,
-            monitor: call.monitor,
+            monitor: if call.stream { call.monitor } else { None },
         };
         if has_body {
             self.run(call, builder, SendBody::from_reader(&mut reader))
@@ -336,11 +344,20 @@ impl Client {
         Ok(true)
     }
 
-    /// A `DELETE` that may fail: cleanup of what an operation leaves.
-    pub fn delete_quietly(&self, url: &str) {
-        let mut call = Call::new(Method::DELETE, url.to_string());
+    /// A best-effort cleanup request (short timeout): its answer's status
+    /// and the registry's error codes, or `None` without an answer.
+    pub fn cleanup(&self, method: Method, url: &str) -> Option<(u16, Vec<String>)> {
+        let mut call = Call::new(method, url.to_string());
         call.cleanup = true;
-        let _ = self.send(&call);
+        let response = self.send(&call).ok()?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        let _ = response
+            .into_body()
+            .into_reader()
+            .take(64 << 10)
+            .read_to_end(&mut body);
+        Some((status, error_codes(&body)))
     }
 }
 
@@ -375,8 +392,8 @@ fn error_codes(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// A request body that checks the monitor on every read: a cancel makes
-/// the read fail, which aborts the request at once.
+/// A request body. With a monitor (streamed bodies) it checks it on every
+/// read and ends early on cancel.
 struct PayloadReader<'p, 'a, 'm> {
     payload: &'p Payload<'a>,
     position: u64,
@@ -386,7 +403,7 @@ struct PayloadReader<'p, 'a, 'm> {
 impl Read for PayloadReader<'_, '_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.monitor.is_some_and(|m| m.is_cancelled()) {
-            return Err(io::Error::other("cancelled"));
+            return Ok(0);
         }
         match self.payload {
             Payload::None => Ok(0),
@@ -420,6 +437,49 @@ impl Read for PayloadReader<'_, '_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request that fails carries neither the query of its URL (upload
+    /// state) nor the credentials of the store in its message.
+    #[test]
+    fn failure_messages_hold_no_query_and_no_credentials() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let host = format!("127.0.0.1:{port}");
+        let remote = crate::distribution::RemoteOptions {
+            plain_http: true,
+            username: Some("user-SECRET-1".into()),
+            password: Some("pass-SECRET-2".into()),
+            timeout_seconds: Some(2),
+            ..Default::default()
+        };
+        let place = format!("{host}/r");
+        let client = Client::new(
+            super::super::transport::agent(&remote, &place).unwrap(),
+            Origin::new(true, &host),
+            place.clone(),
+            "r".into(),
+            Auth::new(
+                &host,
+                &place,
+                super::super::auth::source_of(&remote, &place).unwrap(),
+            ),
+            vec!["repository:r:pull".into()],
+        );
+        let url = format!("http://{host}/v2/r/blobs/uploads/u?_state=state-SECRET-3&digest=x");
+        let call = Call::new(Method::PATCH, url).payload(Payload::Bytes(b"abc"));
+        let e = client.send(&call).map(|_| ()).unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert_eq!(e.code(), crate::error::ErrorCode::RegistryError, "{text}");
+        assert!(
+            text.contains("PATCH /v2/r/blobs/uploads/u at 127.0.0.1"),
+            "{text}"
+        );
+        assert!(!text.contains("SECRET"), "{text}");
+        let malformed = client.malformed(&call, "no Location in the answer");
+        assert!(!format!("{malformed} {malformed:?}").contains("SECRET"));
+    }
 
     #[test]
     fn registry_error_codes_are_taken_short_and_printable() {
@@ -457,7 +517,7 @@ mod tests {
         let mut one = [0u8; 1];
         assert_eq!(r.read(&mut one).unwrap(), 1);
         token.cancel();
-        assert!(r.read(&mut one).is_err());
+        assert_eq!(r.read(&mut one).unwrap(), 0);
 
         let short = Payload::File {
             file: &tmp,

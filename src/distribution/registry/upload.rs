@@ -1,15 +1,16 @@
 //! Blob uploads (OCI distribution spec, "Pushing blobs"): a `HEAD` first
 //! (a blob the registry holds is not sent again); cross-repository mounts;
 //! otherwise a session (`POST …/blobs/uploads/` → 202 + `Location`), the
-//! bytes in `PATCH` pieces of `PIECE` (each answer moves the `Location`),
-//! and `PUT Location?digest=…` to close it. A blob of at most one piece
-//! goes in the closing `PUT` itself.
+//! bytes in streamed `PATCH` pieces of `PIECE` (each answer moves the
+//! `Location`), and `PUT Location?digest=…` to close it. A blob of at most
+//! `SMALL` bytes goes in the closing `PUT` itself.
 //!
 //! Open sessions are tracked so that `abandon` (and `commit`, for those a
 //! failed attempt left) can `DELETE` them: a cancelled push leaves no
 //! half-written upload behind in the registry.
 use super::client::{header, Call, Client, Payload};
 use super::location;
+use super::transport::CLEANUP_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::progress::Monitor;
 use std::collections::HashMap;
@@ -17,12 +18,17 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use ureq::http::Method;
 
-/// Bytes per `PATCH`. Small enough that a piece is a short request (the
-/// monitor is also checked inside it), big enough that a pack of a few
-/// hundred MiB is a few dozen requests.
+/// Bytes per `PATCH`: a pack of a few hundred MiB is a few dozen
+/// requests. Pieces are sent chunked and end early on cancel, so their
+/// size does not delay a cancel.
 pub const PIECE: u64 = 8 << 20;
+
+/// Blobs up to this size go in one `PUT` (after the `POST`), whose body is
+/// not interrupted by a cancel.
+pub const SMALL: u64 = 1 << 20;
 
 /// The upload sessions a store has open, by id, at their latest Location.
 #[derive(Default)]
@@ -130,35 +136,39 @@ pub fn put_blob(
         })?,
     };
 
-    // At most one piece: all of it in the closing PUT.
     let mut sent = 0u64;
-    if len > PIECE {
+    if len > SMALL {
         while sent < len {
             monitor.check()?;
             let count = (len - sent).min(PIECE);
-            let call = Call::new(Method::PATCH, location.clone())
+            let mut call = Call::new(Method::PATCH, location.clone())
                 .header("content-type", "application/octet-stream")
-                .header("content-range", format!("{}-{}", sent, sent + count - 1))
                 .payload(payload(sent, count))
                 .monitor(monitor);
+            call.stream = true;
             let response = client.send(&call)?;
             let status = response.status().as_u16();
             if status != 202 {
                 return Err(client.unexpected(&call, response));
             }
-            // The registry's idea of what it holds, where it says so.
+            location = next_location(client, &call, &response)?;
+            sessions.moved(id, &location);
+            // A cancel ended the piece early: the session is consistent
+            // (and `abandon` can delete it), the upload is over.
+            monitor.check()?;
+            // What the registry holds, where it says so.
             if let Some(range) = header(&response, "range") {
                 if !range_ends_at(range, sent + count - 1) {
                     return Err(client
                         .malformed(&call, "the registry holds a different range than was sent"));
                 }
             }
-            location = next_location(client, &call, &response)?;
-            sessions.moved(id, &location);
             sent += count;
         }
     }
     monitor.check()?;
+    // A small blob goes in the closing PUT itself; its body is never cut
+    // (see client.rs), and it is small enough to be quick.
     let rest = len - sent;
     let call = Call::new(
         Method::PUT,
@@ -188,7 +198,7 @@ pub fn mount(client: &Client, sessions: &Sessions, digest: &str, from: &str) -> 
         Some((id, _)) => {
             if let Some(stale) = lock(&sessions.from_mounts).insert(digest.to_string(), id) {
                 if let Some(location) = lock(&sessions.open).remove(&stale) {
-                    client.delete_quietly(&location);
+                    delete_session(client, &location, Instant::now() + CLEANUP_TIMEOUT);
                 }
             }
             Ok(false)
@@ -243,10 +253,35 @@ fn range_ends_at(range: &str, last: u64) -> bool {
         .is_some_and(|end| end == last)
 }
 
-/// Delete every open session (best effort, short timeouts).
+/// Delete every open session (best effort, within `CLEANUP_TIMEOUT`).
 pub fn abandon(client: &Client, sessions: &Sessions) {
+    let deadline = Instant::now() + CLEANUP_TIMEOUT;
     for location in sessions.drain() {
-        client.delete_quietly(&location);
+        delete_session(client, &location, deadline);
+    }
+}
+
+/// `DELETE` a session, then make sure with a `GET` that the registry no
+/// longer knows it. This matters after a cancel: the piece that was cut
+/// short leaves the Location's state stale, and distribution cancels a
+/// session on any request with stale state, but the handler of the cut
+/// piece may still be writing and bring the session's files back. Once it
+/// is done, the next request cancels for good and a `GET` answers
+/// `BLOB_UPLOAD_UNKNOWN`.
+fn delete_session(client: &Client, location: &str, deadline: Instant) {
+    loop {
+        client.cleanup(Method::DELETE, location);
+        match client.cleanup(Method::GET, location) {
+            // Alive, or just cancelled by this stale request: again.
+            Some((200..=299, _)) => {}
+            Some((404, codes)) if codes.iter().any(|c| c == "BLOB_UPLOAD_INVALID") => {}
+            // Unknown (gone), or a registry we cannot learn more from.
+            _ => return,
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
