@@ -135,6 +135,18 @@ mod tests {
     }
 
     #[test]
+    fn the_arguments_debug_form_holds_no_password() {
+        let a: SnapshotPullArgs =
+            args(r#"{"reference":"oci:/l","username":"u","password":"hunter2-secret"}"#).unwrap();
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("\"u\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn unknown_and_misplaced_fields_are_refused() {
         for (text, field) in [
             (

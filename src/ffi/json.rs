@@ -217,7 +217,7 @@ pub struct SnapshotPullArgs {
 /// own `deny_unknown_fields` refuses what neither they nor this one name;
 /// this one must not deny itself, or it would refuse their members (the
 /// argument tests in src/ffi/distribution.rs pin both).
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 pub struct RemoteArgs {
     #[serde(default)]
     pub plain_http: bool,
@@ -227,6 +227,22 @@ pub struct RemoteArgs {
     pub docker_config: Option<PathBuf>,
     pub max_in_flight: Option<usize>,
     pub timeout_seconds: Option<u64>,
+}
+
+/// Debug without the password, so that no `{:?}` of the arguments can
+/// carry it into a log or a message.
+impl std::fmt::Debug for RemoteArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteArgs")
+            .field("plain_http", &self.plain_http)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("docker_config", &self.docker_config)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
 }
 
 impl From<RemoteArgs> for RemoteOptions {
