@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import http.server
 import socket
+import subprocess
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest import stopped_sandbox, write_pattern
+from conftest import REPO, stopped_sandbox, write_pattern
 
 import microsnap
 
@@ -182,3 +186,68 @@ def test_registry_failures_have_their_classes(home, snap, refusing_registry):
     for e in (refused.value, down.value):
         assert "hunter2" not in str(e) and "hunter2" not in repr(e.details)
     assert [h.name for h in home.Snapshot.list()] == ["s"]
+
+
+REGISTRY_BIN = REPO / "target" / "registry" / "bin" / "docker-registry"
+
+
+@pytest.fixture
+def htpasswd_registry(tmp_path) -> Iterator[tuple[str, str, str]]:
+    """docker-registry on 127.0.0.1 with Basic auth: (host:port, user, password)."""
+    if not REGISTRY_BIN.exists():
+        pytest.skip(f"{REGISTRY_BIN} is missing: run `make registry-bin`")
+    user, password = "ci", "s3cret-pw-for-the-test"
+    try:
+        line = subprocess.run(["htpasswd", "-Bbn", user, password], check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"htpasswd (apache2-utils): {e}")
+    root = tmp_path / "registry"
+    root.mkdir()
+    (root / "htpasswd").write_bytes(line)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{s.getsockname()[1]}"
+    (root / "config.yml").write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
+        f"http:\n  addr: {host}\n  secret: microsnap-python-test\n"
+        f"auth:\n  htpasswd:\n    realm: microsnap-test\n    path: {root / 'htpasswd'}\n"
+    )
+    log = open(root / "registry.log", "wb")
+    proc = subprocess.Popen([str(REGISTRY_BIN), "serve", str(root / "config.yml")], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{host}/v2/", timeout=1)
+            except urllib.error.HTTPError as e:
+                if e.code == 401:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"docker-registry did not start: {(root / 'registry.log').read_text()}")
+            time.sleep(0.05)
+        yield host, user, password
+    finally:
+        proc.kill()
+        proc.wait()
+        log.close()
+
+
+def test_push_and_pull_through_a_registry(home, other, snap, htpasswd_registry, tmp_path):
+    host, user, password = htpasswd_registry
+    empty_config = tmp_path / "docker-config.json"
+    empty_config.write_text("{}")
+    remote = dict(plain_http=True, docker_config=empty_config)
+    ref = f"{host}/sandboxes/s:v1"
+    report = home.Snapshot.push("s", ref, username=user, password=password, max_in_flight=2, **remote)
+    assert report.reference == ref and report.chunks_uploaded > 0
+    pulled = other.Snapshot.pull_with_report(ref, username=user, password=password, **remote)
+    assert pulled.head.digest == snap.digest and pulled.head.name == "v1" and pulled.report.chunks_downloaded > 0
+    with pytest.raises(microsnap.Unauthorized) as wrong:
+        other.Snapshot.pull(ref, name="w", username=user, password="wrong-" + password, **remote)
+    with pytest.raises(microsnap.Unauthorized):
+        other.Snapshot.pull(ref, name="anon", **remote)
+    assert password not in str(wrong.value) and password not in repr(wrong.value.details)
