@@ -4,7 +4,7 @@
 //! or half-written input. Tests that need a tool skip (and say so) when it
 //! is not installed. Every image here is a few KiB.
 use crate::support::image::on_path;
-use microsnap::distribution::media_types::{ANNOTATION_REF_NAME, IMAGE_MANIFEST};
+use microsnap::distribution::media_types::{self, ANNOTATION_REF_NAME, IMAGE_MANIFEST};
 use microsnap::distribution::reference::Reference;
 use microsnap::distribution::store::{self, Access, Store};
 use microsnap::distribution::{layout, oci_archive, RemoteOptions};
@@ -68,6 +68,27 @@ impl Image {
                 "digest": sha256(&layer),
                 "size": layer.len(),
             }],
+        }))
+        .unwrap();
+        Image {
+            config,
+            layer,
+            manifest,
+        }
+    }
+
+    /// Shaped as push makes a snapshot: microsnap's config and layer media
+    /// types and `artifactType`, no tar anywhere.
+    fn snapshot_like(content: &str) -> Image {
+        let config = format!(r#"{{"name":"{content}"}}"#).into_bytes();
+        let layer = content.repeat(200).into_bytes();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": IMAGE_MANIFEST,
+            "artifactType": media_types::ARTIFACT_TYPE,
+            "config": {"mediaType": media_types::CONFIG, "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": media_types::PACK, "digest": sha256(&layer), "size": layer.len()}],
+            "annotations": {media_types::ANNOTATION_SNAPSHOT_DIGEST: sha256(&config)},
         }))
         .unwrap();
         Image {
@@ -1136,4 +1157,42 @@ fn a_blob_corrupted_inside_an_archive_is_caught_where_the_store_checks() {
     assert!(store
         .put_blob_bytes(&sha256(b"x"), b"x", &Monitor::none())
         .is_err());
+}
+
+#[test]
+fn skopeo_carries_a_snapshot_shaped_artifact_between_the_stores_unchanged() {
+    if !tool(
+        "skopeo_carries_a_snapshot_shaped_artifact_between_the_stores_unchanged",
+        "skopeo",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let image = Image::snapshot_like("snapshot");
+    let (dir, theirs, back) = (
+        tmp.path().join("lay"),
+        tmp.path().join("skopeo.tar"),
+        tmp.path().join("back"),
+    );
+    let ours = tmp.path().join("ours.tar");
+    image.push(
+        &*layout::open(&dir, Access::Write).unwrap(),
+        "snap",
+        tmp.path(),
+    );
+    write_archive(&ours, tmp.path(), &[("snap", &image)]);
+    // No flags: skopeo leaves blobs of unknown media types as they are.
+    run(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:snap", dir.display()))
+        .arg(archive_ref(&theirs, "snap")));
+    image.check_in(
+        &*oci_archive::open(&theirs, Access::Read, tmp.path()).unwrap(),
+        "snap",
+    );
+    run(Command::new("skopeo")
+        .arg("copy")
+        .arg(archive_ref(&ours, "snap"))
+        .arg(format!("oci:{}:snap", back.display())));
+    image.check_in(&*layout::open(&back, Access::Read).unwrap(), "snap");
 }
