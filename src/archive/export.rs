@@ -161,7 +161,7 @@ fn refuse_long_payload_names(chain: &[Artifact], planned: &[PlannedSnapshot]) ->
 
 /// The head and its ancestors, root first. Parents resolve through the
 /// index, then the snapshots directory.
-fn chain_of(home: &Home, head: Artifact) -> Result<Vec<Artifact>> {
+pub(crate) fn chain_of(home: &Home, head: Artifact) -> Result<Vec<Artifact>> {
     let mut chain = vec![head];
     let mut seen = BTreeSet::new();
     while let Some(parent) = chain

@@ -38,6 +38,7 @@ pub mod transport_digest;
 use crate::artifact::Artifact;
 use std::path::PathBuf;
 
+pub(crate) use export::chain_of;
 pub use export::export;
 pub use import::{import, import_named};
 

@@ -24,13 +24,21 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub mod chunk_index;
 pub mod layout;
+pub mod leaf_cache;
 pub mod media_types;
+pub mod objects;
 pub mod oci_archive;
+pub mod packer;
+mod pull;
+mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;
 
+pub use pull::pull;
+pub use push::push;
 pub use reference::Reference;
 
 /// How to reach a registry. Shared by push and pull; ignored by the local

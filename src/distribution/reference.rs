@@ -58,9 +58,9 @@ impl Reference {
             }
             None => (text, None),
         };
-        let (host, path) = name
-            .split_once('/')
-            .ok_or_else(|| bad("expected HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST], oci:DIR or oci-archive:FILE"))?;
+        let (host, path) = name.split_once('/').ok_or_else(|| {
+            bad("expected HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST], oci:DIR or oci-archive:FILE")
+        })?;
         if !(host.contains('.') || host.contains(':') || host == "localhost") {
             return Err(bad(&format!(
                 "{host:?} is not a registry host (it needs a '.', a ':PORT' or to be localhost)"
@@ -156,10 +156,9 @@ fn split_local(rest: &str) -> std::result::Result<(PathBuf, Option<String>), Str
 pub(crate) fn check_tag(tag: &str) -> std::result::Result<(), String> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && (b == b'.' || b == b'-')));
+        && tag.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && (b == b'.' || b == b'-'))
+        });
     if ok {
         Ok(())
     } else {
@@ -171,8 +170,14 @@ pub(crate) fn check_tag(tag: &str) -> std::result::Result<(), String> {
 
 fn check_digest(digest: &str) -> std::result::Result<(), String> {
     match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => Ok(()),
-        _ => Err(format!("digest {digest:?} is not sha256:<64 lowercase hex>")),
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "digest {digest:?} is not sha256:<64 lowercase hex>"
+        )),
     }
 }
 
@@ -185,7 +190,12 @@ fn check_host(host: &str) -> std::result::Result<(), String> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
     if name_ok && port_ok {
         Ok(())
     } else {
@@ -200,9 +210,12 @@ fn check_repository(repository: &str) -> std::result::Result<(), String> {
         !bytes.is_empty()
             && alnum(&bytes[0])
             && alnum(&bytes[bytes.len() - 1])
-            && bytes.iter().all(|b| alnum(b) || matches!(b, b'.' | b'_' | b'-'))
+            && bytes
+                .iter()
+                .all(|b| alnum(b) || matches!(b, b'.' | b'_' | b'-'))
     };
-    if !repository.is_empty() && repository.len() <= 255 && repository.split('/').all(component_ok) {
+    if !repository.is_empty() && repository.len() <= 255 && repository.split('/').all(component_ok)
+    {
         Ok(())
     } else {
         Err(format!(
@@ -232,7 +245,12 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         assert_eq!(
             registry("127.0.0.1:5000/team/base:v1"),
-            ("127.0.0.1:5000".into(), "team/base".into(), Some("v1".into()), None)
+            (
+                "127.0.0.1:5000".into(),
+                "team/base".into(),
+                Some("v1".into()),
+                None
+            )
         );
         assert_eq!(
             registry("localhost/snap"),
@@ -240,7 +258,12 @@ mod tests {
         );
         assert_eq!(
             registry(&format!("reg.example.com/a/b:t@{d}")),
-            ("reg.example.com".into(), "a/b".into(), Some("t".into()), Some(d.clone()))
+            (
+                "reg.example.com".into(),
+                "a/b".into(),
+                Some("t".into()),
+                Some(d.clone())
+            )
         );
         assert_eq!(
             registry(&format!("reg.example.com/a@{d}")),
@@ -252,11 +275,17 @@ mod tests {
     fn local_references_take_the_first_colon_as_the_tag_separator() {
         assert_eq!(
             Reference::parse("oci:/tmp/lay:v2").unwrap(),
-            Reference::Layout { dir: "/tmp/lay".into(), tag: Some("v2".into()) }
+            Reference::Layout {
+                dir: "/tmp/lay".into(),
+                tag: Some("v2".into())
+            }
         );
         assert_eq!(
             Reference::parse("oci-archive:x.tar").unwrap(),
-            Reference::Archive { file: "x.tar".into(), tag: None }
+            Reference::Archive {
+                file: "x.tar".into(),
+                tag: None
+            }
         );
     }
 
@@ -277,13 +306,22 @@ mod tests {
             "oci:/tmp/x:bad tag",
         ] {
             let err = Reference::parse(bad).unwrap_err();
-            assert_eq!(err.code(), crate::error::ErrorCode::InvalidArgument, "{bad}: {err}");
+            assert_eq!(
+                err.code(),
+                crate::error::ErrorCode::InvalidArgument,
+                "{bad}: {err}"
+            );
         }
     }
 
     #[test]
     fn display_gives_back_what_was_parsed() {
-        for text in ["h.io:5000/a/b:c", "oci:/d:t", "oci-archive:/f.tar", "localhost/x"] {
+        for text in [
+            "h.io:5000/a/b:c",
+            "oci:/d:t",
+            "oci-archive:/f.tar",
+            "localhost/x",
+        ] {
             assert_eq!(Reference::parse(text).unwrap().to_string(), text);
         }
     }

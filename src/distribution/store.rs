@@ -29,8 +29,7 @@ pub trait Store: Send + Sync {
 
     /// Store the blob `digest` (as the caller computed it) whose bytes are
     /// the whole file at `path`, `len` bytes. Returns the bytes sent.
-    fn put_blob_file(&self, digest: &str, path: &Path, len: u64, monitor: &Monitor)
-        -> Result<u64>;
+    fn put_blob_file(&self, digest: &str, path: &Path, len: u64, monitor: &Monitor) -> Result<u64>;
 
     /// Store a small blob held in memory (an index, a config). Returns the
     /// bytes sent.
@@ -46,8 +45,13 @@ pub trait Store: Send + Sync {
     fn get_blob(&self, digest: &str, max: u64, monitor: &Monitor) -> Result<Vec<u8>>;
 
     /// Exactly `len` bytes of blob `digest` from `offset` (a Range request).
-    fn get_blob_range(&self, digest: &str, offset: u64, len: u64, monitor: &Monitor)
-        -> Result<Vec<u8>>;
+    fn get_blob_range(
+        &self,
+        digest: &str,
+        offset: u64,
+        len: u64,
+        monitor: &Monitor,
+    ) -> Result<Vec<u8>>;
 
     /// The manifest under a tag or a `sha256:` digest, `None` if there is
     /// none; more than `max` bytes is an error.

@@ -1,0 +1,246 @@
+//! The home's leaf lists: for each local snapshot that was pushed or
+//! pulled, its non-zero chunks' leaf hashes (`<home>/cache/leaves/<hex>`).
+//! Pull copies a chunk from any local artifact that has its leaf hash
+//! instead of downloading it; push and pull write these lists as a side
+//! effect, so the parent of what is pulled next is usually known already.
+//!
+//! A list is derived data: it is written atomically (temporary file and
+//! rename), a missing or unreadable one is simply not used, a list whose
+//! snapshot is no longer indexed is deleted when lists are next gathered,
+//! and every chunk copied through it is checked against its leaf hash.
+//! So the cache holds at most one 40-byte record per non-zero chunk of
+//! each indexed snapshot.
+//!
+//! File: magic `MSNAPLVS`, upper size u64 LE, count u64 LE, then count x
+//! { chunk number u64 LE, leaf [32] }.
+use crate::artifact::{self, Artifact};
+use crate::error::{IoContext, Result};
+use crate::home::Home;
+use crate::integrity::{self, LeafHash, MERKLE_LEAF_SIZE};
+use crate::progress::Monitor;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const MAGIC: &[u8; 8] = b"MSNAPLVS";
+const RECORD: usize = 8 + 32;
+
+fn dir(home: &Home) -> PathBuf {
+    home.root().join("cache").join("leaves")
+}
+
+fn file_for(home: &Home, digest: &str) -> Option<PathBuf> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| dir(home).join(hex))
+}
+
+/// Record the leaves of snapshot `digest` (best effort: a cache).
+pub fn save(home: &Home, digest: &str, size: u64, leaves: &[(u64, LeafHash)]) {
+    let _ = try_save(home, digest, size, leaves);
+}
+
+fn try_save(home: &Home, digest: &str, size: u64, leaves: &[(u64, LeafHash)]) -> Result<()> {
+    let Some(path) = file_for(home, digest) else {
+        return Ok(());
+    };
+    let dir = dir(home);
+    fs::create_dir_all(&dir).ctx("create", &dir)?;
+    let mut bytes = Vec::with_capacity(24 + leaves.len() * RECORD);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&size.to_le_bytes());
+    bytes.extend_from_slice(&(leaves.len() as u64).to_le_bytes());
+    for (number, leaf) in leaves {
+        bytes.extend_from_slice(&number.to_le_bytes());
+        bytes.extend_from_slice(leaf);
+    }
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
+    let written = (|| -> Result<()> {
+        let mut f = File::create(&tmp).ctx("create", &tmp)?;
+        f.write_all(&bytes).ctx("write", &tmp)?;
+        f.sync_all().ctx("sync", &tmp)?;
+        fs::rename(&tmp, &path).ctx("rename into place", &path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::UNIX_EPOCH
+            .elapsed()
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
+
+fn load(path: &Path) -> Option<(u64, Vec<(u64, LeafHash)>)> {
+    let bytes = fs::read(path).ok()?;
+    if bytes.len() < 24 || &bytes[..8] != MAGIC {
+        return None;
+    }
+    let size = u64::from_le_bytes(bytes[8..16].try_into().ok()?);
+    let count = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
+    let body = &bytes[24..];
+    if (body.len() as u64) != count.checked_mul(RECORD as u64)? {
+        return None;
+    }
+    let leaves = body
+        .chunks_exact(RECORD)
+        .map(|r| {
+            let number = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+            let leaf: LeafHash = r[8..].try_into().expect("32 bytes");
+            (number, leaf)
+        })
+        .collect();
+    Some((size, leaves))
+}
+
+/// The leaves of an artifact's upper, read from its data (O(data)).
+pub fn compute(art: &Artifact, monitor: &Monitor) -> Result<Vec<(u64, LeafHash)>> {
+    let upper = art.disk_upper("read the chunks of")?;
+    let path = art.upper_path();
+    let size = upper.spec.size_bytes;
+    let extents = crate::sparse::data_extents(upper.file).ctx("find data extents of", &path)?;
+    let mut leaves = Vec::new();
+    let mut buffer = vec![0u8; MERKLE_LEAF_SIZE as usize];
+    let mut last = None;
+    for extent in &extents {
+        let first = extent.offset / MERKLE_LEAF_SIZE;
+        let end = extent.end().min(size).div_ceil(MERKLE_LEAF_SIZE);
+        for number in first..end {
+            if last.is_some_and(|l| l >= number) {
+                continue;
+            }
+            last = Some(number);
+            monitor.check()?;
+            let start = number * MERKLE_LEAF_SIZE;
+            let len = MERKLE_LEAF_SIZE.min(size - start) as usize;
+            upper
+                .file
+                .read_exact_at(&mut buffer[..len], start)
+                .ctx("read", &path)?;
+            if !crate::sparse::is_all_zero(&buffer[..len]) {
+                leaves.push((number, integrity::merkle_sha256_leaf(&buffer[..len])));
+            }
+        }
+    }
+    Ok(leaves)
+}
+
+/// Where a chunk with a given leaf hash can be read locally.
+#[derive(Clone)]
+pub struct LocalChunk {
+    pub file: Arc<File>,
+    pub path: Arc<PathBuf>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Chunks of local artifacts, by leaf hash.
+#[derive(Default)]
+pub struct LocalChunks {
+    by_leaf: HashMap<LeafHash, LocalChunk>,
+    /// Lists computed by `gather` for snapshots that had none: recorded by
+    /// `save_computed` once the operation has succeeded, so a failed pull
+    /// leaves the home as it was.
+    computed: Vec<(String, u64, Vec<(u64, LeafHash)>)>,
+}
+
+impl LocalChunks {
+    /// Every indexed snapshot with a leaf list, plus `also` (digests of
+    /// local snapshots, e.g. the parent of what is pulled) whose leaves are
+    /// computed when they have no list yet. Lists of snapshots no longer
+    /// indexed are deleted (they describe nothing).
+    pub fn gather(home: &Home, also: &[String], monitor: &Monitor) -> Result<LocalChunks> {
+        let mut chunks = LocalChunks::default();
+        let mut indexed: HashMap<String, PathBuf> = HashMap::new();
+        for handle in crate::snapshot::list(home)? {
+            indexed
+                .entry(handle.digest.clone())
+                .or_insert(handle.path.clone());
+        }
+        let cache = dir(home);
+        let mut listed = std::collections::HashSet::new();
+        if let Ok(entries) = fs::read_dir(&cache) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let digest = format!("sha256:{name}");
+                match indexed.get(&digest) {
+                    Some(path) => {
+                        if let Some((_, leaves)) = load(&entry.path()) {
+                            if let Ok(art) = artifact::open_dir(path) {
+                                if art.digest == digest && chunks.add(&art, &leaves) {
+                                    listed.insert(digest);
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
+            }
+        }
+        for digest in also {
+            if listed.contains(digest) {
+                continue;
+            }
+            let Ok(art) = artifact::resolve_digest(home, digest) else {
+                continue;
+            };
+            let Ok(leaves) = compute(&art, monitor) else {
+                monitor.check()?;
+                continue;
+            };
+            if chunks.add(&art, &leaves) {
+                if let Some(size) = art.upper_spec().map(|u| u.size_bytes) {
+                    chunks.computed.push((digest.clone(), size, leaves));
+                }
+            }
+        }
+        Ok(chunks)
+    }
+
+    fn add(&mut self, art: &Artifact, leaves: &[(u64, LeafHash)]) -> bool {
+        let Ok(upper) = art.disk_upper("copy chunks of") else {
+            return false;
+        };
+        let Ok(file) = upper.file.try_clone() else {
+            return false;
+        };
+        let size = upper.spec.size_bytes;
+        let file = Arc::new(file);
+        let path = Arc::new(art.upper_path());
+        for (number, leaf) in leaves {
+            let offset = number.saturating_mul(MERKLE_LEAF_SIZE);
+            if offset >= size {
+                continue;
+            }
+            self.by_leaf.entry(*leaf).or_insert_with(|| LocalChunk {
+                file: Arc::clone(&file),
+                path: Arc::clone(&path),
+                offset,
+                len: MERKLE_LEAF_SIZE.min(size - offset),
+            });
+        }
+        true
+    }
+
+    /// Record the lists `gather` computed.
+    pub fn save_computed(&self, home: &Home) {
+        for (digest, size, leaves) in &self.computed {
+            save(home, digest, *size, leaves);
+        }
+    }
+
+    pub fn get(&self, leaf: &LeafHash) -> Option<&LocalChunk> {
+        self.by_leaf.get(leaf)
+    }
+}

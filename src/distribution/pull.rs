@@ -1,0 +1,757 @@
+//! Pull: a snapshot from a registry, an `oci:` layout or an `oci-archive:`
+//! file into a snapshots directory, checked end to end.
+//!
+//! 1. The manifest (its digest checked when the reference pins one), the
+//!    config (`sha256(config)` is the snapshot digest and it parses as the
+//!    descriptor the manifest says) and the index (its digest; its packs are
+//!    the manifest's layers; its merkle root equals the annotation and, where
+//!    the recorded algorithm is `microsnap-merkle-sha256-v1`, the recorded
+//!    digest; any other recorded algorithm is computed on the stream).
+//! 2. Every non-zero chunk is copied from a local artifact with the same leaf
+//!    hash, or else fetched (one Range request per run of adjacent frames, a
+//!    few in flight), decompressed, checked against its leaf hash and
+//!    written at its offset of the staged upper; zero chunks stay holes. The
+//!    upper is never read back.
+//! 3. The staged artifact is opened (its digest checked once more),
+//!    published by one rename and indexed. A failure or cancel at any point
+//!    leaves nothing behind.
+use super::chunk_index::{ChunkEntry, ChunkIndex};
+use super::leaf_cache::{self, LocalChunks};
+use super::media_types::digest_tag;
+use super::objects::{self, SnapshotManifest};
+use super::push::{blob_of, check_blob, fetch_index, same_packs};
+use super::reference::Reference;
+use super::store::{self, Access, Store};
+use super::{PullOptions, PullReport};
+use crate::artifact::{self, Artifact, Descriptor};
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use crate::integrity::{self, Algorithm, StreamDigest, MERKLE_LEAF_SIZE};
+use crate::manifest::Upper;
+use crate::progress::{Monitor, Phase};
+use crate::publish::Staging;
+use crate::snapshot::SnapshotHandle;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+/// Frames fetched by one Range request at most.
+const RUN_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest chunk index blob accepted.
+const MAX_INDEX_BLOB: u64 = 256 * 1024 * 1024;
+/// Longest parent chain followed with `with_parents`.
+const MAX_CHAIN: usize = 1024;
+
+/// Pull `reference` into `dest` (default: the home's snapshots directory).
+pub fn pull(
+    home: &Home,
+    reference: &str,
+    dest: Option<&Path>,
+    options: &PullOptions,
+    monitor: &Monitor,
+) -> Result<(SnapshotHandle, PullReport)> {
+    let parsed = Reference::parse(reference)?;
+    if let Some(name) = &options.name {
+        crate::home::validate_bare_name("snapshot", name)?;
+    }
+    let dest_dir = dest.map_or_else(|| home.snapshots_dir(), Path::to_path_buf);
+    let scratch = Staging::new(&home.tmp_dir(), "pull")?;
+    let source = store::open(&parsed, &options.remote, Access::Read, scratch.path())?;
+    let pulling = Pulling {
+        home,
+        store: source.as_ref(),
+        reference: &parsed,
+        dest: &dest_dir,
+        in_flight: options.remote.in_flight(),
+        monitor,
+    };
+    let mut report = PullReport {
+        reference: parsed.to_string(),
+        ..PullReport::default()
+    };
+    let mut published = Vec::new();
+    let result = pulling.run(options, &mut report, &mut published);
+    match result {
+        Ok(path) => {
+            let handle = crate::snapshot::get(home, &path.to_string_lossy())?;
+            report.path = path.display().to_string();
+            Ok((handle, report))
+        }
+        Err(e) => {
+            source.abandon();
+            for path in published.iter().rev() {
+                unpublish(home, &dest_dir, path);
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Pulling<'a, 'm> {
+    home: &'a Home,
+    store: &'a dyn Store,
+    reference: &'a Reference,
+    dest: &'a Path,
+    in_flight: usize,
+    monitor: &'a Monitor<'m>,
+}
+
+/// A manifest fetched and checked, with its config and index.
+struct Fetched {
+    manifest_digest: String,
+    manifest: SnapshotManifest,
+    config: Vec<u8>,
+    upper: Upper,
+    index: ChunkIndex,
+}
+
+impl Pulling<'_, '_> {
+    fn run(
+        &self,
+        options: &PullOptions,
+        report: &mut PullReport,
+        published: &mut Vec<PathBuf>,
+    ) -> Result<PathBuf> {
+        let head_ref = self
+            .reference
+            .digest()
+            .unwrap_or_else(|| self.reference.tag_or_default())
+            .to_string();
+        let head = self.fetch(&head_ref, self.reference.digest())?;
+        report.manifest_digest = head.manifest_digest.clone();
+        report.snapshot_digest = head.manifest.snapshot_digest.clone();
+        let name = match (&options.name, self.reference.tag(), self.reference.digest()) {
+            (Some(name), _, _) => name.clone(),
+            (None, Some(tag), _) => tag.to_string(),
+            (None, None, Some(_)) => crate::manifest::digest_prefix(&head.manifest.snapshot_digest),
+            (None, None, None) => self.reference.tag_or_default().to_string(),
+        };
+        crate::home::validate_bare_name("snapshot", &name)?;
+
+        // Ancestors first (root first), each under its digest-prefix name.
+        let mut ancestors = Vec::new();
+        if options.with_parents {
+            let mut seen = HashSet::new();
+            let mut parent = head.manifest.parent.clone();
+            while let Some(digest) = parent {
+                if ancestors.len() >= MAX_CHAIN || !seen.insert(digest.clone()) {
+                    return Err(Error::InvalidArchive(format!(
+                        "the parent chain of {} loops or is longer than {MAX_CHAIN}",
+                        head.manifest.snapshot_digest
+                    )));
+                }
+                if is_local(self.home, &digest)? {
+                    break;
+                }
+                let fetched = self.fetch(&digest_tag(&digest), None).and_then(|f| {
+                    if f.manifest.snapshot_digest == digest {
+                        Ok(f)
+                    } else {
+                        Err(Error::InvalidArchive(format!(
+                            "tag {} holds snapshot {}, not {digest}",
+                            digest_tag(&digest),
+                            f.manifest.snapshot_digest
+                        )))
+                    }
+                });
+                let fetched = match fetched {
+                    Ok(f) => f,
+                    Err(Error::SnapshotNotFound(_)) => {
+                        return Err(Error::SnapshotNotFound(format!(
+                            "{digest}, an ancestor of {}, is neither local nor in {} under tag {}",
+                            head.manifest.snapshot_digest,
+                            self.store.describe(),
+                            digest_tag(&digest)
+                        )))
+                    }
+                    Err(e) => return Err(e),
+                };
+                parent = fetched.manifest.parent.clone();
+                ancestors.push(fetched);
+            }
+        }
+        for ancestor in ancestors.into_iter().rev() {
+            let name = crate::manifest::digest_prefix(&ancestor.manifest.snapshot_digest);
+            self.install(ancestor, &name, report, published)?;
+        }
+        self.install(head, &name, report, published)
+    }
+
+    /// Fetch and check the manifest under `tag_or_digest`, its config and
+    /// index. `pinned`: the manifest digest the reference names.
+    fn fetch(&self, tag_or_digest: &str, pinned: Option<&str>) -> Result<Fetched> {
+        self.monitor.check()?;
+        let bytes = self
+            .store
+            .get_manifest(tag_or_digest, objects::MAX_MANIFEST)?
+            .ok_or_else(|| {
+                Error::SnapshotNotFound(format!(
+                    "{} has no manifest {tag_or_digest}",
+                    self.store.describe()
+                ))
+            })?;
+        let manifest_digest = blob_of(&bytes).digest;
+        if let Some(pinned) = pinned {
+            if manifest_digest != pinned {
+                return Err(Error::IntegrityMismatch {
+                    path: format!("manifest {tag_or_digest}"),
+                    expected: pinned.to_string(),
+                    actual: manifest_digest,
+                });
+            }
+        }
+        let manifest = objects::parse(&bytes)?;
+        let config =
+            self.store
+                .get_blob(&manifest.config.digest, objects::MAX_CONFIG, self.monitor)?;
+        check_blob(&config, &manifest.config, "config")?;
+        let (descriptor, digest) = Descriptor::parse(manifest.format, &config)?;
+        if digest != manifest.snapshot_digest {
+            return Err(Error::IntegrityMismatch {
+                path: format!("config {}", manifest.config.digest),
+                expected: manifest.snapshot_digest.clone(),
+                actual: digest,
+            });
+        }
+        let upper = descriptor.upper().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{} is a checkpoint-state snapshot, which has no disk upper to pull",
+                manifest.snapshot_digest
+            ))
+        })?;
+        if upper.size_bytes != manifest.upper_size {
+            return Err(Error::InvalidArchive(format!(
+                "the manifest says the upper is {} bytes, its descriptor {}",
+                manifest.upper_size, upper.size_bytes
+            )));
+        }
+        if manifest.index.size > MAX_INDEX_BLOB {
+            return Err(Error::InvalidArchive(format!(
+                "the chunk index is {} bytes",
+                manifest.index.size
+            )));
+        }
+        let index = fetch_index(self.store, &manifest.index, self.monitor)?;
+        if !same_packs(&index, &manifest.packs) {
+            return Err(Error::InvalidArchive(
+                "the chunk index's packs are not the manifest's layers".into(),
+            ));
+        }
+        if index.upper_size != upper.size_bytes {
+            return Err(Error::InvalidArchive(format!(
+                "the chunk index is for a {}-byte upper, the descriptor's is {}",
+                index.upper_size, upper.size_bytes
+            )));
+        }
+        let root = index.merkle_root()?;
+        if root != manifest.merkle_root {
+            return Err(Error::IntegrityMismatch {
+                path: format!("chunk index {}", manifest.index.digest),
+                expected: manifest.merkle_root.clone(),
+                actual: root,
+            });
+        }
+        if let Some(recorded) = &upper.integrity {
+            if Algorithm::recorded(&recorded.algorithm)? == Algorithm::MerkleSha256V1
+                && recorded.digest != root
+            {
+                return Err(Error::IntegrityMismatch {
+                    path: format!("chunk index {}", manifest.index.digest),
+                    expected: recorded.digest.clone(),
+                    actual: root,
+                });
+            }
+        }
+        Ok(Fetched {
+            manifest_digest,
+            manifest,
+            config,
+            upper,
+            index,
+        })
+    }
+
+    /// Receive one snapshot into `dest/name`; returns its path.
+    fn install(
+        &self,
+        fetched: Fetched,
+        name: &str,
+        report: &mut PullReport,
+        published: &mut Vec<PathBuf>,
+    ) -> Result<PathBuf> {
+        let target = self.dest.join(name);
+        let digest = fetched.manifest.snapshot_digest.clone();
+        let chunk_count = fetched.index.chunks.len() as u64;
+        report.chunks_total += chunk_count;
+        match fs::symlink_metadata(&target) {
+            Ok(_) => {
+                let existing = artifact::open_dir(&target).map_err(|e| {
+                    Error::AlreadyExists(format!(
+                        "{} exists and is not a readable snapshot ({e}); {} is {digest}",
+                        target.display(),
+                        self.reference
+                    ))
+                })?;
+                if existing.digest != digest {
+                    return Err(Error::AlreadyExists(format!(
+                        "{} holds snapshot {}, not {digest}; pull with another name",
+                        target.display(),
+                        existing.digest
+                    )));
+                }
+                report.already_present = true;
+                report.chunks_reused += chunk_count;
+                artifact::index_artifact(self.home, &existing)?;
+                return Ok(target);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("check", &target, e)),
+        }
+        let parent = fetched.manifest.parent.clone();
+        let local = LocalChunks::gather(self.home, parent.as_slice(), self.monitor)?;
+        let staging = Staging::new(&self.home.staging_area_for(self.dest)?, "pull")?;
+        let descriptor_path = staging
+            .path()
+            .join(fetched.manifest.format.descriptor_file());
+        write_synced(&descriptor_path, &fetched.config)?;
+        let upper_path = staging.path().join(&fetched.upper.file);
+        let upper = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&upper_path)
+            .ctx("create", &upper_path)?;
+        upper
+            .set_len(fetched.upper.size_bytes)
+            .ctx("size", &upper_path)?;
+        let stream = match &fetched.upper.integrity {
+            Some(rec) if Algorithm::recorded(&rec.algorithm)? != Algorithm::MerkleSha256V1 => {
+                Some((
+                    StreamDigest::new(
+                        Algorithm::recorded(&rec.algorithm)?,
+                        fetched.upper.size_bytes,
+                    ),
+                    rec.digest.clone(),
+                ))
+            }
+            _ => None,
+        };
+        let mut receiver = Receiver {
+            file: &upper,
+            path: &upper_path,
+            stream,
+            monitor: self.monitor,
+        };
+        self.transfer(&fetched, &local, &mut receiver, parent.as_deref(), report)?;
+        if let Some((stream, expected)) = receiver.stream.take() {
+            let actual = stream.finish();
+            if actual != expected {
+                return Err(Error::IntegrityMismatch {
+                    path: upper_path.display().to_string(),
+                    expected,
+                    actual,
+                });
+            }
+        }
+        upper.sync_all().ctx("sync", &upper_path)?;
+        drop(upper);
+        let staged = artifact::open_dir(staging.path())?;
+        if staged.digest != digest {
+            return Err(Error::Internal(format!(
+                "the pulled artifact opened as {}, not {digest}",
+                staged.digest
+            )));
+        }
+        self.monitor.check()?;
+        crate::fault::point("pull.before_publish")?;
+        // Held until indexed: a crash in between leaves it stale, so the next
+        // open reindexes.
+        let _indexing = Staging::new(&self.home.tmp_dir(), "indexing")?;
+        staging.publish(&target)?;
+        published.push(target.clone());
+        let art: Artifact = artifact::open_dir(&target)?;
+        artifact::index_artifact(self.home, &art)?;
+        let leaves: Vec<_> = fetched
+            .index
+            .chunks
+            .iter()
+            .map(|c| (c.number, c.leaf))
+            .collect();
+        leaf_cache::save(self.home, &digest, fetched.upper.size_bytes, &leaves);
+        local.save_computed(self.home);
+        Ok(target)
+    }
+
+    /// Write every non-zero chunk: local copies first-class, the rest in
+    /// runs fetched a few at a time and written in chunk order.
+    fn transfer(
+        &self,
+        fetched: &Fetched,
+        local: &LocalChunks,
+        receiver: &mut Receiver,
+        parent: Option<&str>,
+        report: &mut PullReport,
+    ) -> Result<()> {
+        let index = &fetched.index;
+        let total: u64 = index.chunks.iter().map(|c| index.chunk_len(c.number)).sum();
+        self.monitor.phase(Phase::Pull, total)?;
+        let plan = plan(index, local);
+        self.check_packs_present(&plan, index, parent)?;
+        let runs: Vec<&[ChunkEntry]> = plan
+            .iter()
+            .filter_map(|step| match step {
+                Step::Fetch(run) => Some(*run),
+                Step::Local(..) => None,
+            })
+            .collect();
+        let fetcher = Fetcher::new(self, index, &runs);
+        std::thread::scope(|scope| -> Result<()> {
+            for _ in 0..self.in_flight.min(runs.len()) {
+                scope.spawn(|| fetcher.work());
+            }
+            let result = (|| -> Result<()> {
+                let mut next_run = 0;
+                for step in &plan {
+                    self.monitor.check()?;
+                    match step {
+                        Step::Local(chunk, source) => {
+                            let len = index.chunk_len(chunk.number);
+                            match copy_local(source, chunk, len)? {
+                                Some(bytes) => {
+                                    receiver.write(chunk.number, &bytes)?;
+                                    report.chunks_reused += 1;
+                                    report.bytes_reused += u64::from(chunk.length);
+                                    report.bytes_copied_locally += len;
+                                }
+                                None => {
+                                    // The local copy is not what its leaf list says: fetch it.
+                                    let frame =
+                                        self.fetch_frames(index, std::slice::from_ref(chunk))?;
+                                    report.bytes_downloaded += frame.len() as u64;
+                                    report.chunks_downloaded += 1;
+                                    let bytes = decode_frame(&frame, chunk, len)?;
+                                    receiver.write(chunk.number, &bytes)?;
+                                }
+                            }
+                        }
+                        Step::Fetch(run) => {
+                            let data = fetcher.take(next_run)?;
+                            next_run += 1;
+                            report.bytes_downloaded += data.len() as u64;
+                            let mut at = 0usize;
+                            for chunk in run.iter() {
+                                let frame = &data[at..at + chunk.length as usize];
+                                at += chunk.length as usize;
+                                let len = index.chunk_len(chunk.number);
+                                let bytes = decode_frame(frame, chunk, len)?;
+                                receiver.write(chunk.number, &bytes)?;
+                                report.chunks_downloaded += 1;
+                            }
+                        }
+                    }
+                    crate::fault::point("pull.chunk_written")?;
+                }
+                Ok(())
+            })();
+            fetcher.stop();
+            result
+        })?;
+        report.bytes_downloaded += fetched.config.len() as u64 + fetched.manifest.index.size;
+        Ok(())
+    }
+
+    /// A pack the plan fetches from must be in the store; one that is not
+    /// was left out on purpose (`push --since`) when the manifest has a
+    /// parent, and the error says which snapshot is needed locally.
+    fn check_packs_present(
+        &self,
+        plan: &[Step],
+        index: &ChunkIndex,
+        parent: Option<&str>,
+    ) -> Result<()> {
+        let mut needed: Vec<u32> = plan
+            .iter()
+            .filter_map(|s| match s {
+                Step::Fetch(run) => Some(run[0].pack),
+                Step::Local(..) => None,
+            })
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        for pack in needed {
+            let pack = &index.packs[pack as usize];
+            let size = self.store.blob_size(&pack.digest())?;
+            if let Some(size) = size.filter(|&size| size != pack.size) {
+                return Err(Error::IntegrityMismatch {
+                    path: format!("pack {} in {}", pack.digest(), self.store.describe()),
+                    expected: format!("{} bytes", pack.size),
+                    actual: format!("{size} bytes"),
+                });
+            }
+            if size.is_none() {
+                return Err(match parent {
+                    Some(parent) => Error::SnapshotNotFound(format!(
+                        "{} lacks pack {} that snapshot {parent} (the parent) holds: it was \
+                         written with --since; pull needs {parent} locally (pull or import it first)",
+                        self.store.describe(),
+                        pack.digest()
+                    )),
+                    None => Error::InvalidArchive(format!(
+                        "{} lacks pack {}, which its manifest names",
+                        self.store.describe(),
+                        pack.digest()
+                    )),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The frames of `run` (adjacent in one pack), in one Range request.
+    fn fetch_frames(&self, index: &ChunkIndex, run: &[ChunkEntry]) -> Result<Vec<u8>> {
+        let first = run[0];
+        let last = run[run.len() - 1];
+        let len = last.offset + u64::from(last.length) - first.offset;
+        let pack = &index.packs[first.pack as usize];
+        let data = self
+            .store
+            .get_blob_range(&pack.digest(), first.offset, len, self.monitor)?;
+        if data.len() as u64 != len {
+            return Err(Error::Registry(format!(
+                "{} answered {} bytes for a {len}-byte range of {}",
+                self.store.describe(),
+                data.len(),
+                pack.digest()
+            )));
+        }
+        Ok(data)
+    }
+}
+
+enum Step<'a> {
+    Local(&'a ChunkEntry, leaf_cache::LocalChunk),
+    Fetch(&'a [ChunkEntry]),
+}
+
+/// In chunk order: each chunk a local copy, or part of a run of adjacent
+/// frames of one pack (at most RUN_BYTES) to fetch.
+fn plan<'a>(index: &'a ChunkIndex, local: &LocalChunks) -> Vec<Step<'a>> {
+    let mut steps = Vec::new();
+    let mut run_start: Option<usize> = None;
+    let chunks = &index.chunks;
+    let close = |steps: &mut Vec<Step<'a>>, start: &mut Option<usize>, end: usize| {
+        if let Some(s) = start.take() {
+            steps.push(Step::Fetch(&chunks[s..end]));
+        }
+    };
+    for (i, chunk) in chunks.iter().enumerate() {
+        if let Some(source) = local.get(&chunk.leaf) {
+            close(&mut steps, &mut run_start, i);
+            steps.push(Step::Local(chunk, source.clone()));
+            continue;
+        }
+        if let Some(s) = run_start {
+            let prev = chunks[i - 1];
+            let adjacent = prev.pack == chunk.pack
+                && prev.offset + u64::from(prev.length) == chunk.offset
+                && chunk.offset + u64::from(chunk.length) - chunks[s].offset <= RUN_BYTES;
+            if !adjacent {
+                close(&mut steps, &mut run_start, i);
+            }
+        }
+        if run_start.is_none() {
+            run_start = Some(i);
+        }
+    }
+    close(&mut steps, &mut run_start, chunks.len());
+    steps
+}
+
+/// Fetches runs on worker threads, at most a window ahead of the consumer,
+/// which takes them in order.
+struct Fetcher<'a, 'p, 'm> {
+    pulling: &'a Pulling<'p, 'm>,
+    index: &'a ChunkIndex,
+    runs: &'a [&'a [ChunkEntry]],
+    next: AtomicUsize,
+    state: Mutex<FetchState>,
+    ready: Condvar,
+    window: usize,
+}
+
+#[derive(Default)]
+struct FetchState {
+    done: BTreeMap<usize, Result<Vec<u8>>>,
+    consumed: usize,
+    stopped: bool,
+}
+
+impl<'a, 'p, 'm> Fetcher<'a, 'p, 'm> {
+    fn new(
+        pulling: &'a Pulling<'p, 'm>,
+        index: &'a ChunkIndex,
+        runs: &'a [&'a [ChunkEntry]],
+    ) -> Self {
+        Fetcher {
+            pulling,
+            index,
+            runs,
+            next: AtomicUsize::new(0),
+            state: Mutex::new(FetchState::default()),
+            ready: Condvar::new(),
+            window: pulling.in_flight * 2,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FetchState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.runs.len() {
+                return;
+            }
+            {
+                let mut state = self.lock();
+                while !state.stopped && i >= state.consumed + self.window {
+                    state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+                if state.stopped {
+                    return;
+                }
+            }
+            let result = self.pulling.fetch_frames(self.index, self.runs[i]);
+            let failed = result.is_err();
+            let mut state = self.lock();
+            state.done.insert(i, result);
+            self.ready.notify_all();
+            if failed {
+                return;
+            }
+        }
+    }
+
+    /// Run `i`'s bytes, waiting for them.
+    fn take(&self, i: usize) -> Result<Vec<u8>> {
+        let mut state = self.lock();
+        loop {
+            if let Some(result) = state.done.remove(&i) {
+                state.consumed = i + 1;
+                self.ready.notify_all();
+                return result;
+            }
+            if state.stopped {
+                return Err(Error::Cancelled);
+            }
+            let (guard, _) = self
+                .ready
+                .wait_timeout(state, std::time::Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner());
+            state = guard;
+            drop(state);
+            self.pulling.monitor.check()?;
+            state = self.lock();
+        }
+    }
+
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.ready.notify_all();
+    }
+}
+
+/// Writes chunks into the staged upper (and the stream digest, if any).
+struct Receiver<'a, 'm> {
+    file: &'a File,
+    path: &'a Path,
+    stream: Option<(StreamDigest, String)>,
+    monitor: &'a Monitor<'m>,
+}
+
+impl Receiver<'_, '_> {
+    fn write(&mut self, number: u64, bytes: &[u8]) -> Result<()> {
+        let offset = number * MERKLE_LEAF_SIZE;
+        self.file
+            .write_all_at(bytes, offset)
+            .ctx("write", self.path)?;
+        if let Some((stream, _)) = &mut self.stream {
+            stream.update_at(offset, bytes)?;
+        }
+        self.monitor.advance(bytes.len() as u64)
+    }
+}
+
+/// Decompress one chunk's frame and check it is the chunk the index names.
+fn decode_frame(frame: &[u8], chunk: &ChunkEntry, len: u64) -> Result<Vec<u8>> {
+    let bytes = zstd::bulk::decompress(frame, MERKLE_LEAF_SIZE as usize).map_err(|e| {
+        Error::IntegrityMismatch {
+            path: format!("chunk {}", chunk.number),
+            expected: format!("a zstd frame of {len} bytes"),
+            actual: format!("undecodable data ({e})"),
+        }
+    })?;
+    if bytes.len() as u64 != len || integrity::merkle_sha256_leaf(&bytes) != chunk.leaf {
+        return Err(Error::IntegrityMismatch {
+            path: format!("chunk {}", chunk.number),
+            expected: format!("leaf {}", super::chunk_index::hex(&chunk.leaf)),
+            actual: format!(
+                "{} bytes with leaf {}",
+                bytes.len(),
+                super::chunk_index::hex(&integrity::merkle_sha256_leaf(&bytes))
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The chunk's bytes from a local artifact, if they have its leaf hash.
+fn copy_local(
+    source: &leaf_cache::LocalChunk,
+    chunk: &ChunkEntry,
+    len: u64,
+) -> Result<Option<Vec<u8>>> {
+    let mut bytes = vec![0u8; len as usize];
+    let readable = source.len.min(len) as usize;
+    source
+        .file
+        .read_exact_at(&mut bytes[..readable], source.offset)
+        .ctx("read", &source.path)?;
+    Ok((integrity::merkle_sha256_leaf(&bytes) == chunk.leaf).then_some(bytes))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .ctx("create", path)?;
+    f.write_all(bytes).ctx("write", path)?;
+    f.sync_all().ctx("sync", path)
+}
+
+fn is_local(home: &Home, digest: &str) -> Result<bool> {
+    match artifact::resolve_digest(home, digest) {
+        Ok(_) => Ok(true),
+        Err(Error::SnapshotNotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Take back what this pull published because a later step failed.
+fn unpublish(home: &Home, dest: &Path, path: &Path) {
+    if let Ok(trash) = home
+        .staging_area_for(dest)
+        .and_then(|area| Staging::new(&area, "remove"))
+    {
+        let _ = trash.take(path);
+    }
+    let key = path.to_string_lossy().into_owned();
+    let _ = home
+        .db()
+        .write(|tx| crate::db::index::remove_by_path(tx, &key).map(drop));
+}

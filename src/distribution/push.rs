@@ -1,0 +1,421 @@
+//! Push: a snapshot (and with `with_parents` its ancestors, root first) to
+//! a registry, an `oci:` layout or an `oci-archive:` file.
+//!
+//! Per snapshot: find the basis (the parent's index in the target, under
+//! the parent's digest tag; with `with_parents` the previous snapshot's;
+//! with `since` the index that snapshot's own chain gives), pack the chunks
+//! the basis lacks, upload the packs (a few in flight, each skipped when the
+//! target has it), then the index, then the config, and the manifest last:
+//! no manifest ever names a missing blob, so a killed push leaves at worst
+//! unreferenced blobs and a re-run sends no pack twice.
+use super::chunk_index::{sha256_bytes, ChunkIndex};
+use super::media_types::{self as mt, digest_tag};
+use super::objects::{self, Blob, ManifestInput};
+use super::packer::{self, Basis, PackFile, Packed};
+use super::reference::Reference;
+use super::store::{self, Access, Store};
+use super::{leaf_cache, PushOptions, PushReport, PushedSnapshot};
+use crate::artifact::{self, Artifact};
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use crate::integrity::Algorithm;
+use crate::progress::Monitor;
+use crate::publish::Staging;
+use sha2::{Digest, Sha256};
+use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
+
+/// Push `name_or_path` to `reference`.
+pub fn push(
+    home: &Home,
+    name_or_path: &str,
+    reference: &str,
+    options: &PushOptions,
+    monitor: &Monitor,
+) -> Result<PushReport> {
+    let parsed = Reference::parse(reference)?;
+    if parsed.digest().is_some() {
+        return Err(Error::InvalidArgument(format!(
+            "cannot push to {reference}: a push names a tag, not a manifest digest"
+        )));
+    }
+    if options.since.is_some() && !matches!(parsed, Reference::Archive { .. }) {
+        return Err(Error::InvalidArgument(
+            "since is for oci-archive: references (a registry or an oci: layout already \
+             holds the parent, so a push sends only what it lacks)"
+                .into(),
+        ));
+    }
+    if options.since.is_some() && options.with_parents {
+        return Err(Error::InvalidArgument(
+            "since and with_parents contradict each other".into(),
+        ));
+    }
+    let head = artifact::resolve(home, name_or_path)?;
+    head.disk_upper("push")?;
+    let chain = if options.with_parents {
+        crate::archive::chain_of(home, head.clone())?
+    } else {
+        vec![head.clone()]
+    };
+    for art in &chain {
+        art.disk_upper("push")?;
+    }
+    let scratch = Staging::new(&home.tmp_dir(), "push")?;
+    let since_basis = match &options.since {
+        Some(since) => Some(since_index(home, &head, since, &scratch, monitor)?),
+        None => None,
+    };
+    let target = store::open(&parsed, &options.remote, Access::Write, scratch.path())?;
+    let pushing = Pushing {
+        home,
+        store: target.as_ref(),
+        scratch: &scratch,
+        in_flight: options.remote.in_flight(),
+        monitor,
+    };
+    let result = pushing
+        .chain(&chain, since_basis, parsed.tag_or_default())
+        .and_then(|report| {
+            target.commit()?;
+            Ok(report)
+        });
+    match result {
+        Ok(mut report) => {
+            report.reference = parsed.to_string();
+            Ok(report)
+        }
+        Err(e) => {
+            target.abandon();
+            Err(e)
+        }
+    }
+}
+
+struct Pushing<'a, 'm> {
+    home: &'a Home,
+    store: &'a dyn Store,
+    scratch: &'a Staging,
+    in_flight: usize,
+    monitor: &'a Monitor<'m>,
+}
+
+impl Pushing<'_, '_> {
+    fn chain(
+        &self,
+        chain: &[Artifact],
+        since_basis: Option<ChunkIndex>,
+        tag: &str,
+    ) -> Result<PushReport> {
+        let mut report = PushReport::default();
+        let mut previous: Option<ChunkIndex> = since_basis;
+        for (i, art) in chain.iter().enumerate() {
+            let basis = match previous.take() {
+                Some(index) => Basis::from_index(&index),
+                None => self.parent_basis(art)?,
+            };
+            let is_head = i + 1 == chain.len();
+            let mut tags = vec![digest_tag(&art.digest)];
+            if is_head && tags[0] != tag {
+                tags.push(tag.to_string());
+            }
+            let (index, manifest_digest) = self.one(art, &basis, &tags, &mut report)?;
+            report.snapshots.push(PushedSnapshot {
+                snapshot_digest: art.digest.clone(),
+                manifest_digest: manifest_digest.clone(),
+                tags,
+            });
+            if is_head {
+                report.manifest_digest = manifest_digest;
+                report.snapshot_digest = art.digest.clone();
+            }
+            previous = Some(index);
+        }
+        Ok(report)
+    }
+
+    /// The parent's index if the target holds the parent's manifest.
+    fn parent_basis(&self, art: &Artifact) -> Result<Basis> {
+        let Some(parent) = art.descriptor.parent() else {
+            return Ok(Basis::default());
+        };
+        let Some(bytes) = self
+            .store
+            .get_manifest(&digest_tag(parent), objects::MAX_MANIFEST)?
+        else {
+            return Ok(Basis::default());
+        };
+        // A tag someone else wrote may hold anything: a basis that does not
+        // parse or check is ignored, and this snapshot goes whole.
+        let Ok(manifest) = objects::parse(&bytes) else {
+            return Ok(Basis::default());
+        };
+        if manifest.snapshot_digest != parent {
+            return Ok(Basis::default());
+        }
+        match fetch_index(self.store, &manifest.index, self.monitor) {
+            Ok(index) if same_packs(&index, &manifest.packs) => Ok(Basis::from_index(&index)),
+            Ok(_) => Ok(Basis::default()),
+            Err(Error::Cancelled) => Err(Error::Cancelled),
+            Err(_) => Ok(Basis::default()),
+        }
+    }
+
+    /// Push one snapshot over `basis`; returns its index and manifest digest.
+    fn one(
+        &self,
+        art: &Artifact,
+        basis: &Basis,
+        tags: &[String],
+        report: &mut PushReport,
+    ) -> Result<(ChunkIndex, String)> {
+        let upper = art.disk_upper("push")?;
+        let path = art.upper_path();
+        let size = upper.spec.size_bytes;
+        let extents = crate::sparse::data_extents(upper.file).ctx("find data extents of", &path)?;
+        let stats = Mutex::new(UploadStats::default());
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let (send, receive) = sync_channel::<PackFile>(self.in_flight);
+        let receive = Mutex::new(receive);
+        let packed: Packed = std::thread::scope(|scope| -> Result<Packed> {
+            // Moved in, so that dropping it below ends the uploaders' loop.
+            let send = send;
+            let (stats, failed, receive) = (&stats, &failed, &receive);
+            for _ in 0..self.in_flight {
+                scope.spawn(move || loop {
+                    let next = receive.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(pack) = next else { return };
+                    if failed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                        // The push fails anyway: only drain.
+                        let _ = std::fs::remove_file(&pack.path);
+                        continue;
+                    }
+                    let result = self.upload_pack(&pack);
+                    let _ = std::fs::remove_file(&pack.path);
+                    match result {
+                        Ok(sent) => stats
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .add(&pack, sent),
+                        Err(e) => {
+                            let mut slot = failed.lock().unwrap_or_else(|p| p.into_inner());
+                            if slot.is_none() {
+                                *slot = Some(e);
+                            }
+                        }
+                    }
+                });
+            }
+            let mut on_pack = |pack: PackFile| -> Result<()> {
+                if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return Err(e);
+                }
+                send.send(pack)
+                    .map_err(|_| Error::Internal("pack uploaders stopped".into()))
+            };
+            let packed = packer::pack(
+                upper.file,
+                &path,
+                size,
+                &extents,
+                basis,
+                self.scratch.path(),
+                true,
+                self.monitor,
+                &mut on_pack,
+            );
+            drop(send);
+            packed
+        })?;
+        if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let stats = stats.into_inner().unwrap_or_else(|p| p.into_inner());
+
+        let merkle_root = packed.index.merkle_root()?;
+        if let Some(recorded) = &upper.spec.integrity {
+            if Algorithm::from_name(&recorded.algorithm) == Some(Algorithm::MerkleSha256V1)
+                && recorded.digest != merkle_root
+            {
+                return Err(Error::IntegrityMismatch {
+                    path: path.display().to_string(),
+                    expected: recorded.digest.clone(),
+                    actual: merkle_root,
+                });
+            }
+        }
+        let index_bytes = packed.index.encode()?;
+        let index_blob = blob_of(&index_bytes);
+        let mut sent = stats.bytes_sent;
+        sent += self.put_small(&index_blob, &index_bytes)?;
+        // The canonical bytes: their digest is the snapshot's, whatever
+        // serialization the file on disk holds.
+        let config = art.descriptor.canonical_bytes();
+        let config_blob = blob_of(&config);
+        if config_blob.digest != art.digest {
+            return Err(Error::Internal(format!(
+                "the canonical descriptor of {} hashes to {}",
+                art.digest, config_blob.digest
+            )));
+        }
+        sent += self.put_small(&config_blob, &config)?;
+        let packs: Vec<Blob> = packed
+            .index
+            .packs
+            .iter()
+            .map(|p| Blob {
+                digest: p.digest(),
+                size: p.size,
+            })
+            .collect();
+        let manifest = objects::build(&ManifestInput {
+            artifact: art,
+            config_len: config_blob.size,
+            upper_size: size,
+            merkle_root: &merkle_root,
+            index: &index_blob,
+            packs: &packs,
+        })?;
+        self.monitor.check()?;
+        crate::fault::point("push.before_manifest")?;
+        for tag in tags {
+            self.store
+                .put_manifest(tag, &manifest, mt::IMAGE_MANIFEST)?;
+            sent += manifest.len() as u64;
+        }
+        report.chunks_total += packed.chunks_total;
+        report.chunks_uploaded += stats.chunks_uploaded;
+        report.chunks_reused += packed.chunks_total - stats.chunks_uploaded;
+        report.bytes_uploaded += sent;
+        report.bytes_reused += packed.bytes_reused + stats.bytes_skipped;
+        let leaves: Vec<_> = packed
+            .index
+            .chunks
+            .iter()
+            .map(|c| (c.number, c.leaf))
+            .collect();
+        leaf_cache::save(self.home, &art.digest, size, &leaves);
+        Ok((packed.index, blob_of(&manifest).digest))
+    }
+
+    /// Upload one new pack unless the target has it. Returns bytes sent.
+    fn upload_pack(&self, pack: &PackFile) -> Result<Option<u64>> {
+        self.monitor.check()?;
+        let digest = pack.pack.digest();
+        if self.store.blob_size(&digest)? == Some(pack.pack.size) {
+            return Ok(None);
+        }
+        let sent = self
+            .store
+            .put_blob_file(&digest, &pack.path, pack.pack.size, self.monitor)?;
+        crate::fault::point("push.pack_uploaded")?;
+        Ok(Some(sent))
+    }
+
+    fn put_small(&self, blob: &Blob, bytes: &[u8]) -> Result<u64> {
+        if self.store.blob_size(&blob.digest)? == Some(blob.size) {
+            return Ok(0);
+        }
+        self.store.put_blob_bytes(&blob.digest, bytes, self.monitor)
+    }
+}
+
+#[derive(Default)]
+struct UploadStats {
+    chunks_uploaded: u64,
+    bytes_sent: u64,
+    /// Bytes of new packs the target already had.
+    bytes_skipped: u64,
+}
+
+impl UploadStats {
+    fn add(&mut self, pack: &PackFile, sent: Option<u64>) {
+        match sent {
+            Some(bytes) => {
+                self.chunks_uploaded += pack.chunks;
+                self.bytes_sent += bytes;
+            }
+            None => self.bytes_skipped += pack.pack.size,
+        }
+    }
+}
+
+pub(super) fn blob_of(bytes: &[u8]) -> Blob {
+    Blob {
+        digest: format!("sha256:{}", super::chunk_index::hex(&Sha256::digest(bytes))),
+        size: bytes.len() as u64,
+    }
+}
+
+/// Fetch and decode an index blob, checking its digest.
+pub(super) fn fetch_index(store: &dyn Store, blob: &Blob, monitor: &Monitor) -> Result<ChunkIndex> {
+    let bytes = store.get_blob(&blob.digest, blob.size, monitor)?;
+    check_blob(&bytes, blob, "chunk index")?;
+    ChunkIndex::decode(&bytes)
+}
+
+/// `bytes` are the blob the manifest names, or `IntegrityMismatch`.
+pub(super) fn check_blob(bytes: &[u8], blob: &Blob, what: &str) -> Result<()> {
+    let actual = blob_of(bytes);
+    if actual != *blob {
+        return Err(Error::IntegrityMismatch {
+            path: format!("{what} {}", blob.digest),
+            expected: format!("{} ({} bytes)", blob.digest, blob.size),
+            actual: format!("{} ({} bytes)", actual.digest, actual.size),
+        });
+    }
+    Ok(())
+}
+
+/// The index packs are exactly the manifest's layers[1..].
+pub(super) fn same_packs(index: &ChunkIndex, packs: &[Blob]) -> bool {
+    index.packs.len() == packs.len()
+        && index
+            .packs
+            .iter()
+            .zip(packs)
+            .all(|(p, b)| sha256_bytes(&b.digest) == Some(p.sha256) && p.size == b.size)
+}
+
+/// The index `since`'s chain gives when pushed root first into an empty
+/// target (what `push --with-parents` of it writes), worked out locally
+/// without writing packs. `since` must be an ancestor of `head`.
+fn since_index(
+    home: &Home,
+    head: &Artifact,
+    since: &str,
+    scratch: &Staging,
+    monitor: &Monitor,
+) -> Result<ChunkIndex> {
+    let since_art = artifact::resolve(home, since)?;
+    let head_chain = crate::archive::chain_of(home, head.clone())?;
+    if !head_chain[..head_chain.len() - 1]
+        .iter()
+        .any(|a| a.digest == since_art.digest)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "since: {} ({since}) is not an ancestor of {}",
+            since_art.digest, head.digest
+        )));
+    }
+    let mut previous: Option<ChunkIndex> = None;
+    for art in crate::archive::chain_of(home, since_art)? {
+        let upper = art.disk_upper("push")?;
+        let path = art.upper_path();
+        let extents = crate::sparse::data_extents(upper.file).ctx("find data extents of", &path)?;
+        let basis = previous.as_ref().map(Basis::from_index).unwrap_or_default();
+        let packed = packer::pack(
+            upper.file,
+            &path,
+            upper.spec.size_bytes,
+            &extents,
+            &basis,
+            scratch.path(),
+            false,
+            monitor,
+            &mut |_| Ok(()),
+        )?;
+        previous = Some(packed.index);
+    }
+    previous.ok_or_else(|| Error::Internal("an empty chain".into()))
+}

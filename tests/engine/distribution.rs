@@ -1,0 +1,695 @@
+//! Push and pull through the local transports (`oci:DIR`, `oci-archive:FILE`):
+//! round trips, chunk dedup against a parent, lineage, `since`, tampered
+//! blobs, cancellation, and the names pull gives. The registry transport
+//! runs the same engine code; its own tests are in `registry_*`.
+use crate::support::*;
+use microsnap::distribution::{self, PullOptions, PullReport, PushOptions, PushReport};
+use microsnap::error::ErrorCode;
+use microsnap::progress::{CancelToken, Monitor};
+use microsnap::snapshot::{self, CreateOptions};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const LEAF: u64 = 64 * 1024;
+
+fn push(t: &TestHome, name: &str, reference: &str, options: &PushOptions) -> PushReport {
+    distribution::push(&t.home, name, reference, options, &Monitor::none())
+        .unwrap_or_else(|e| panic!("push {name} {reference}: {e}"))
+}
+
+fn pull(
+    t: &TestHome,
+    reference: &str,
+    options: &PullOptions,
+) -> (snapshot::SnapshotHandle, PullReport) {
+    distribution::pull(&t.home, reference, None, options, &Monitor::none())
+        .unwrap_or_else(|e| panic!("pull {reference}: {e}"))
+}
+
+fn oci(dir: &Path, tag: &str) -> String {
+    format!("oci:{}:{tag}", dir.display())
+}
+
+/// A snapshot `name` of a sandbox whose 64 MiB upper has `chunks` distinct
+/// 64 KiB chunks of data spread over it (every 7th chunk), with integrity.
+fn scattered_snapshot(
+    t: &TestHome,
+    name: &str,
+    chunks: u64,
+    seed: u64,
+) -> microsnap::artifact::Artifact {
+    let sb = t.sandbox(&format!("sb-{name}"), 64 * MIB);
+    for i in 0..chunks {
+        write_at(
+            &sb.upper_path,
+            i * 7 * LEAF,
+            &pseudo_random(LEAF as usize, seed + i),
+        );
+    }
+    snapshot::create(
+        &t.home,
+        &sb.name,
+        &CreateOptions {
+            name: Some(name.into()),
+            record_integrity: true,
+            ..CreateOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .expect("create snapshot")
+}
+
+/// A child of `parent`: a sandbox made from it, `changes` chunks rewritten
+/// (each with a 4 KiB write), then snapshotted.
+fn child_of(
+    t: &TestHome,
+    parent: &str,
+    name: &str,
+    changes: &[u64],
+) -> microsnap::artifact::Artifact {
+    let sb = t
+        .sandbox_from(&format!("sb-{name}"), parent)
+        .expect("sandbox from parent");
+    // Seeds differ per snapshot and chunk: equal content would dedup.
+    let seed = name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    for chunk in changes {
+        let data = pseudo_random(4096, seed ^ (chunk << 32));
+        write_at(&sb.upper_path, chunk * LEAF + 4096, &data);
+    }
+    snapshot::create(
+        &t.home,
+        &sb.name,
+        &CreateOptions {
+            name: Some(name.into()),
+            record_integrity: true,
+            ..CreateOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .expect("create child snapshot")
+}
+
+fn upper_bytes(path: &Path) -> Vec<u8> {
+    let art = microsnap::artifact::open_dir(path).expect("open");
+    fs::read(art.upper_path()).expect("read upper")
+}
+
+fn blobs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir.join("blobs/sha256"))
+        .expect("blobs dir")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 64)
+        .collect();
+    names.sort();
+    names
+}
+
+fn manifest_of(dir: &Path, tag: &str) -> serde_json::Value {
+    let index = support::image::read_json(&dir.join("index.json"));
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {index}"));
+    let digest = entry["digest"].as_str().unwrap();
+    support::image::read_json(&support::image::blob_file(dir, digest))
+}
+
+use crate::support;
+
+#[test]
+fn a_snapshot_pushed_to_a_layout_pulls_back_identical_into_another_home() {
+    let a = TestHome::new();
+    let art = scattered_snapshot(&a, "base", 40, 1);
+    let layout = a.outside("layout");
+    let pushed = push(&a, "base", &oci(&layout, "v1"), &PushOptions::default());
+    assert_eq!(pushed.snapshot_digest, art.digest);
+    assert_eq!(pushed.chunks_total, 40);
+    assert_eq!(pushed.chunks_uploaded, 40);
+    assert_eq!(pushed.chunks_reused, 0);
+    assert!(pushed.bytes_uploaded > 40 * LEAF / 2, "{pushed:?}");
+
+    let manifest = manifest_of(&layout, "v1");
+    assert_eq!(manifest["config"]["digest"], art.digest.as_str());
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.microsnap.snapshot.v1"
+    );
+    assert_eq!(
+        manifest["annotations"]["dev.microsnap.snapshot.digest"],
+        art.digest.as_str()
+    );
+    let config = fs::read(support::image::blob_file(&layout, &art.digest)).unwrap();
+    assert_eq!(config, fs::read(art.path.join("manifest.json")).unwrap());
+
+    let b = TestHome::new();
+    let (handle, report) = pull(&b, &oci(&layout, "v1"), &PullOptions::default());
+    assert_eq!(handle.digest, art.digest);
+    assert_eq!(handle.name.as_deref(), Some("v1"));
+    assert_eq!(report.chunks_total, 40);
+    assert_eq!(report.chunks_downloaded, 40);
+    assert_eq!(report.bytes_copied_locally, 0);
+    assert!(!report.already_present);
+    assert_eq!(upper_bytes(&handle.path), upper_bytes(&art.path));
+    snapshot::verify(&b.home, "v1", &Monitor::none()).expect("pulled snapshot verifies");
+    let source = microsnap::sparse::allocated_bytes(&art.upper_path()).unwrap();
+    let pulled_upper = microsnap::artifact::open_dir(&handle.path)
+        .unwrap()
+        .upper_path();
+    let pulled = microsnap::sparse::allocated_bytes(&pulled_upper).unwrap();
+    assert!(
+        pulled <= source + source / 20,
+        "pulled upper allocates {pulled}, source {source}"
+    );
+
+    // Pulling it again is a no-op that says so.
+    let (_, again) = pull(&b, &oci(&layout, "v1"), &PullOptions::default());
+    assert!(again.already_present, "{again:?}");
+    assert_eq!(again.chunks_downloaded, 0);
+}
+
+#[test]
+fn the_same_snapshot_gives_the_same_blobs_and_manifest_everywhere() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "base", 12, 2);
+    let one = t.outside("one");
+    let two = t.outside("two");
+    let a = push(&t, "base", &oci(&one, "x"), &PushOptions::default());
+    let b = push(&t, "base", &oci(&two, "x"), &PushOptions::default());
+    assert_eq!(a.manifest_digest, b.manifest_digest);
+    assert_eq!(blobs(&one), blobs(&two));
+    // A second push into the same layout sends nothing but finds it all.
+    let again = push(&t, "base", &oci(&one, "y"), &PushOptions::default());
+    assert_eq!(again.manifest_digest, a.manifest_digest);
+    assert_eq!(again.chunks_uploaded, 0);
+    assert_eq!(again.chunks_reused, 12);
+}
+
+#[test]
+fn a_child_pushes_and_pulls_only_the_chunks_its_parent_lacks() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 60, 3);
+    // Change 5 of the parent's chunks and add data in 3 fresh ones.
+    let changes = [0u64, 7, 14, 70, 140, 2, 3, 4];
+    child_of(&t, "parent", "child", &changes);
+    let layout = t.outside("layout");
+    push(
+        &t,
+        "parent",
+        &oci(&layout, "parent"),
+        &PushOptions::default(),
+    );
+    let before = blobs(&layout);
+    let child = push(&t, "child", &oci(&layout, "child"), &PushOptions::default());
+    assert_eq!(child.chunks_uploaded, changes.len() as u64, "{child:?}");
+    assert_eq!(child.chunks_total, 63, "{child:?}");
+    assert_eq!(child.chunks_reused, 55, "{child:?}");
+    // New blobs: one pack, the index, the config, the manifest.
+    let new: Vec<_> = blobs(&layout)
+        .into_iter()
+        .filter(|b| !before.contains(b))
+        .collect();
+    assert_eq!(new.len(), 4, "{new:?}");
+    assert!(child.bytes_uploaded < 8 * LEAF + 64 * 1024, "{child:?}");
+
+    // The child's manifest lists the parent's pack too.
+    let parent_manifest = manifest_of(&layout, "parent");
+    let child_manifest = manifest_of(&layout, "child");
+    let parent_pack = &parent_manifest["layers"][1]["digest"];
+    assert!(
+        child_manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| &l["digest"] == parent_pack),
+        "{child_manifest}"
+    );
+
+    // Onto a host that has the parent: only the new chunks travel.
+    let host = TestHome::new();
+    pull(&host, &oci(&layout, "parent"), &PullOptions::default());
+    let (handle, report) = pull(&host, &oci(&layout, "child"), &PullOptions::default());
+    assert_eq!(report.chunks_downloaded, changes.len() as u64, "{report:?}");
+    assert_eq!(report.chunks_reused, 55, "{report:?}");
+    assert_eq!(report.bytes_copied_locally, 55 * LEAF, "{report:?}");
+    assert_eq!(
+        upper_bytes(&handle.path),
+        upper_bytes(&t.home.snapshots_dir().join("child"))
+    );
+    snapshot::verify(&host.home, "child", &Monitor::none()).expect("child verifies");
+}
+
+#[test]
+fn with_parents_pushes_the_chain_and_pulls_it_back_with_its_lineage() {
+    let t = TestHome::new();
+    let root = scattered_snapshot(&t, "root", 10, 4);
+    let mid = child_of(&t, "root", "mid", &[1, 2]);
+    let head = child_of(&t, "mid", "head", &[3]);
+    let layout = t.outside("layout");
+    let report = push(
+        &t,
+        "head",
+        &oci(&layout, "head"),
+        &PushOptions {
+            with_parents: true,
+            ..PushOptions::default()
+        },
+    );
+    let pushed: Vec<_> = report
+        .snapshots
+        .iter()
+        .map(|s| s.snapshot_digest.clone())
+        .collect();
+    assert_eq!(
+        pushed,
+        vec![root.digest.clone(), mid.digest.clone(), head.digest.clone()]
+    );
+    assert_eq!(report.chunks_uploaded, 10 + 2 + 1, "{report:?}");
+    for s in &report.snapshots {
+        assert!(
+            s.tags.contains(&s.snapshot_digest.replacen(':', "-", 1)),
+            "{s:?}"
+        );
+    }
+
+    let other = TestHome::new();
+    let (handle, pulled) = pull(
+        &other,
+        &oci(&layout, "head"),
+        &PullOptions {
+            with_parents: true,
+            ..PullOptions::default()
+        },
+    );
+    assert_eq!(handle.digest, head.digest);
+    assert_eq!(handle.parent_digest.as_deref(), Some(mid.digest.as_str()));
+    assert_eq!(pulled.chunks_downloaded, 13, "{pulled:?}");
+    let digests: Vec<_> = snapshot::list(&other.home)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.digest)
+        .collect();
+    for d in [&root.digest, &mid.digest, &head.digest] {
+        assert!(digests.contains(d), "{d} not pulled: {digests:?}");
+    }
+    let mid_handle = snapshot::get(&other.home, &mid.digest).unwrap();
+    assert_eq!(mid_handle.child_count, 1);
+}
+
+#[test]
+fn since_writes_only_what_the_parent_lacks_and_pull_names_a_missing_parent() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 30, 5);
+    let child = child_of(&t, "parent", "child", &[0, 1]);
+    let file = t.outside("child.tar");
+    let report = push(
+        &t,
+        "child",
+        &format!("oci-archive:{}:child", file.display()),
+        &PushOptions {
+            since: Some("parent".into()),
+            ..PushOptions::default()
+        },
+    );
+    assert_eq!(report.chunks_uploaded, 2, "{report:?}");
+    let full = t.outside("full.tar");
+    push(
+        &t,
+        "child",
+        &format!("oci-archive:{}:child", full.display()),
+        &PushOptions::default(),
+    );
+    let small = fs::metadata(&file).unwrap().len();
+    let whole = fs::metadata(&full).unwrap().len();
+    assert!(
+        small * 4 < whole,
+        "since archive {small} bytes, full {whole}"
+    );
+
+    // Without the parent: a clear error naming it, and nothing left.
+    let bare = TestHome::new();
+    let before = bare.state(&[]);
+    let err = distribution::pull(
+        &bare.home,
+        &format!("oci-archive:{}:child", file.display()),
+        None,
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
+    let parent_digest = child.descriptor.parent().unwrap().to_string();
+    assert!(err.to_string().contains(&parent_digest), "{err}");
+    assert_eq!(bare.state(&[]), before);
+
+    // With the parent (pulled from the full archive's chain): it works.
+    let layout = t.outside("layout");
+    push(&t, "parent", &oci(&layout, "p"), &PushOptions::default());
+    pull(&bare, &oci(&layout, "p"), &PullOptions::default());
+    let (handle, pulled) = pull(
+        &bare,
+        &format!("oci-archive:{}:child", file.display()),
+        &PullOptions::default(),
+    );
+    assert_eq!(handle.digest, child.digest);
+    assert_eq!(pulled.chunks_downloaded, 2, "{pulled:?}");
+}
+
+/// Tamper with a blob of `layout` and check pull refuses with `code`,
+/// leaving the home as it was.
+fn pull_refuses(layout: &Path, tamper: impl FnOnce(&Path), code: ErrorCode) -> String {
+    let t = TestHome::new();
+    tamper(layout);
+    let before = t.state(&[]);
+    let err = distribution::pull(
+        &t.home,
+        &oci(layout, "v"),
+        None,
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), code, "{err}");
+    assert_eq!(t.state(&[]), before, "a failed pull changed the home");
+    err.to_string()
+}
+
+fn pushed_layout(t: &TestHome, name: &str) -> PathBuf {
+    let layout = t.outside(name);
+    push(t, "base", &oci(&layout, "v"), &PushOptions::default());
+    layout
+}
+
+fn layer_blob(layout: &Path, layer: usize) -> PathBuf {
+    let manifest = manifest_of(layout, "v");
+    support::image::blob_file(
+        layout,
+        manifest["layers"][layer]["digest"].as_str().unwrap(),
+    )
+}
+
+#[test]
+fn corrupted_truncated_or_substituted_blobs_end_in_clear_errors_with_nothing_left() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "base", 20, 6);
+
+    let layout = pushed_layout(&t, "flip");
+    pull_refuses(
+        &layout,
+        |l| flip_byte(&layer_blob(l, 1), 100),
+        ErrorCode::IntegrityMismatch,
+    );
+
+    let layout = pushed_layout(&t, "truncate");
+    pull_refuses(
+        &layout,
+        |l| {
+            let pack = layer_blob(l, 1);
+            let len = fs::metadata(&pack).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&pack)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        },
+        ErrorCode::IntegrityMismatch,
+    );
+
+    let layout = pushed_layout(&t, "index");
+    pull_refuses(
+        &layout,
+        |l| flip_byte(&layer_blob(l, 0), 10),
+        ErrorCode::IntegrityMismatch,
+    );
+
+    let layout = pushed_layout(&t, "config");
+    pull_refuses(
+        &layout,
+        |l| {
+            let manifest = manifest_of(l, "v");
+            let config =
+                support::image::blob_file(l, manifest["config"]["digest"].as_str().unwrap());
+            let text = fs::read_to_string(&config)
+                .unwrap()
+                .replace("alpine", "alpina");
+            fs::write(&config, text).unwrap();
+        },
+        ErrorCode::IntegrityMismatch,
+    );
+
+    // A pack substituted by another valid pack of the same size.
+    let layout = pushed_layout(&t, "swap");
+    pull_refuses(
+        &layout,
+        |l| {
+            let pack = layer_blob(l, 1);
+            let len = fs::metadata(&pack).unwrap().len();
+            fs::write(&pack, pseudo_random(len as usize, 77)).unwrap();
+        },
+        ErrorCode::IntegrityMismatch,
+    );
+
+    // A manifest whose own digest is right, but that is not a snapshot's:
+    // re-stored under its new digest, with index.json pointing at it.
+    let layout = pushed_layout(&t, "manifest");
+    pull_refuses(
+        &layout,
+        |l| {
+            let index_path = l.join("index.json");
+            let mut index = support::image::read_json(&index_path);
+            let digest = index["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mut m = support::image::read_json(&support::image::blob_file(l, &digest));
+            m["artifactType"] = "application/vnd.example".into();
+            let bytes = serde_json::to_vec(&m).unwrap();
+            let new_digest = support::image::sha256_of(&bytes);
+            fs::write(support::image::blob_file(l, &new_digest), &bytes).unwrap();
+            for entry in index["manifests"].as_array_mut().unwrap() {
+                entry["digest"] = new_digest.clone().into();
+                entry["size"] = bytes.len().into();
+            }
+            fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+        },
+        ErrorCode::InvalidArchive,
+    );
+}
+
+#[test]
+fn pull_names_after_the_tag_or_name_and_refuses_a_taken_name() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "base", 3, 7);
+    scattered_snapshot(&t, "other", 3, 8);
+    let layout = t.outside("layout");
+    push(&t, "base", &oci(&layout, "base"), &PushOptions::default());
+    push(&t, "other", &oci(&layout, "other"), &PushOptions::default());
+
+    let b = TestHome::new();
+    let (h, _) = pull(
+        &b,
+        &oci(&layout, "base"),
+        &PullOptions {
+            name: Some("renamed".into()),
+            ..PullOptions::default()
+        },
+    );
+    assert_eq!(h.name.as_deref(), Some("renamed"));
+    let err = distribution::pull(
+        &b.home,
+        &oci(&layout, "other"),
+        None,
+        &PullOptions {
+            name: Some("renamed".into()),
+            ..PullOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
+    let err = distribution::pull(
+        &b.home,
+        &oci(&layout, "base"),
+        None,
+        &PullOptions {
+            name: Some("../escape".into()),
+            ..PullOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
+    let err = distribution::pull(
+        &b.home,
+        &oci(&layout, "missing"),
+        None,
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
+}
+
+#[test]
+fn a_cancelled_push_or_pull_stops_and_leaves_nothing() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "base", 30, 9);
+    let layout = t.outside("layout");
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = distribution::push(
+        &t.home,
+        "base",
+        &oci(&layout, "v"),
+        &PushOptions::default(),
+        &Monitor::with_cancel(cancel),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Cancelled, "{err}");
+    assert!(
+        !layout.join("index.json").exists()
+            || support::image::read_json(&layout.join("index.json"))["manifests"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+        "a cancelled push published a manifest"
+    );
+
+    push(&t, "base", &oci(&layout, "v"), &PushOptions::default());
+    let b = TestHome::new();
+    let before = b.state(&[]);
+    // Cancel from the progress callback once some chunks are written.
+    let monitor = Monitor::new(
+        None,
+        Some(Box::new(|phase: &str, done: u64, _total: u64| {
+            !(phase == "pull" && done > 0)
+        })),
+    );
+    let err = distribution::pull(
+        &b.home,
+        &oci(&layout, "v"),
+        None,
+        &PullOptions::default(),
+        &monitor,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Cancelled, "{err}");
+    assert_eq!(b.state(&[]), before);
+}
+
+#[test]
+fn push_refuses_a_digest_reference_and_since_outside_an_archive() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "base", 1, 10);
+    let digest_ref = format!("127.0.0.1:5000/x@sha256:{}", "a".repeat(64));
+    let err = distribution::push(
+        &t.home,
+        "base",
+        &digest_ref,
+        &PushOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
+    let err = distribution::push(
+        &t.home,
+        "base",
+        &oci(&t.outside("l"), "v"),
+        &PushOptions {
+            since: Some("base".into()),
+            ..PushOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
+    let err = distribution::push(
+        &t.home,
+        "nope",
+        &oci(&t.outside("l"), "v"),
+        &PushOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
+}
+
+#[test]
+fn a_v0614_snapshot_travels_with_its_snapshot_json_and_blake3_integrity() {
+    let t = TestHome::new();
+    let sb = t.sandbox("sb-new", 16 * MIB);
+    for i in 0..5u64 {
+        write_at(
+            &sb.upper_path,
+            i * 3 * LEAF,
+            &pseudo_random(LEAF as usize, 50 + i),
+        );
+    }
+    let art = snapshot::create(
+        &t.home,
+        &sb.name,
+        &CreateOptions {
+            name: Some("new".into()),
+            record_integrity: true,
+            format: microsnap::artifact::ArtifactFormat::MsbV0614,
+            ..CreateOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .expect("create v0.6.14 snapshot");
+    let layout = t.outside("layout");
+    push(&t, "new", &oci(&layout, "v"), &PushOptions::default());
+    let manifest = manifest_of(&layout, "v");
+    assert_eq!(
+        manifest["annotations"]["dev.microsnap.artifact.format"],
+        "msb-v0.6.14"
+    );
+    let other = TestHome::new();
+    let (handle, _) = pull(&other, &oci(&layout, "v"), &PullOptions::default());
+    assert_eq!(handle.digest, art.digest);
+    assert_eq!(handle.artifact_format, "msb-v0.6.14");
+    assert!(handle.path.join("snapshot.json").exists());
+    assert_eq!(upper_bytes(&handle.path), upper_bytes(&art.path));
+    snapshot::verify(&other.home, "v", &Monitor::none()).expect("blake3 verify");
+}
+
+#[test]
+fn a_local_parent_without_a_leaf_list_still_saves_the_download() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 20, 11);
+    child_of(&t, "parent", "child", &[0, 1]);
+    let layout = t.outside("layout");
+    push(
+        &t,
+        "parent",
+        &oci(&layout, "parent"),
+        &PushOptions::default(),
+    );
+    push(&t, "child", &oci(&layout, "child"), &PushOptions::default());
+
+    let host = TestHome::new();
+    pull(&host, &oci(&layout, "parent"), &PullOptions::default());
+    // The parent got here some other way: no leaf list.
+    fs::remove_dir_all(host.home.root().join("cache/leaves")).unwrap();
+    let dest = host.outside("elsewhere");
+    let (handle, report) = distribution::pull(
+        &host.home,
+        &oci(&layout, "child"),
+        Some(&dest),
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .expect("pull child into an explicit directory");
+    assert_eq!(handle.path, dest.join("child"));
+    assert_eq!(report.chunks_downloaded, 2, "{report:?}");
+    assert_eq!(report.chunks_reused, 19, "{report:?}");
+    // The parent's list was recorded on the way.
+    let parent = snapshot::get(&host.home, "parent").unwrap();
+    let hex = parent.digest.strip_prefix("sha256:").unwrap();
+    assert!(host.home.root().join("cache/leaves").join(hex).exists());
+}
