@@ -1196,3 +1196,56 @@ fn skopeo_carries_a_snapshot_shaped_artifact_between_the_stores_unchanged() {
         .arg(format!("oci:{}:snap", back.display())));
     image.check_in(&*layout::open(&back, Access::Read).unwrap(), "snap");
 }
+
+#[test]
+fn a_cancel_during_a_blob_copy_stops_it_within_a_few_mib() {
+    // The source is a FIFO fed by a thread that cancels after 4.5 MiB and
+    // then offers 4 MiB more: the copy must notice at its next check (at
+    // 8 MiB) instead of storing the blob, whatever the scheduling.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lay");
+    let store = layout::open(&dir, Access::Write).unwrap();
+    let bytes: Vec<u8> = (0..(8u32 << 20) + (1 << 19))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let fifo = tmp.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: c_path is a valid NUL-terminated path for the call's duration.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let token = CancelToken::new();
+    let monitor = Monitor::with_cancel(token.clone());
+    let first = (4 << 20) + (1 << 19);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::io::Write;
+            let mut w = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            w.write_all(&bytes[..first]).unwrap();
+            token.cancel();
+            // The reader stops early: a broken pipe here is expected.
+            let _ = w.write_all(&bytes[first..]);
+        });
+        store.put_blob_file(&sha256(&bytes), &fifo, bytes.len() as u64, &monitor)
+    });
+    assert_eq!(code(result), ErrorCode::Cancelled);
+    assert_eq!(store.blob_size(&sha256(&bytes)).unwrap(), None);
+    assert_eq!(files_under(&dir), ["index.json", "oci-layout"]);
+}
+
+#[test]
+fn a_layout_whose_creation_was_cut_after_its_marker_is_completed_by_the_next_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lay");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    assert_eq!(
+        code(layout::open(&dir, Access::Read)),
+        ErrorCode::InvalidArchive
+    );
+    let image = Image::new("completed");
+    image.push(
+        &*layout::open(&dir, Access::Write).unwrap(),
+        "t",
+        tmp.path(),
+    );
+    image.check_in(&*layout::open(&dir, Access::Read).unwrap(), "t");
+}
