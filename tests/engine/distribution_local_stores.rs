@@ -992,11 +992,10 @@ fn hostile_or_broken_archives_are_invalid_archive() {
     let image = Image::new("hostile");
     let good = tar_of(&dotted_members(&image), false);
     let with = |extra: Raw| {
-        let mut members = dotted_members(&image);
+        // The hostile member first, then a whole valid layout.
         let mut bytes = raw_tar(&[extra]);
         bytes.truncate(bytes.len() - 1024);
-        let rest = tar_of(&members.drain(..).collect::<Vec<_>>(), false);
-        bytes.extend(rest);
+        bytes.extend(tar_of(&dotted_members(&image), false));
         bytes
     };
     let reg = tar::EntryType::Regular;
