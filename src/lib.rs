@@ -8,8 +8,8 @@
 //!
 //! Open a home with [`open_home`] (it runs recovery: stale staging, orphan
 //! sandboxes, reindex), then call the operations of [`snapshot`],
-//! [`sandbox`], [`archive`] and [`image`] on it; [`usage`] measures what
-//! they occupy. Every fallible function
+//! [`sandbox`], [`archive`], [`distribution`] (push and pull through OCI
+//! registries) and [`image`] on it; [`usage`] measures what they occupy. Every fallible function
 //! returns [`error::Result`]; [`error::ErrorCode`] is the stable,
 //! matchable part of an error. Long operations take a [`progress::Monitor`]
 //! for cancellation and progress.

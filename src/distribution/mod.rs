@@ -20,6 +20,7 @@
 //! | `layout.rs` / `oci_archive.rs` | the `oci:` and `oci-archive:` stores |
 //! | `registry/` | the registry store: HTTP, auth, TLS, uploads |
 //! | `leaf_cache.rs` | the home's leaf lists of local snapshots (pull copies chunks locally) |
+//! | `remote_record.rs` | which registry repositories this home pushed each snapshot to (cross-repository mounts) |
 //! | `push.rs` / `pull.rs` | the two operations |
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ mod pull;
 mod push;
 pub mod reference;
 pub mod registry;
+mod remote_record;
 pub mod store;
 
 pub use pull::pull;

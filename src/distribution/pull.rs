@@ -103,6 +103,8 @@ struct Pulling<'a, 'm> {
 /// A manifest fetched and checked, with its config and index.
 struct Fetched {
     manifest_digest: String,
+    /// Bytes of the manifest, config and index received.
+    metadata_bytes: u64,
     manifest: SnapshotManifest,
     config: Vec<u8>,
     upper: Upper,
@@ -268,6 +270,7 @@ impl Pulling<'_, '_> {
         }
         Ok(Fetched {
             manifest_digest,
+            metadata_bytes: (bytes.len() + config.len()) as u64 + manifest.index.size,
             manifest,
             config,
             upper,
@@ -287,6 +290,7 @@ impl Pulling<'_, '_> {
         let digest = fetched.manifest.snapshot_digest.clone();
         let chunk_count = fetched.index.chunks.len() as u64;
         report.chunks_total += chunk_count;
+        report.bytes_downloaded += fetched.metadata_bytes;
         match fs::symlink_metadata(&target) {
             Ok(_) => {
                 let existing = artifact::open_dir(&target).map_err(|e| {
@@ -459,7 +463,6 @@ impl Pulling<'_, '_> {
             fetcher.stop();
             result
         })?;
-        report.bytes_downloaded += fetched.config.len() as u64 + fetched.manifest.index.size;
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use super::objects::{self, Blob, ManifestInput};
 use super::packer::{self, Basis, PackFile, Packed};
 use super::reference::Reference;
 use super::store::{self, Access, Store};
-use super::{leaf_cache, PushOptions, PushReport, PushedSnapshot};
+use super::{leaf_cache, remote_record, PushOptions, PushReport, PushedSnapshot, RemoteOptions};
 use crate::artifact::{self, Artifact};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
@@ -67,9 +67,17 @@ pub fn push(
         None => None,
     };
     let target = store::open(&parsed, &options.remote, Access::Write, scratch.path())?;
+    let place = match &parsed {
+        Reference::Registry {
+            host, repository, ..
+        } => Some((host.clone(), repository.clone())),
+        _ => None,
+    };
     let pushing = Pushing {
         home,
         store: target.as_ref(),
+        place,
+        remote: &options.remote,
         scratch: &scratch,
         in_flight: options.remote.in_flight(),
         monitor,
@@ -83,6 +91,11 @@ pub fn push(
     match result {
         Ok(mut report) => {
             report.reference = parsed.to_string();
+            if let Some((host, repository)) = &pushing.place {
+                for pushed in &report.snapshots {
+                    remote_record::record(home, &pushed.snapshot_digest, host, repository);
+                }
+            }
             Ok(report)
         }
         Err(e) => {
@@ -95,6 +108,9 @@ pub fn push(
 struct Pushing<'a, 'm> {
     home: &'a Home,
     store: &'a dyn Store,
+    /// (host, repository) when the target is a registry.
+    place: Option<(String, String)>,
+    remote: &'a RemoteOptions,
     scratch: &'a Staging,
     in_flight: usize,
     monitor: &'a Monitor<'m>,
@@ -134,31 +150,55 @@ impl Pushing<'_, '_> {
         Ok(report)
     }
 
-    /// The parent's index if the target holds the parent's manifest.
+    /// The parent's index, if the target holds the parent's manifest or, in
+    /// a registry, another repository this home pushed the parent to holds
+    /// it and the target can mount its packs from there.
     fn parent_basis(&self, art: &Artifact) -> Result<Basis> {
         let Some(parent) = art.descriptor.parent() else {
             return Ok(Basis::default());
         };
-        let Some(bytes) = self
-            .store
-            .get_manifest(&digest_tag(parent), objects::MAX_MANIFEST)?
-        else {
+        if let Some(index) = basis_in(self.store, parent, self.monitor)? {
+            return Ok(Basis::from_index(&index));
+        }
+        let Some((host, repository)) = &self.place else {
             return Ok(Basis::default());
         };
-        // A tag someone else wrote may hold anything: a basis that does not
-        // parse or check is ignored, and this snapshot goes whole.
-        let Ok(manifest) = objects::parse(&bytes) else {
-            return Ok(Basis::default());
-        };
-        if manifest.snapshot_digest != parent {
-            return Ok(Basis::default());
+        for place in remote_record::places(self.home, parent) {
+            let Some(other) = place
+                .strip_prefix(host.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|other| other != repository)
+            else {
+                continue;
+            };
+            let Ok(source) = super::registry::open(host, other, self.remote, Access::Read) else {
+                continue;
+            };
+            let Ok(Some(index)) = basis_in(source.as_ref(), parent, self.monitor) else {
+                self.monitor.check()?;
+                continue;
+            };
+            if self.mount_packs(&index, other)? {
+                return Ok(Basis::from_index(&index));
+            }
         }
-        match fetch_index(self.store, &manifest.index, self.monitor) {
-            Ok(index) if same_packs(&index, &manifest.packs) => Ok(Basis::from_index(&index)),
-            Ok(_) => Ok(Basis::default()),
-            Err(Error::Cancelled) => Err(Error::Cancelled),
-            Err(_) => Ok(Basis::default()),
+        Ok(Basis::default())
+    }
+
+    /// Make every pack of `index` present in the target, mounting it from
+    /// `from` where missing. False if one could not be.
+    fn mount_packs(&self, index: &ChunkIndex, from: &str) -> Result<bool> {
+        for pack in &index.packs {
+            self.monitor.check()?;
+            let digest = pack.digest();
+            if self.store.blob_size(&digest)? == Some(pack.size) {
+                continue;
+            }
+            if !self.store.mount_blob(&digest, from)? {
+                return Ok(false);
+            }
         }
+        Ok(true)
     }
 
     /// Push one snapshot over `basis`; returns its index and manifest digest.
@@ -344,6 +384,27 @@ pub(super) fn blob_of(bytes: &[u8]) -> Blob {
     Blob {
         digest: format!("sha256:{}", super::chunk_index::hex(&Sha256::digest(bytes))),
         size: bytes.len() as u64,
+    }
+}
+
+/// The index of `parent` as `store` holds it under the parent's digest tag,
+/// checked; `None` if it is absent or does not check (a tag someone else
+/// wrote may hold anything: the snapshot then goes whole).
+fn basis_in(store: &dyn Store, parent: &str, monitor: &Monitor) -> Result<Option<ChunkIndex>> {
+    let Some(bytes) = store.get_manifest(&digest_tag(parent), objects::MAX_MANIFEST)? else {
+        return Ok(None);
+    };
+    let Ok(manifest) = objects::parse(&bytes) else {
+        return Ok(None);
+    };
+    if manifest.snapshot_digest != parent {
+        return Ok(None);
+    }
+    match fetch_index(store, &manifest.index, monitor) {
+        Ok(index) if same_packs(&index, &manifest.packs) => Ok(Some(index)),
+        Ok(_) => Ok(None),
+        Err(Error::Cancelled) => Err(Error::Cancelled),
+        Err(_) => Ok(None),
     }
 }
 

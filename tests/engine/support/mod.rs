@@ -1,11 +1,13 @@
 //! Helpers shared by the `engine_*` tests: a temporary home with a real OCI
 //! image in it, sandboxes on small sparse uppers, hand-built qcow2 headers, a
 //! fingerprint of everything a failing call must leave alone, and helper
-//! processes (the test binary re-executed) for crash and race tests.
+//! processes (the test binary re-executed) for crash and race tests. A real
+//! docker-registry (with htpasswd or token auth, TLS) is in `registry`.
 #![allow(dead_code)] // each test crate uses a different subset
 
 pub mod archive;
 pub mod image;
+pub mod registry;
 pub mod sparse_vectors;
 pub mod vector_sets;
 
