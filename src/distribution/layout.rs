@@ -135,10 +135,17 @@ impl LayoutStore {
             }
         }
         fs::create_dir_all(&self.blobs).ctx("create directory", &self.blobs)?;
-        if fs::symlink_metadata(self.dir.join(INDEX_FILE)).is_err() {
-            self.write_atomically(INDEX_FILE, &empty_index())?;
-        } else {
-            self.read_index()?;
+        let index = self.dir.join(INDEX_FILE);
+        match fs::symlink_metadata(&index) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.write_atomically(INDEX_FILE, &empty_index())?
+            }
+            // Only a missing index is created: one that cannot be read is
+            // an error, never replaced by an empty one.
+            Err(e) => return Err(Error::io("stat", &index, e)),
+            Ok(_) => {
+                self.read_index()?;
+            }
         }
         Ok(())
     }

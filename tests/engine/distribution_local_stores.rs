@@ -4,7 +4,7 @@
 //! or half-written input. Tests that need a tool skip (and say so) when it
 //! is not installed. Every image here is a few KiB.
 use crate::support::image::on_path;
-use microsnap::distribution::media_types::{ANNOTATION_REF_NAME, IMAGE_MANIFEST};
+use microsnap::distribution::media_types::{self, ANNOTATION_REF_NAME, IMAGE_MANIFEST};
 use microsnap::distribution::reference::Reference;
 use microsnap::distribution::store::{self, Access, Store};
 use microsnap::distribution::{layout, oci_archive, RemoteOptions};
@@ -68,6 +68,27 @@ impl Image {
                 "digest": sha256(&layer),
                 "size": layer.len(),
             }],
+        }))
+        .unwrap();
+        Image {
+            config,
+            layer,
+            manifest,
+        }
+    }
+
+    /// Shaped as push makes a snapshot: microsnap's config and layer media
+    /// types and `artifactType`, no tar anywhere.
+    fn snapshot_like(content: &str) -> Image {
+        let config = format!(r#"{{"name":"{content}"}}"#).into_bytes();
+        let layer = content.repeat(200).into_bytes();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": IMAGE_MANIFEST,
+            "artifactType": media_types::ARTIFACT_TYPE,
+            "config": {"mediaType": media_types::CONFIG, "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": media_types::PACK, "digest": sha256(&layer), "size": layer.len()}],
+            "annotations": {media_types::ANNOTATION_SNAPSHOT_DIGEST: sha256(&config)},
         }))
         .unwrap();
         Image {
@@ -971,11 +992,10 @@ fn hostile_or_broken_archives_are_invalid_archive() {
     let image = Image::new("hostile");
     let good = tar_of(&dotted_members(&image), false);
     let with = |extra: Raw| {
-        let mut members = dotted_members(&image);
+        // The hostile member first, then a whole valid layout.
         let mut bytes = raw_tar(&[extra]);
         bytes.truncate(bytes.len() - 1024);
-        let rest = tar_of(&members.drain(..).collect::<Vec<_>>(), false);
-        bytes.extend(rest);
+        bytes.extend(tar_of(&dotted_members(&image), false));
         bytes
     };
     let reg = tar::EntryType::Regular;
@@ -1136,4 +1156,95 @@ fn a_blob_corrupted_inside_an_archive_is_caught_where_the_store_checks() {
     assert!(store
         .put_blob_bytes(&sha256(b"x"), b"x", &Monitor::none())
         .is_err());
+}
+
+#[test]
+fn skopeo_carries_a_snapshot_shaped_artifact_between_the_stores_unchanged() {
+    if !tool(
+        "skopeo_carries_a_snapshot_shaped_artifact_between_the_stores_unchanged",
+        "skopeo",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let image = Image::snapshot_like("snapshot");
+    let (dir, theirs, back) = (
+        tmp.path().join("lay"),
+        tmp.path().join("skopeo.tar"),
+        tmp.path().join("back"),
+    );
+    let ours = tmp.path().join("ours.tar");
+    image.push(
+        &*layout::open(&dir, Access::Write).unwrap(),
+        "snap",
+        tmp.path(),
+    );
+    write_archive(&ours, tmp.path(), &[("snap", &image)]);
+    // No flags: skopeo leaves blobs of unknown media types as they are.
+    run(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:snap", dir.display()))
+        .arg(archive_ref(&theirs, "snap")));
+    image.check_in(
+        &*oci_archive::open(&theirs, Access::Read, tmp.path()).unwrap(),
+        "snap",
+    );
+    run(Command::new("skopeo")
+        .arg("copy")
+        .arg(archive_ref(&ours, "snap"))
+        .arg(format!("oci:{}:snap", back.display())));
+    image.check_in(&*layout::open(&back, Access::Read).unwrap(), "snap");
+}
+
+#[test]
+fn a_cancel_during_a_blob_copy_stops_it_within_a_few_mib() {
+    // The source is a FIFO fed by a thread that cancels after 4.5 MiB and
+    // then offers 4 MiB more: the copy must notice at its next check (at
+    // 8 MiB) instead of storing the blob, whatever the scheduling.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lay");
+    let store = layout::open(&dir, Access::Write).unwrap();
+    let bytes: Vec<u8> = (0..(8u32 << 20) + (1 << 19))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let fifo = tmp.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: c_path is a valid NUL-terminated path for the call's duration.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let token = CancelToken::new();
+    let monitor = Monitor::with_cancel(token.clone());
+    let first = (4 << 20) + (1 << 19);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::io::Write;
+            let mut w = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            w.write_all(&bytes[..first]).unwrap();
+            token.cancel();
+            // The reader stops early: a broken pipe here is expected.
+            let _ = w.write_all(&bytes[first..]);
+        });
+        store.put_blob_file(&sha256(&bytes), &fifo, bytes.len() as u64, &monitor)
+    });
+    assert_eq!(code(result), ErrorCode::Cancelled);
+    assert_eq!(store.blob_size(&sha256(&bytes)).unwrap(), None);
+    assert_eq!(files_under(&dir), ["index.json", "oci-layout"]);
+}
+
+#[test]
+fn a_layout_whose_creation_was_cut_after_its_marker_is_completed_by_the_next_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lay");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    assert_eq!(
+        code(layout::open(&dir, Access::Read)),
+        ErrorCode::InvalidArchive
+    );
+    let image = Image::new("completed");
+    image.push(
+        &*layout::open(&dir, Access::Write).unwrap(),
+        "t",
+        tmp.path(),
+    );
+    image.check_in(&*layout::open(&dir, Access::Read).unwrap(), "t");
 }
