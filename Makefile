@@ -87,17 +87,17 @@ test-c-valgrind: $(C_TESTS)
 	    ./$$t; done
 
 # ---- Go ----
-test-go: lib
+test-go: lib registry-bin
 	cd bindings/go && go vet ./... && go test -race -count=1 ./...
 
 # ---- Python ----
-test-python: lib
+test-python: lib registry-bin
 	MICROSNAP_LIB=$(abspath $(LIB)) python3 -m pytest -q bindings/python/tests
 
 # ---- README ----
 # Every code block of README.md, read from the README by the test itself and
 # run as written in a temporary directory outside the repository.
-test-readme: cli
+test-readme: cli registry-bin
 	python3 -m pytest -q tests/readme
 
 # ---- benchmark (not part of `make test`: machines are shared and noisy) ----

@@ -12,6 +12,7 @@ the library first.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import re
@@ -69,6 +70,7 @@ CLAIMED = [
     ("Python", "sh", "test_python_quick_start"),
     ("C", "c", "test_c_quick_start"),
     ("C", "sh", "test_c_quick_start"),
+    ("Share snapshots through a registry", "sh", "test_registry_quick_start"),
     ("Command line", "", "test_cli_synopsis_matches_the_cli"),
     ("Install", "sh", "test_make_blocks_name_real_targets"),
     ("Python wheel", "sh", "tests/wheel/test_wheel.py (make test-wheel)"),
@@ -169,6 +171,31 @@ def test_c_quick_start(workdir: pathlib.Path, tmp_path: pathlib.Path) -> None:
     assert lines[-3].startswith("open: {"), out
     assert lines[-2].startswith("import: {\"images\":[{"), out
     assert '"ref":"alpine:3.20"' in lines[-1], out
+
+
+def json_objects(text: str) -> list[dict]:
+    """Every JSON object printed from the start of a line of `text`."""
+    decoder, found, end = json.JSONDecoder(), [], 0
+    for match in re.finditer(r"^\{", text, re.M):
+        if match.start() >= end:
+            obj, end = decoder.raw_decode(text, match.start())
+            found.append(obj)
+    return found
+
+
+def test_registry_quick_start(workdir: pathlib.Path) -> None:
+    out = run_quick_start(workdir, block("Share snapshots through a registry", "sh"))
+    # The two --json outputs: the child's push report, then the pull's.
+    objects = json_objects(out)
+    assert len(objects) == 2, out
+    push, pull = objects
+    assert push["chunks_uploaded"] == 1 and push["chunks_reused"] == 16, push
+    report = pull["report"]
+    assert report["snapshot_digest"] == push["snapshot_digest"], pull
+    assert report["chunks_downloaded"] == 1, report
+    assert report["bytes_copied_locally"] == 16 * 65536, report
+    assert re.search(r"v2: verified ", out), out
+    assert (workdir / "host-b" / "sandboxes" / "worker").is_dir()
 
 
 def test_make_blocks_name_real_targets() -> None:
