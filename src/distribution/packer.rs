@@ -101,23 +101,43 @@ struct Chunk {
     frame: Option<Vec<u8>>,
 }
 
-/// Pack the upper `file` (`path` names it in errors) of `size` bytes whose
-/// data is in `extents`, over `basis`. New packs are written under
-/// `scratch` and passed to `on_pack` (which owns the file from then on);
-/// with `write_packs` false they are only measured (their digests are all
-/// an index needs), which is how an index is worked out without sending.
+/// An upper to pack: its file as the artifact opened it and its data extents.
+pub struct Source<'a> {
+    pub file: &'a File,
+    /// Names it in errors.
+    pub path: PathBuf,
+    pub size: u64,
+    pub extents: Vec<Extent>,
+}
+
+impl<'a> Source<'a> {
+    /// The upper of `art` (`Unsupported` for one without a disk upper).
+    pub fn of(art: &'a crate::artifact::Artifact) -> Result<Source<'a>> {
+        let upper = art.disk_upper("push")?;
+        let path = art.upper_path();
+        let extents = crate::sparse::data_extents(upper.file).ctx("find data extents of", &path)?;
+        Ok(Source {
+            file: upper.file,
+            path,
+            size: upper.spec.size_bytes,
+            extents,
+        })
+    }
+}
+
+/// Pack `source` over `basis`. With `scratch`, new packs are written there
+/// and passed to `on_pack` (which owns the file from then on); without, they
+/// are only measured (their digests are all an index needs), which is how an
+/// index is worked out without sending anything.
 pub fn pack(
-    file: &File,
-    path: &Path,
-    size: u64,
-    extents: &[Extent],
+    source: &Source,
     basis: &Basis,
-    scratch: &Path,
-    write_packs: bool,
+    scratch: Option<&Path>,
     monitor: &Monitor,
     on_pack: &mut dyn FnMut(PackFile) -> Result<()>,
 ) -> Result<Packed> {
-    let batches = data_batches(extents, size);
+    let (file, path, size) = (source.file, source.path.as_path(), source.size);
+    let batches = data_batches(&source.extents, size);
     let data_bytes: u64 = batches.iter().map(|b| chunk_bytes(b, size)).sum();
     monitor.phase(Phase::Push, data_bytes)?;
     let workers = std::thread::available_parallelism()
@@ -125,7 +145,7 @@ pub fn pack(
         .unwrap_or(1)
         .min(batches.len().max(1));
 
-    let mut builder = IndexBuilder::new(size, basis, scratch, write_packs);
+    let mut builder = IndexBuilder::new(size, basis, scratch);
     for round in batches.chunks(workers * BATCHES_PER_WORKER) {
         let results = run_round(file, path, size, basis, round, workers, monitor)?;
         for (batch, chunks) in round.iter().zip(results) {
@@ -240,8 +260,8 @@ fn read_batch(
 struct IndexBuilder<'a> {
     size: u64,
     basis: &'a Basis,
-    scratch: &'a Path,
-    write_packs: bool,
+    /// Where new packs are written; `None`: only measured.
+    scratch: Option<&'a Path>,
     /// Referenced basis packs, as first met (they come first in the index).
     packs: Vec<PackRef>,
     basis_pack_slot: HashMap<[u8; 32], u32>,
@@ -281,12 +301,11 @@ struct OpenPack {
 }
 
 impl<'a> IndexBuilder<'a> {
-    fn new(size: u64, basis: &'a Basis, scratch: &'a Path, write_packs: bool) -> Self {
+    fn new(size: u64, basis: &'a Basis, scratch: Option<&'a Path>) -> Self {
         IndexBuilder {
             size,
             basis,
             scratch,
-            write_packs,
             packs: Vec::new(),
             basis_pack_slot: HashMap::new(),
             new_pack_refs: Vec::new(),
@@ -366,14 +385,13 @@ impl<'a> IndexBuilder<'a> {
     }
 
     fn open_pack(&self) -> Result<OpenPack> {
-        let path = self.scratch.join(format!("pack-{}", self.closed_new_packs));
-        let out = if self.write_packs {
-            Some(BufWriter::with_capacity(
-                1024 * 1024,
-                File::create(&path).ctx("create", &path)?,
-            ))
-        } else {
-            None
+        let (path, out) = match self.scratch {
+            Some(scratch) => {
+                let path = scratch.join(format!("pack-{}", self.closed_new_packs));
+                let file = File::create(&path).ctx("create", &path)?;
+                (path, Some(BufWriter::with_capacity(1024 * 1024, file)))
+            }
+            None => (PathBuf::new(), None),
         };
         Ok(OpenPack {
             path,
@@ -398,7 +416,7 @@ impl<'a> IndexBuilder<'a> {
         };
         self.new_pack_refs.push(pack.clone());
         self.closed_new_packs += 1;
-        if self.write_packs {
+        if self.scratch.is_some() {
             on_pack(PackFile {
                 path: open.path,
                 pack,

@@ -11,12 +11,12 @@
 use super::chunk_index::{sha256_bytes, ChunkIndex};
 use super::media_types::{self as mt, digest_tag};
 use super::objects::{self, Blob, ManifestInput};
-use super::packer::{self, Basis, PackFile, Packed};
+use super::packer::{self, Basis, PackFile, Packed, Source};
 use super::reference::Reference;
 use super::store::{self, Access, Store};
 use super::{leaf_cache, remote_record, PushOptions, PushReport, PushedSnapshot, RemoteOptions};
 use crate::artifact::{self, Artifact};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::integrity::Algorithm;
 use crate::progress::Monitor;
@@ -63,7 +63,7 @@ pub fn push(
     }
     let scratch = Staging::new(&home.tmp_dir(), "push")?;
     let since_basis = match &options.since {
-        Some(since) => Some(since_index(home, &head, since, &scratch, monitor)?),
+        Some(since) => Some(since_index(home, &head, since, monitor)?),
         None => None,
     };
     let target = store::open(&parsed, &options.remote, Access::Write, scratch.path())?;
@@ -210,9 +210,8 @@ impl Pushing<'_, '_> {
         report: &mut PushReport,
     ) -> Result<(ChunkIndex, String)> {
         let upper = art.disk_upper("push")?;
-        let path = art.upper_path();
-        let size = upper.spec.size_bytes;
-        let extents = crate::sparse::data_extents(upper.file).ctx("find data extents of", &path)?;
+        let source = Source::of(art)?;
+        let (path, size) = (source.path.clone(), source.size);
         let stats = Mutex::new(UploadStats::default());
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let (send, receive) = sync_channel::<PackFile>(self.in_flight);
@@ -254,13 +253,9 @@ impl Pushing<'_, '_> {
                     .map_err(|_| Error::Internal("pack uploaders stopped".into()))
             };
             let packed = packer::pack(
-                upper.file,
-                &path,
-                size,
-                &extents,
+                &source,
                 basis,
-                self.scratch.path(),
-                true,
+                Some(self.scratch.path()),
                 self.monitor,
                 &mut on_pack,
             );
@@ -445,7 +440,6 @@ fn since_index(
     home: &Home,
     head: &Artifact,
     since: &str,
-    scratch: &Staging,
     monitor: &Monitor,
 ) -> Result<ChunkIndex> {
     let since_art = artifact::resolve(home, since)?;
@@ -461,21 +455,8 @@ fn since_index(
     }
     let mut previous: Option<ChunkIndex> = None;
     for art in crate::archive::chain_of(home, since_art)? {
-        let upper = art.disk_upper("push")?;
-        let path = art.upper_path();
-        let extents = crate::sparse::data_extents(upper.file).ctx("find data extents of", &path)?;
         let basis = previous.as_ref().map(Basis::from_index).unwrap_or_default();
-        let packed = packer::pack(
-            upper.file,
-            &path,
-            upper.spec.size_bytes,
-            &extents,
-            &basis,
-            scratch.path(),
-            false,
-            monitor,
-            &mut |_| Ok(()),
-        )?;
+        let packed = packer::pack(&Source::of(&art)?, &basis, None, monitor, &mut |_| Ok(()))?;
         previous = Some(packed.index);
     }
     previous.ok_or_else(|| Error::Internal("an empty chain".into()))
