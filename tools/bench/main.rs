@@ -24,6 +24,7 @@
 mod blake3;
 mod fixtures;
 mod measure;
+mod registry;
 mod report;
 mod rows;
 mod shell;
@@ -63,7 +64,7 @@ fn main() {
     }
 }
 
-/// `MICROSNAP_BENCH_ONLY=create,verify,blake3,archive,rss,sandbox,index` runs only
+/// `MICROSNAP_BENCH_ONLY=create,verify,blake3,archive,rss,sandbox,index,registry` runs only
 /// those groups (for re-measuring one change); unset runs everything.
 fn wanted(group: &str) -> bool {
     match std::env::var("MICROSNAP_BENCH_ONLY") {
@@ -363,6 +364,12 @@ fn run() -> Res<()> {
                 fmt_d(median(&d))
             ));
         }
+    }
+
+    eprintln!("registry push / pull");
+    if wanted("registry") {
+        let art = merkle["f1"].clone();
+        b.registry_rows(&art)?;
     }
 
     let load_after = fs::read_to_string("/proc/loadavg")?.trim().to_string();
