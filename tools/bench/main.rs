@@ -20,7 +20,10 @@
 //!
 //! The parts: `fixtures` (the inputs, built once), `measure` (timing ours
 //! against the peer), `rows` (one method per table row), `report` (the
-//! table and docs/BENCHMARKS.md) and `shell` (commands and file helpers).
+//! table and docs/BENCHMARKS.md) and `shell` (commands and file helpers);
+//! the groups with their own peers and setup have a file each: `blake3`
+//! (BLAKE3 integrity) and `registry` (push and pull through a loopback
+//! docker-registry against `tar | zstd` + oras or skopeo).
 mod blake3;
 mod fixtures;
 mod measure;

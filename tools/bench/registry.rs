@@ -31,7 +31,7 @@
 //!   parent's upper lacks + the chunk index blob's size from the manifest).
 //! - Peak RSS of ours: one more push and pull of each fixture in a child
 //!   process (`--child push|pull`), untimed (target ≤ 128 MiB).
-use crate::measure::{alternate, child_peak, timed};
+use crate::measure::{alternate, child_peak, cpu_note, cpu_time, timed};
 use crate::rows::Bench;
 use crate::shell::{allocated, q, rm, sh, sh_out};
 use crate::{Res, MIB, REPO};
@@ -219,7 +219,12 @@ impl Peer {
             if let Ok(out) = Command::new(&oras).arg("version").output() {
                 if out.status.success() {
                     let text = String::from_utf8_lossy(&out.stdout);
-                    let version = text.lines().next().unwrap_or("").trim().to_string();
+                    let version = text
+                        .lines()
+                        .find_map(|l| l.trim().strip_prefix("Version:"))
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
                     return Ok((Peer::Oras { exe: oras }, format!("oras {version}")));
                 }
             }
@@ -455,11 +460,11 @@ impl Bench {
             self.push_row(&target, &peer, f1, "root", "F1", "push F1 (root)", "≤ 0.7", 0.7, None)?;
 
         // Pull F1 into an empty home.
-        let pulled = self.pull_f1_row(&target, &peer, f1)?;
+        let pulled = self.pull_f1_row(&target, &peer, f1, f1_peer_bytes)?;
 
         // Push the child; its parent is in each rep's repository.
         let (new_count, new_bytes) = new_chunk_bytes(&f1.upper_path(), &child.upper_path())?;
-        self.push_row(
+        let (_, child_peer_bytes) = self.push_row(
             &target,
             &peer,
             &child,
@@ -472,14 +477,14 @@ impl Bench {
         )?;
 
         // Pull the child onto the parent's host.
-        self.pull_child_row(&target, &peer, &child, &pulled, (new_count, new_bytes))?;
+        self.pull_child_row(&target, &peer, &child, &pulled, (new_count, new_bytes), child_peer_bytes)?;
 
         self.registry_rss(&target, f1, &child)?;
+        if target.is_registry() {
+            self.layout_record_rows(f1)?;
+        }
         self.extra.push(format!(
-            "registry rows: peer's F1 tar.zst {} ({} bytes); {} reps; ours/peer is wall time",
-            mib(f1_peer_bytes),
-            f1_peer_bytes,
-            reps
+            "registry rows: {reps} reps, each push into a fresh repository; ours/peer is wall time"
         ));
         drop(server);
         snapshot::remove(&self.home, &child.path.display().to_string(), true)?;
@@ -597,19 +602,24 @@ impl Bench {
         let source = art.path.display().to_string();
         let mut reports = Vec::new();
         let mut tzst = 0;
+        let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
             self.reps,
             |i| {
                 let reference = target.ours(&format!("r{i}"), tag);
+                let cpu = cpu_time(libc::RUSAGE_SELF);
                 let (d, report) = timed(|| {
                     Ok(distribution::push(&home, &source, &reference, &push_options(), &Monitor::none())?)
                 })?;
+                ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 reports.push(report);
                 Ok(d)
             },
             |i| {
                 let script = peer.push_script(target, &upper, &work, &format!("r{i}"), tag)?;
+                let cpu = cpu_time(libc::RUSAGE_CHILDREN);
                 let d = sh(&script)?;
+                peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
                 tzst = fs::metadata(work.join("upper.tar.zst"))?.len();
                 rm(&work.join("upper.tar.zst"));
                 Ok(d)
@@ -632,6 +642,7 @@ impl Bench {
             tzst,
             last.bytes_uploaded as f64 / tzst.max(1) as f64
         );
+        note.push_str(&format!("; {} (registry server's CPU in neither)", cpu_note(ours_cpu, peer_cpu, self.reps)));
         if let Some((count, bytes)) = new {
             note.push_str(&self.wire_bound(target, tag, last.bytes_uploaded, count, bytes)?);
         }
@@ -655,21 +666,24 @@ impl Bench {
 
     /// Pull F1 into a fresh empty home each rep; the peer pulls and unpacks
     /// its tar.zst. Returns a home holding F1 (the parent's host).
-    fn pull_f1_row(&mut self, target: &Target, peer: &Peer, f1: &Artifact) -> Res<Home> {
+    fn pull_f1_row(&mut self, target: &Target, peer: &Peer, f1: &Artifact, peer_bytes: u64) -> Res<Home> {
         let reference = target.ours("r0", "root");
         let homes = self.work.join("pull-homes");
         let peer_out = self.work.join("peer-pull");
         let file_name = f1.upper_path().file_name().ok_or("no upper name")?.to_owned();
         let (mut ours_alloc, mut peer_alloc, mut wire) = (0, 0, None);
+        let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
             self.reps,
             |i| {
                 let root = homes.join(format!("h{i}"));
                 rm(&root);
                 let home = Home::open(&root)?;
+                let cpu = cpu_time(libc::RUSAGE_SELF);
                 let (d, (handle, report)) = timed(|| {
                     Ok(distribution::pull(&home, &reference, None, &pull_options(None), &Monitor::none())?)
                 })?;
+                ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 if handle.digest != f1.digest {
                     return Err(format!("pulled {} instead of {}", handle.digest, f1.digest).into());
                 }
@@ -681,7 +695,9 @@ impl Bench {
             },
             |_| {
                 rm(&peer_out);
+                let cpu = cpu_time(libc::RUSAGE_CHILDREN);
                 let d = sh(&peer.pull_script(target, &peer_out, "r0", "root"))?;
+                peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
                 peer_alloc = allocated(&peer_out.join(&file_name));
                 rm(&peer_out);
                 Ok(d)
@@ -691,15 +707,19 @@ impl Bench {
         let source = allocated(&f1.upper_path());
         let ratio = ours_alloc as f64 / source.max(1) as f64;
         let note = format!(
-            "{}; wire: ours {} ({} B, {} chunks) vs peer's tar.zst; allocated {} = {:.3}× source ({}), peer's {}",
+            "{}; wire: ours {} ({} B, {} chunks) vs peer's tar.zst {} ({} B) = {:.4}×; allocated {} = {:.3}× source ({}), peer's {}; {}",
             target.label(),
             mib(report.bytes_downloaded),
             report.bytes_downloaded,
             report.chunks_downloaded,
+            mib(peer_bytes),
+            peer_bytes,
+            report.bytes_downloaded as f64 / peer_bytes.max(1) as f64,
             mib(ours_alloc),
             ratio,
             if ratio <= 1.05 { "met" } else { "**missed**" },
-            mib(peer_alloc)
+            mib(peer_alloc),
+            cpu_note(ours_cpu, peer_cpu, self.reps)
         );
         self.push(
             "pull F1 into an empty home",
@@ -725,17 +745,21 @@ impl Bench {
         child: &Artifact,
         host: &Home,
         (count, bytes): (u64, u64),
+        peer_bytes: u64,
     ) -> Res<()> {
         let reference = target.ours("r0", "child");
         let peer_out = self.work.join("peer-pull");
         let mut last = None;
+        let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
             self.reps,
             |i| {
                 let name = format!("child-{i}");
+                let cpu = cpu_time(libc::RUSAGE_SELF);
                 let (d, (handle, report)) = timed(|| {
                     Ok(distribution::pull(host, &reference, None, &pull_options(Some(name.clone())), &Monitor::none())?)
                 })?;
+                ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 if handle.digest != child.digest {
                     return Err(format!("pulled {} instead of the child {}", handle.digest, child.digest).into());
                 }
@@ -748,20 +772,26 @@ impl Bench {
             },
             |_| {
                 rm(&peer_out);
+                let cpu = cpu_time(libc::RUSAGE_CHILDREN);
                 let d = sh(&peer.pull_script(target, &peer_out, "r0", "child"))?;
+                peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
                 rm(&peer_out);
                 Ok(d)
             },
         )?;
         let report = last.ok_or("no pull")?;
         let mut note = format!(
-            "{}; wire: ours {} ({} B, {} of {} chunks downloaded, {} copied locally)",
+            "{}; wire: ours {} ({} B, {} of {} chunks downloaded, {} copied locally) vs peer's tar.zst {} ({} B) = {:.4}×; {}",
             target.label(),
             mib(report.bytes_downloaded),
             report.bytes_downloaded,
             report.chunks_downloaded,
             report.chunks_total,
-            mib(report.bytes_copied_locally)
+            mib(report.bytes_copied_locally),
+            mib(peer_bytes),
+            peer_bytes,
+            report.bytes_downloaded as f64 / peer_bytes.max(1) as f64,
+            cpu_note(ours_cpu, peer_cpu, self.reps)
         );
         note.push_str(&self.wire_bound(target, "child", report.bytes_downloaded, count, bytes)?);
         self.push(
@@ -773,6 +803,80 @@ impl Bench {
             Some(0.1),
             note,
         );
+        Ok(())
+    }
+
+    /// For the record, where the time goes without HTTP: our push of F1 to
+    /// an `oci:` layout against the peer's `tar | zstd` to a file alone, and
+    /// our pull from that layout against `zstd -dc | tar -xf` of the file.
+    fn layout_record_rows(&mut self, f1: &Artifact) -> Res<()> {
+        let home = Home::open(self.home.root())?;
+        let layouts = self.work.join("record-layouts");
+        let tzst = self.work.join("record.tar.zst");
+        let peer_out = self.work.join("record-peer");
+        let upper = f1.upper_path();
+        let dir = upper.parent().ok_or("upper has no parent")?;
+        let file = Path::new(upper.file_name().ok_or("upper has no name")?);
+        let source = f1.path.display().to_string();
+        let make = format!(
+            "tar --sparse -C {} -cf - {} | zstd -q -3 -T0 > {}",
+            q(dir),
+            q(file),
+            q(&tzst)
+        );
+        let samples = alternate(
+            self.reps,
+            |i| {
+                let reference = format!("oci:{}:root", layouts.join(format!("r{i}")).display());
+                Ok(timed(|| Ok(distribution::push(&home, &source, &reference, &push_options(), &Monitor::none())?))?.0)
+            },
+            |_| {
+                rm(&tzst);
+                sh(&make)
+            },
+        )?;
+        self.push(
+            "push F1 to an `oci:` layout (no HTTP; record)",
+            "F1",
+            "`tar --sparse | zstd -3 -T0` to a file, no transfer",
+            samples,
+            "record",
+            None,
+            String::new(),
+        );
+        let reference = format!("oci:{}:root", layouts.join("r0").display());
+        let homes = self.work.join("record-homes");
+        let samples = alternate(
+            self.reps,
+            |i| {
+                let root = homes.join(format!("h{i}"));
+                rm(&root);
+                let home = Home::open(&root)?;
+                let d = timed(|| Ok(distribution::pull(&home, &reference, None, &pull_options(None), &Monitor::none())?))?.0;
+                drop(home);
+                rm(&root);
+                Ok(d)
+            },
+            |_| {
+                rm(&peer_out);
+                fs::create_dir_all(&peer_out)?;
+                let d = sh(&format!("zstd -dc {} | tar --sparse -xf - -C {}", q(&tzst), q(&peer_out)))?;
+                rm(&peer_out);
+                Ok(d)
+            },
+        )?;
+        self.push(
+            "pull F1 from an `oci:` layout into an empty home (no HTTP; record)",
+            "F1",
+            "`zstd -dc | tar --sparse -xf -` of the file, no transfer",
+            samples,
+            "record",
+            None,
+            String::new(),
+        );
+        rm(&layouts);
+        rm(&tzst);
+        rm(&homes);
         Ok(())
     }
 
