@@ -824,17 +824,25 @@ impl Bench {
             q(file),
             q(&tzst)
         );
+        let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
             self.reps,
             |i| {
                 let reference = format!("oci:{}:root", layouts.join(format!("r{i}")).display());
-                Ok(timed(|| Ok(distribution::push(&home, &source, &reference, &push_options(), &Monitor::none())?))?.0)
+                let cpu = cpu_time(libc::RUSAGE_SELF);
+                let d = timed(|| Ok(distribution::push(&home, &source, &reference, &push_options(), &Monitor::none())?))?.0;
+                ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
+                Ok(d)
             },
             |_| {
                 rm(&tzst);
-                sh(&make)
+                let cpu = cpu_time(libc::RUSAGE_CHILDREN);
+                let d = sh(&make)?;
+                peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
+                Ok(d)
             },
         )?;
+        let push_note = cpu_note(ours_cpu, peer_cpu, self.reps);
         self.push(
             "push F1 to an `oci:` layout (no HTTP; record)",
             "F1",
@@ -842,17 +850,20 @@ impl Bench {
             samples,
             "record",
             None,
-            String::new(),
+            push_note,
         );
         let reference = format!("oci:{}:root", layouts.join("r0").display());
         let homes = self.work.join("record-homes");
+        let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
             self.reps,
             |i| {
                 let root = homes.join(format!("h{i}"));
                 rm(&root);
                 let home = Home::open(&root)?;
+                let cpu = cpu_time(libc::RUSAGE_SELF);
                 let d = timed(|| Ok(distribution::pull(&home, &reference, None, &pull_options(None), &Monitor::none())?))?.0;
+                ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 drop(home);
                 rm(&root);
                 Ok(d)
@@ -860,11 +871,14 @@ impl Bench {
             |_| {
                 rm(&peer_out);
                 fs::create_dir_all(&peer_out)?;
+                let cpu = cpu_time(libc::RUSAGE_CHILDREN);
                 let d = sh(&format!("zstd -dc {} | tar --sparse -xf - -C {}", q(&tzst), q(&peer_out)))?;
+                peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
                 rm(&peer_out);
                 Ok(d)
             },
         )?;
+        let pull_note = cpu_note(ours_cpu, peer_cpu, self.reps);
         self.push(
             "pull F1 from an `oci:` layout into an empty home (no HTTP; record)",
             "F1",
@@ -872,7 +886,7 @@ impl Bench {
             samples,
             "record",
             None,
-            String::new(),
+            pull_note,
         );
         rm(&layouts);
         rm(&tzst);
