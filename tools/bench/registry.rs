@@ -157,7 +157,9 @@ impl Target {
     fn ours(&self, repo: &str, tag: &str) -> String {
         match self {
             Target::Registry { port } => format!("127.0.0.1:{port}/bench/{repo}:{tag}"),
-            Target::Layout { dir } => format!("oci:{}:{tag}", dir.join("bench").join(repo).display()),
+            Target::Layout { dir } => {
+                format!("oci:{}:{tag}", dir.join("bench").join(repo).display())
+            }
         }
     }
 
@@ -189,9 +191,9 @@ impl Target {
                 let digest = index["manifests"]
                     .as_array()
                     .and_then(|m| {
-                        m.iter().rev().find(|e| {
-                            e["annotations"]["org.opencontainers.image.ref.name"] == tag
-                        })
+                        m.iter()
+                            .rev()
+                            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag)
                     })
                     .and_then(|e| e["digest"].as_str())
                     .ok_or_else(|| format!("no tag {tag} in {}", layout.display()))?
@@ -247,7 +249,14 @@ impl Peer {
 
     /// The shell script of one peer push of `upper` (timed whole): the
     /// tar.zst into `work/upper.tar.zst`, then into the target.
-    fn push_script(&self, target: &Target, upper: &Path, work: &Path, repo: &str, tag: &str) -> Res<String> {
+    fn push_script(
+        &self,
+        target: &Target,
+        upper: &Path,
+        work: &Path,
+        repo: &str,
+        tag: &str,
+    ) -> Res<String> {
         let dir = upper.parent().ok_or("upper has no parent")?;
         let file = upper.file_name().ok_or("upper has no name")?;
         let make = format!(
@@ -380,7 +389,10 @@ fn random_bytes(len: u64, seed: &mut u64) -> Vec<u8> {
 
 /// The distinct non-zero 64 KiB chunks of `path`, as leaf hashes, each
 /// with its bytes passed to `each` the first time it is seen.
-fn chunks(path: &Path, mut each: impl FnMut(&integrity::LeafHash, &[u8]) -> Res<()>) -> Res<HashSet<integrity::LeafHash>> {
+fn chunks(
+    path: &Path,
+    mut each: impl FnMut(&integrity::LeafHash, &[u8]) -> Res<()>,
+) -> Res<HashSet<integrity::LeafHash>> {
     let file = File::open(path)?;
     let size = file.metadata()?.len();
     let mut seen = HashSet::new();
@@ -434,14 +446,16 @@ impl Bench {
         let exe = match registry_binary() {
             Ok(e) => e,
             Err(why) => {
-                self.extra.push(format!("registry rows: **not measured**: {why}"));
+                self.extra
+                    .push(format!("registry rows: **not measured**: {why}"));
                 return Ok(());
             }
         };
         let (peer, peer_version) = match Peer::find() {
             Ok(p) => p,
             Err(why) => {
-                self.extra.push(format!("registry rows: **not measured**: {why}"));
+                self.extra
+                    .push(format!("registry rows: **not measured**: {why}"));
                 return Ok(());
             }
         };
@@ -456,8 +470,17 @@ impl Bench {
         let reps = self.reps;
 
         // Push F1 (root), each rep into a fresh repository.
-        let (_, f1_peer_bytes) =
-            self.push_row(&target, &peer, f1, "root", "F1", "push F1 (root)", "≤ 0.7", 0.7, None)?;
+        let (_, f1_peer_bytes) = self.push_row(
+            &target,
+            &peer,
+            f1,
+            "root",
+            "F1",
+            "push F1 (root)",
+            "≤ 0.7",
+            0.7,
+            None,
+        )?;
 
         // Pull F1 into an empty home.
         let pulled = self.pull_f1_row(&target, &peer, f1, f1_peer_bytes)?;
@@ -477,7 +500,14 @@ impl Bench {
         )?;
 
         // Pull the child onto the parent's host.
-        self.pull_child_row(&target, &peer, &child, &pulled, (new_count, new_bytes), child_peer_bytes)?;
+        self.pull_child_row(
+            &target,
+            &peer,
+            &child,
+            &pulled,
+            (new_count, new_bytes),
+            child_peer_bytes,
+        )?;
 
         self.registry_rss(&target, f1, &child)?;
         if target.is_registry() {
@@ -496,7 +526,12 @@ impl Bench {
         let probe = format!("127.0.0.1:{}/bench/probe:x", server.port);
         let scratch = self.work.join("probe");
         fs::create_dir_all(&scratch)?;
-        let result = store::open(&Reference::parse(&probe)?, &remote(), Access::Read, &scratch);
+        let result = store::open(
+            &Reference::parse(&probe)?,
+            &remote(),
+            Access::Read,
+            &scratch,
+        );
         rm(&scratch);
         match result {
             Ok(_) => Ok(Target::Registry { port: server.port }),
@@ -538,10 +573,19 @@ impl Bench {
         }
         let cmd_file = src.join("debugfs.cmds");
         fs::write(&cmd_file, cmds)?;
-        sh(&format!("debugfs -w -f {} {} >/dev/null 2>&1", q(&cmd_file), q(&upper)))?;
-        let listed = sh_out(&format!("debugfs -R 'ls -l /bench-child' {} 2>/dev/null | grep -c new-", q(&upper)));
+        sh(&format!(
+            "debugfs -w -f {} {} >/dev/null 2>&1",
+            q(&cmd_file),
+            q(&upper)
+        ))?;
+        let listed = sh_out(&format!(
+            "debugfs -R 'ls -l /bench-child' {} 2>/dev/null | grep -c new-",
+            q(&upper)
+        ));
         if listed != CHILD_FILES.to_string() {
-            return Err(format!("debugfs wrote {listed} of {CHILD_FILES} files into the child").into());
+            return Err(
+                format!("debugfs wrote {listed} of {CHILD_FILES} files into the child").into(),
+            );
         }
         rm(&src);
         // 500 writes inside the data extents, past the first MiB (the
@@ -572,7 +616,11 @@ impl Bench {
         let art = self.snapshot(&name, Some(Algorithm::MerkleSha256V1))?;
         sandbox::remove(&self.home, &name)?;
         if art.descriptor.parent() != Some(f1.digest.as_str()) {
-            return Err(format!("the child's parent is {:?}, not F1's snapshot", art.descriptor.parent()).into());
+            return Err(format!(
+                "the child's parent is {:?}, not F1's snapshot",
+                art.descriptor.parent()
+            )
+            .into());
         }
         Ok(art)
     }
@@ -609,7 +657,13 @@ impl Bench {
                 let reference = target.ours(&format!("r{i}"), tag);
                 let cpu = cpu_time(libc::RUSAGE_SELF);
                 let (d, report) = timed(|| {
-                    Ok(distribution::push(&home, &source, &reference, &push_options(), &Monitor::none())?)
+                    Ok(distribution::push(
+                        &home,
+                        &source,
+                        &reference,
+                        &push_options(),
+                        &Monitor::none(),
+                    )?)
                 })?;
                 ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 reports.push(report);
@@ -627,7 +681,10 @@ impl Bench {
         )?;
         rm(&work);
         let last = reports.last().ok_or("no push")?;
-        if reports.iter().any(|r| r.bytes_uploaded != last.bytes_uploaded) {
+        if reports
+            .iter()
+            .any(|r| r.bytes_uploaded != last.bytes_uploaded)
+        {
             eprintln!("  note: bytes_uploaded differs between reps");
         }
         let mut note = format!(
@@ -642,17 +699,35 @@ impl Bench {
             tzst,
             last.bytes_uploaded as f64 / tzst.max(1) as f64
         );
-        note.push_str(&format!("; {} (registry server's CPU in neither)", cpu_note(ours_cpu, peer_cpu, self.reps)));
+        note.push_str(&format!(
+            "; {} (registry server's CPU in neither)",
+            cpu_note(ours_cpu, peer_cpu, self.reps)
+        ));
         if let Some((count, bytes)) = new {
             note.push_str(&self.wire_bound(target, tag, last.bytes_uploaded, count, bytes)?);
         }
-        self.push(operation, fixture, &format!("`tar --sparse | zstd -3 -T0` + {}", peer.name()), samples, target_text, Some(limit), note);
+        self.push(
+            operation,
+            fixture,
+            &format!("`tar --sparse \\| zstd -3 -T0` + {}", peer.name()),
+            samples,
+            target_text,
+            Some(limit),
+            note,
+        );
         Ok((last.bytes_uploaded, tzst))
     }
 
     /// The text that says whether `wire` bytes keep issue 15's bound of
     /// 1.2 × (new chunks compressed + the index blob).
-    fn wire_bound(&self, target: &Target, tag: &str, wire: u64, count: u64, bytes: u64) -> Res<String> {
+    fn wire_bound(
+        &self,
+        target: &Target,
+        tag: &str,
+        wire: u64,
+        count: u64,
+        bytes: u64,
+    ) -> Res<String> {
         let index = target.index_size("r0", tag)?;
         let bound = 1.2 * (bytes + index) as f64;
         Ok(format!(
@@ -660,17 +735,31 @@ impl Bench {
             mib(bytes),
             mib(index),
             mib(bound as u64),
-            if wire as f64 <= bound { "bytes met" } else { "**bytes missed**" }
+            if wire as f64 <= bound {
+                "bytes met"
+            } else {
+                "**bytes missed**"
+            }
         ))
     }
 
     /// Pull F1 into a fresh empty home each rep; the peer pulls and unpacks
     /// its tar.zst. Returns a home holding F1 (the parent's host).
-    fn pull_f1_row(&mut self, target: &Target, peer: &Peer, f1: &Artifact, peer_bytes: u64) -> Res<Home> {
+    fn pull_f1_row(
+        &mut self,
+        target: &Target,
+        peer: &Peer,
+        f1: &Artifact,
+        peer_bytes: u64,
+    ) -> Res<Home> {
         let reference = target.ours("r0", "root");
         let homes = self.work.join("pull-homes");
         let peer_out = self.work.join("peer-pull");
-        let file_name = f1.upper_path().file_name().ok_or("no upper name")?.to_owned();
+        let file_name = f1
+            .upper_path()
+            .file_name()
+            .ok_or("no upper name")?
+            .to_owned();
         let (mut ours_alloc, mut peer_alloc, mut wire) = (0, 0, None);
         let (mut ours_cpu, mut peer_cpu) = (Duration::ZERO, Duration::ZERO);
         let samples = alternate(
@@ -681,7 +770,13 @@ impl Bench {
                 let home = Home::open(&root)?;
                 let cpu = cpu_time(libc::RUSAGE_SELF);
                 let (d, (handle, report)) = timed(|| {
-                    Ok(distribution::pull(&home, &reference, None, &pull_options(None), &Monitor::none())?)
+                    Ok(distribution::pull(
+                        &home,
+                        &reference,
+                        None,
+                        &pull_options(None),
+                        &Monitor::none(),
+                    )?)
                 })?;
                 ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 if handle.digest != f1.digest {
@@ -724,7 +819,7 @@ impl Bench {
         self.push(
             "pull F1 into an empty home",
             "F1",
-            &format!("{} pull + `zstd -dc | tar --sparse -xf -`", peer.name()),
+            &format!("{} pull + `zstd -dc \\| tar --sparse -xf -`", peer.name()),
             samples,
             "≤ 0.7, alloc ≤ 1.05×",
             Some(0.7),
@@ -733,7 +828,13 @@ impl Bench {
         rm(&homes);
         // The parent's host for the child rows.
         let host = Home::open(&self.work.join("parent-host"))?;
-        distribution::pull(&host, &reference, None, &pull_options(Some("root".into())), &Monitor::none())?;
+        distribution::pull(
+            &host,
+            &reference,
+            None,
+            &pull_options(Some("root".into())),
+            &Monitor::none(),
+        )?;
         Ok(host)
     }
 
@@ -757,11 +858,21 @@ impl Bench {
                 let name = format!("child-{i}");
                 let cpu = cpu_time(libc::RUSAGE_SELF);
                 let (d, (handle, report)) = timed(|| {
-                    Ok(distribution::pull(host, &reference, None, &pull_options(Some(name.clone())), &Monitor::none())?)
+                    Ok(distribution::pull(
+                        host,
+                        &reference,
+                        None,
+                        &pull_options(Some(name.clone())),
+                        &Monitor::none(),
+                    )?)
                 })?;
                 ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 if handle.digest != child.digest {
-                    return Err(format!("pulled {} instead of the child {}", handle.digest, child.digest).into());
+                    return Err(format!(
+                        "pulled {} instead of the child {}",
+                        handle.digest, child.digest
+                    )
+                    .into());
                 }
                 if report.already_present {
                     return Err("the child was already on the host: nothing measured".into());
@@ -797,7 +908,10 @@ impl Bench {
         self.push(
             "pull the child onto the parent's host",
             "F1 child",
-            &format!("{} pull + `zstd -dc | tar --sparse -xf -` of the child", peer.name()),
+            &format!(
+                "{} pull + `zstd -dc \\| tar --sparse -xf -` of the child",
+                peer.name()
+            ),
             samples,
             "≤ 0.1, bytes ≤ 1.2× (new chunks + index)",
             Some(0.1),
@@ -830,7 +944,16 @@ impl Bench {
             |i| {
                 let reference = format!("oci:{}:root", layouts.join(format!("r{i}")).display());
                 let cpu = cpu_time(libc::RUSAGE_SELF);
-                let d = timed(|| Ok(distribution::push(&home, &source, &reference, &push_options(), &Monitor::none())?))?.0;
+                let d = timed(|| {
+                    Ok(distribution::push(
+                        &home,
+                        &source,
+                        &reference,
+                        &push_options(),
+                        &Monitor::none(),
+                    )?)
+                })?
+                .0;
                 ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 Ok(d)
             },
@@ -846,7 +969,7 @@ impl Bench {
         self.push(
             "push F1 to an `oci:` layout (no HTTP; record)",
             "F1",
-            "`tar --sparse | zstd -3 -T0` to a file, no transfer",
+            "`tar --sparse \\| zstd -3 -T0` to a file, no transfer",
             samples,
             "record",
             None,
@@ -862,7 +985,16 @@ impl Bench {
                 rm(&root);
                 let home = Home::open(&root)?;
                 let cpu = cpu_time(libc::RUSAGE_SELF);
-                let d = timed(|| Ok(distribution::pull(&home, &reference, None, &pull_options(None), &Monitor::none())?))?.0;
+                let d = timed(|| {
+                    Ok(distribution::pull(
+                        &home,
+                        &reference,
+                        None,
+                        &pull_options(None),
+                        &Monitor::none(),
+                    )?)
+                })?
+                .0;
                 ours_cpu += cpu_time(libc::RUSAGE_SELF) - cpu;
                 drop(home);
                 rm(&root);
@@ -872,7 +1004,11 @@ impl Bench {
                 rm(&peer_out);
                 fs::create_dir_all(&peer_out)?;
                 let cpu = cpu_time(libc::RUSAGE_CHILDREN);
-                let d = sh(&format!("zstd -dc {} | tar --sparse -xf - -C {}", q(&tzst), q(&peer_out)))?;
+                let d = sh(&format!(
+                    "zstd -dc {} | tar --sparse -xf - -C {}",
+                    q(&tzst),
+                    q(&peer_out)
+                ))?;
                 peer_cpu += cpu_time(libc::RUSAGE_CHILDREN) - cpu;
                 rm(&peer_out);
                 Ok(d)
@@ -882,7 +1018,7 @@ impl Bench {
         self.push(
             "pull F1 from an `oci:` layout into an empty home (no HTTP; record)",
             "F1",
-            "`zstd -dc | tar --sparse -xf -` of the file, no transfer",
+            "`zstd -dc \\| tar --sparse -xf -` of the file, no transfer",
             samples,
             "record",
             None,
@@ -898,8 +1034,18 @@ impl Bench {
     /// child process of its own.
     fn registry_rss(&mut self, target: &Target, f1: &Artifact, child: &Artifact) -> Res<()> {
         let root = self.home.root().display().to_string();
-        let push_f1 = child_peak(&["push", &root, &f1.path.display().to_string(), &target.ours("rss", "root")])?;
-        let push_child = child_peak(&["push", &root, &child.path.display().to_string(), &target.ours("rss", "child")])?;
+        let push_f1 = child_peak(&[
+            "push",
+            &root,
+            &f1.path.display().to_string(),
+            &target.ours("rss", "root"),
+        ])?;
+        let push_child = child_peak(&[
+            "push",
+            &root,
+            &child.path.display().to_string(),
+            &target.ours("rss", "child"),
+        ])?;
         let host = self.work.join("rss-host").display().to_string();
         let pull_f1 = child_peak(&["pull", &host, &target.ours("rss", "root")])?;
         let pull_child = child_peak(&["pull", &host, &target.ours("rss", "child")])?;
