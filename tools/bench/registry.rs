@@ -170,7 +170,7 @@ impl Target {
     /// What the rows say about the transport.
     fn label(&self) -> &'static str {
         if self.is_registry() {
-            "loopback registry (docker-registry 2.8.2, plain HTTP)"
+            "loopback docker-registry, plain HTTP"
         } else {
             "**oci: layout, NOT the registry** (engine's registry transport not built yet)"
         }
@@ -461,10 +461,16 @@ impl Bench {
         };
         let server = Registry::start(&exe, &self.work.join("registry"))?;
         let target = self.pick_target(&server)?;
+        let version = sh_out(&format!("{} --version", q(&exe)));
         self.extra.push(format!(
-            "registry rows: transport {}; peer {peer_version}; registry `{}`",
+            "registry rows: transport {}; peer {peer_version}; registry `{}` ({})",
             target.label(),
-            exe.display()
+            exe.display(),
+            version
+                .split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
         ));
         let child = self.child_of(f1)?;
         let reps = self.reps;
