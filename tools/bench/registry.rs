@@ -462,7 +462,8 @@ impl Bench {
         let server = match Registry::start(&exe, &self.work.join("registry")) {
             Ok(s) => s,
             Err(why) => {
-                self.extra.push(format!("registry rows: **not measured**: {why}"));
+                self.extra
+                    .push(format!("registry rows: **not measured**: {why}"));
                 return Ok(());
             }
         };
