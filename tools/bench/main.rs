@@ -20,10 +20,14 @@
 //!
 //! The parts: `fixtures` (the inputs, built once), `measure` (timing ours
 //! against the peer), `rows` (one method per table row), `report` (the
-//! table and docs/BENCHMARKS.md) and `shell` (commands and file helpers).
+//! table and docs/BENCHMARKS.md) and `shell` (commands and file helpers);
+//! the groups with their own peers and setup have a file each: `blake3`
+//! (BLAKE3 integrity) and `registry` (push and pull through a loopback
+//! docker-registry against `tar | zstd` + oras or skopeo).
 mod blake3;
 mod fixtures;
 mod measure;
+mod registry;
 mod report;
 mod rows;
 mod shell;
@@ -63,7 +67,7 @@ fn main() {
     }
 }
 
-/// `MICROSNAP_BENCH_ONLY=create,verify,blake3,archive,rss,sandbox,index` runs only
+/// `MICROSNAP_BENCH_ONLY=create,verify,blake3,archive,rss,sandbox,index,registry` runs only
 /// those groups (for re-measuring one change); unset runs everything.
 fn wanted(group: &str) -> bool {
     match std::env::var("MICROSNAP_BENCH_ONLY") {
@@ -363,6 +367,12 @@ fn run() -> Res<()> {
                 fmt_d(median(&d))
             ));
         }
+    }
+
+    eprintln!("registry push / pull");
+    if wanted("registry") {
+        let art = merkle["f1"].clone();
+        b.registry_rows(&art)?;
     }
 
     let load_after = fs::read_to_string("/proc/loadavg")?.trim().to_string();

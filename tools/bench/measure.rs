@@ -1,7 +1,8 @@
 //! Measuring one row: ours and the peer alternately, wall and CPU time, and
-//! the peak RSS of an export or import run in a child process.
+//! the peak RSS of an export, import, push or pull run in a child process.
 use crate::Res;
 use microsnap::archive::{self, ExportOptions};
+use microsnap::distribution::{self, PullOptions, PushOptions, RemoteOptions};
 use microsnap::home::Home;
 use microsnap::progress::Monitor;
 use std::fs;
@@ -127,6 +128,28 @@ pub fn child(args: &[String]) {
                     Some(Path::new(&args[3])),
                     &Monitor::none(),
                 )?;
+            }
+            // The registry group's peak RSS: push HOME NAME_OR_PATH REF,
+            // pull HOME REF (into HOME's snapshots directory).
+            "push" => {
+                let options = PushOptions {
+                    remote: RemoteOptions {
+                        plain_http: true,
+                        ..RemoteOptions::default()
+                    },
+                    ..PushOptions::default()
+                };
+                distribution::push(&home, &args[2], &args[3], &options, &Monitor::none())?;
+            }
+            "pull" => {
+                let options = PullOptions {
+                    remote: RemoteOptions {
+                        plain_http: true,
+                        ..RemoteOptions::default()
+                    },
+                    ..PullOptions::default()
+                };
+                distribution::pull(&home, &args[2], None, &options, &Monitor::none())?;
             }
             other => return Err(format!("unknown child op {other}").into()),
         }
