@@ -8,7 +8,7 @@ C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 comma := ,
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib cli demo release header registry-bin test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python test-readme \
+.PHONY: all lib cli demo release header registry-bin oras-bin test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python test-readme \
         test-release-clean install clean demo bench stress fuzz
 
 all: lib cli
@@ -37,13 +37,20 @@ test: test-rust test-release-clean test-c test-install test-wheel test-go test-p
 # bodies the Rust tests need; `make lib` (C, Go, Python tests) stays without.
 TEST_FEATURES := --features testing
 
-test-rust: registry-bin
+test-rust: registry-bin oras-bin
 	$(CARGO) test $(TEST_FEATURES)
 
 # The real registry (Debian's docker-registry, unpacked, never installed),
 # htpasswd and openssl the registry tests start and configure.
 registry-bin:
 	tools/registry/fetch.sh
+
+# oras, for the interop test `oras manifest fetch-config` (go install into
+# the clone; the Go module proxy is all it needs).
+ORAS_VERSION := v1.3.6
+oras-bin: target/tools/bin/oras
+target/tools/bin/oras:
+	GOBIN=$(abspath target/tools/bin) go install oras.land/oras/cmd/oras@$(ORAS_VERSION)
 
 # The shipped library carries no test machinery: no environment variable
 # that can kill or trace the host (MICROSNAP_FAULT), no fuzz target symbol.

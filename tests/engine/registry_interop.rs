@@ -191,6 +191,34 @@ fn skopeo_inspect_shows_the_manifest_we_pushed() {
     assert_same_snapshot(&other, &handle, &art);
 }
 
+/// oras, as `make oras-bin` installs it into the clone (`go install`).
+fn oras(args: &[&str]) -> Vec<u8> {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/oras");
+    let out = Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make oras-bin`", bin.display()));
+    assert!(
+        out.status.success(),
+        "oras {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn oras_fetches_the_manifest_json_bytes_as_the_config() {
+    let r = TestRegistry::start(Config::plain());
+    let t = TestHome::new();
+    let art = snapshot_with_chunks(&t, "base", 3, 2);
+    let reference = r.reference("snaps/oras:v1");
+    let report = push(&t, "base", &reference, &push_opts(r.remote()));
+    let config = oras(&["manifest", "fetch-config", "--plain-http", &reference]);
+    assert_eq!(config, fs::read(art.path.join("manifest.json")).unwrap());
+    let manifest = oras(&["manifest", "fetch", "--plain-http", &reference]);
+    assert_eq!(sha256_digest(&manifest), report.manifest_digest);
+}
+
 #[test]
 fn skopeo_copy_between_registries_carries_a_snapshot_we_pull_back() {
     let a = TestRegistry::start(Config::plain());
