@@ -9,5 +9,7 @@ mod support;
 
 mod concurrency;
 mod crash;
+mod crash_distribution;
 mod diskfull;
+mod distribution_bounds;
 mod tamper;
