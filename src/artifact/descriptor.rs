@@ -107,6 +107,15 @@ impl Descriptor {
         })
     }
 
+    /// The canonical bytes, whose SHA-256 is the snapshot's identity (a
+    /// file on disk may hold another serialization of the same object).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        match self {
+            Descriptor::Manifest(m) => m.canonical_bytes(),
+            Descriptor::Snapshot(s) => s.canonical_bytes(),
+        }
+    }
+
     pub fn format(&self) -> ArtifactFormat {
         match self {
             Descriptor::Manifest(_) => ArtifactFormat::MsbV063,

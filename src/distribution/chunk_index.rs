@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     fn sample() -> ChunkIndex {
-        let leaf = |b: u8| integrity::merkle_sha256_leaf(&[b; 100]);
+        let leaf = |b: u8, n: usize| integrity::merkle_sha256_leaf(&vec![b; n]);
         ChunkIndex {
             upper_size: 5 * MERKLE_LEAF_SIZE + 10,
             packs: vec![
@@ -291,21 +291,21 @@ mod tests {
             chunks: vec![
                 ChunkEntry {
                     number: 0,
-                    leaf: leaf(1),
+                    leaf: leaf(1, 100),
                     pack: 0,
                     offset: 0,
                     length: 500,
                 },
                 ChunkEntry {
                     number: 3,
-                    leaf: leaf(2),
+                    leaf: leaf(2, 100),
                     pack: 0,
                     offset: 500,
                     length: 500,
                 },
                 ChunkEntry {
                     number: 5,
-                    leaf: leaf(3),
+                    leaf: leaf(3, 10),
                     pack: 1,
                     offset: 0,
                     length: 50,
@@ -330,10 +330,11 @@ mod tests {
         let file = std::fs::File::create(&path).unwrap();
         file.set_len(index.upper_size).unwrap();
         use std::os::unix::fs::FileExt;
-        for (number, byte) in [(0u64, 1u8), (3, 2), (5, 3)] {
-            file.write_at(&[byte; 100], number * MERKLE_LEAF_SIZE)
+        for (number, byte, len) in [(0u64, 1u8, 100), (3, 2, 100), (5, 3, 10)] {
+            file.write_at(&vec![byte; len], number * MERKLE_LEAF_SIZE)
                 .unwrap();
         }
+        assert_eq!(file.metadata().unwrap().len(), index.upper_size);
         let expected = integrity::compute(
             &path,
             integrity::Algorithm::MerkleSha256V1,

@@ -175,6 +175,15 @@ impl LayoutStore {
         parse_index(&self.place(), &bytes)
     }
 
+    /// Replace `index.json` with `bytes` (an oci-archive seeds its scratch
+    /// layout with the archive's index this way).
+    pub(super) fn replace_index(&self, bytes: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        parse_index(&self.place(), bytes)?;
+        let _lock = DirLock::acquire(&self.dir)?;
+        self.write_atomically(INDEX_FILE, bytes)
+    }
+
     /// Name `descriptor` `tag` in `index.json` (read, change, replace under
     /// the directory lock).
     pub(super) fn tag_in_index(&self, tag: &str, descriptor: Value) -> Result<()> {
@@ -189,6 +198,33 @@ impl LayoutStore {
     /// `dir/blobs/sha256/<hex>` for a valid digest.
     pub(super) fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         Ok(self.blobs.join(digest_hex(digest)?))
+    }
+
+    /// The hex digests of every blob in the layout, sorted.
+    pub(super) fn blob_hexes(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.blobs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("list", &self.blobs, e)),
+        };
+        for entry in entries {
+            let name = entry.ctx("list", &self.blobs)?.file_name();
+            if let Some(name) = name.to_str() {
+                if is_hex64(name) {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The raw bytes of `index.json` (bounded).
+    pub(super) fn index_bytes(&self) -> Result<Vec<u8>> {
+        let path = self.dir.join(INDEX_FILE);
+        read_small_file(&path, MAX_INDEX_BYTES)?
+            .ok_or_else(|| Error::InvalidArchive(format!("{} has no index.json", self.place())))
     }
 
     /// The size of the regular file `path`; `None` if it does not exist.
@@ -339,7 +375,14 @@ impl LayoutStore {
         sync_dir(&self.dir)
     }
 
-    fn manifest_blob(&self, digest: &str, max: u64, named: bool) -> Result<Option<Vec<u8>>> {
+    /// Manifest `digest`, checked against it, at most `max` bytes; `None`
+    /// if absent, an error if absent and `named` by index.json.
+    pub(super) fn manifest_blob(
+        &self,
+        digest: &str,
+        max: u64,
+        named: bool,
+    ) -> Result<Option<Vec<u8>>> {
         let (file, size) = match self.open_blob(digest)? {
             Some(found) => found,
             None if named => {

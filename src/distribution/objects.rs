@@ -38,6 +38,8 @@ pub struct SnapshotManifest {
 /// The facts of a snapshot that go into its manifest besides the blobs.
 pub struct ManifestInput<'a> {
     pub artifact: &'a Artifact,
+    /// Length of the config: the descriptor's canonical bytes.
+    pub config_len: u64,
     pub upper_size: u64,
     pub merkle_root: &'a str,
     pub index: &'a Blob,
@@ -58,7 +60,7 @@ pub fn build(input: &ManifestInput) -> Result<Vec<u8>> {
     };
     let config = Blob {
         digest: art.digest.clone(),
-        size: art.descriptor_bytes().len() as u64,
+        size: input.config_len,
     };
     let mut layers = vec![descriptor(mt::CHUNK_INDEX, input.index)?];
     for pack in input.packs {

@@ -483,7 +483,15 @@ impl Pulling<'_, '_> {
         needed.dedup();
         for pack in needed {
             let pack = &index.packs[pack as usize];
-            if self.store.blob_size(&pack.digest())?.is_none() {
+            let size = self.store.blob_size(&pack.digest())?;
+            if let Some(size) = size.filter(|&size| size != pack.size) {
+                return Err(Error::IntegrityMismatch {
+                    path: format!("pack {} in {}", pack.digest(), self.store.describe()),
+                    expected: format!("{} bytes", pack.size),
+                    actual: format!("{size} bytes"),
+                });
+            }
+            if size.is_none() {
                 return Err(match parent {
                     Some(parent) => Error::SnapshotNotFound(format!(
                         "{} lacks pack {} that snapshot {parent} (the parent) holds: it was \

@@ -248,8 +248,17 @@ impl Pushing<'_, '_> {
         let index_blob = blob_of(&index_bytes);
         let mut sent = stats.bytes_sent;
         sent += self.put_small(&index_blob, &index_bytes)?;
-        let config = art.descriptor_bytes();
-        sent += self.put_small(&blob_of(config), config)?;
+        // The canonical bytes: their digest is the snapshot's, whatever
+        // serialization the file on disk holds.
+        let config = art.descriptor.canonical_bytes();
+        let config_blob = blob_of(&config);
+        if config_blob.digest != art.digest {
+            return Err(Error::Internal(format!(
+                "the canonical descriptor of {} hashes to {}",
+                art.digest, config_blob.digest
+            )));
+        }
+        sent += self.put_small(&config_blob, &config)?;
         let packs: Vec<Blob> = packed
             .index
             .packs
@@ -261,6 +270,7 @@ impl Pushing<'_, '_> {
             .collect();
         let manifest = objects::build(&ManifestInput {
             artifact: art,
+            config_len: config_blob.size,
             upper_size: size,
             merkle_root: &merkle_root,
             index: &index_blob,

@@ -17,7 +17,11 @@ fn push(t: &TestHome, name: &str, reference: &str, options: &PushOptions) -> Pus
         .unwrap_or_else(|e| panic!("push {name} {reference}: {e}"))
 }
 
-fn pull(t: &TestHome, reference: &str, options: &PullOptions) -> (snapshot::SnapshotHandle, PullReport) {
+fn pull(
+    t: &TestHome,
+    reference: &str,
+    options: &PullOptions,
+) -> (snapshot::SnapshotHandle, PullReport) {
     distribution::pull(&t.home, reference, None, options, &Monitor::none())
         .unwrap_or_else(|e| panic!("pull {reference}: {e}"))
 }
@@ -28,10 +32,19 @@ fn oci(dir: &Path, tag: &str) -> String {
 
 /// A snapshot `name` of a sandbox whose 64 MiB upper has `chunks` distinct
 /// 64 KiB chunks of data spread over it (every 7th chunk), with integrity.
-fn scattered_snapshot(t: &TestHome, name: &str, chunks: u64, seed: u64) -> microsnap::artifact::Artifact {
+fn scattered_snapshot(
+    t: &TestHome,
+    name: &str,
+    chunks: u64,
+    seed: u64,
+) -> microsnap::artifact::Artifact {
     let sb = t.sandbox(&format!("sb-{name}"), 64 * MIB);
     for i in 0..chunks {
-        write_at(&sb.upper_path, i * 7 * LEAF, &pseudo_random(LEAF as usize, seed + i));
+        write_at(
+            &sb.upper_path,
+            i * 7 * LEAF,
+            &pseudo_random(LEAF as usize, seed + i),
+        );
     }
     snapshot::create(
         &t.home,
@@ -48,10 +61,22 @@ fn scattered_snapshot(t: &TestHome, name: &str, chunks: u64, seed: u64) -> micro
 
 /// A child of `parent`: a sandbox made from it, `changes` chunks rewritten
 /// (each with a 4 KiB write), then snapshotted.
-fn child_of(t: &TestHome, parent: &str, name: &str, changes: &[u64]) -> microsnap::artifact::Artifact {
-    let sb = t.sandbox_from(&format!("sb-{name}"), parent).expect("sandbox from parent");
-    for (i, chunk) in changes.iter().enumerate() {
-        write_at(&sb.upper_path, chunk * LEAF + 4096, &pseudo_random(4096, 1000 + i as u64));
+fn child_of(
+    t: &TestHome,
+    parent: &str,
+    name: &str,
+    changes: &[u64],
+) -> microsnap::artifact::Artifact {
+    let sb = t
+        .sandbox_from(&format!("sb-{name}"), parent)
+        .expect("sandbox from parent");
+    // Seeds differ per snapshot and chunk: equal content would dedup.
+    let seed = name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    for chunk in changes {
+        let data = pseudo_random(4096, seed ^ (chunk << 32));
+        write_at(&sb.upper_path, chunk * LEAF + 4096, &data);
     }
     snapshot::create(
         &t.home,
@@ -110,7 +135,10 @@ fn a_snapshot_pushed_to_a_layout_pulls_back_identical_into_another_home() {
 
     let manifest = manifest_of(&layout, "v1");
     assert_eq!(manifest["config"]["digest"], art.digest.as_str());
-    assert_eq!(manifest["artifactType"], "application/vnd.microsnap.snapshot.v1");
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.microsnap.snapshot.v1"
+    );
     assert_eq!(
         manifest["annotations"]["dev.microsnap.snapshot.digest"],
         art.digest.as_str()
@@ -129,9 +157,14 @@ fn a_snapshot_pushed_to_a_layout_pulls_back_identical_into_another_home() {
     assert_eq!(upper_bytes(&handle.path), upper_bytes(&art.path));
     snapshot::verify(&b.home, "v1", &Monitor::none()).expect("pulled snapshot verifies");
     let source = microsnap::sparse::allocated_bytes(&art.upper_path()).unwrap();
-    let pulled_upper = microsnap::artifact::open_dir(&handle.path).unwrap().upper_path();
+    let pulled_upper = microsnap::artifact::open_dir(&handle.path)
+        .unwrap()
+        .upper_path();
     let pulled = microsnap::sparse::allocated_bytes(&pulled_upper).unwrap();
-    assert!(pulled <= source + source / 20, "pulled upper allocates {pulled}, source {source}");
+    assert!(
+        pulled <= source + source / 20,
+        "pulled upper allocates {pulled}, source {source}"
+    );
 
     // Pulling it again is a no-op that says so.
     let (_, again) = pull(&b, &oci(&layout, "v1"), &PullOptions::default());
@@ -164,14 +197,22 @@ fn a_child_pushes_and_pulls_only_the_chunks_its_parent_lacks() {
     let changes = [0u64, 7, 14, 70, 140, 2, 3, 4];
     child_of(&t, "parent", "child", &changes);
     let layout = t.outside("layout");
-    push(&t, "parent", &oci(&layout, "parent"), &PushOptions::default());
+    push(
+        &t,
+        "parent",
+        &oci(&layout, "parent"),
+        &PushOptions::default(),
+    );
     let before = blobs(&layout);
     let child = push(&t, "child", &oci(&layout, "child"), &PushOptions::default());
     assert_eq!(child.chunks_uploaded, changes.len() as u64, "{child:?}");
     assert_eq!(child.chunks_total, 63, "{child:?}");
     assert_eq!(child.chunks_reused, 55, "{child:?}");
     // New blobs: one pack, the index, the config, the manifest.
-    let new: Vec<_> = blobs(&layout).into_iter().filter(|b| !before.contains(b)).collect();
+    let new: Vec<_> = blobs(&layout)
+        .into_iter()
+        .filter(|b| !before.contains(b))
+        .collect();
     assert_eq!(new.len(), 4, "{new:?}");
     assert!(child.bytes_uploaded < 8 * LEAF + 64 * 1024, "{child:?}");
 
@@ -180,7 +221,11 @@ fn a_child_pushes_and_pulls_only_the_chunks_its_parent_lacks() {
     let child_manifest = manifest_of(&layout, "child");
     let parent_pack = &parent_manifest["layers"][1]["digest"];
     assert!(
-        child_manifest["layers"].as_array().unwrap().iter().any(|l| &l["digest"] == parent_pack),
+        child_manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| &l["digest"] == parent_pack),
         "{child_manifest}"
     );
 
@@ -191,7 +236,10 @@ fn a_child_pushes_and_pulls_only_the_chunks_its_parent_lacks() {
     assert_eq!(report.chunks_downloaded, changes.len() as u64, "{report:?}");
     assert_eq!(report.chunks_reused, 55, "{report:?}");
     assert_eq!(report.bytes_copied_locally, 55 * LEAF, "{report:?}");
-    assert_eq!(upper_bytes(&handle.path), upper_bytes(&t.home.snapshots_dir().join("child")));
+    assert_eq!(
+        upper_bytes(&handle.path),
+        upper_bytes(&t.home.snapshots_dir().join("child"))
+    );
     snapshot::verify(&host.home, "child", &Monitor::none()).expect("child verifies");
 }
 
@@ -211,11 +259,21 @@ fn with_parents_pushes_the_chain_and_pulls_it_back_with_its_lineage() {
             ..PushOptions::default()
         },
     );
-    let pushed: Vec<_> = report.snapshots.iter().map(|s| s.snapshot_digest.clone()).collect();
-    assert_eq!(pushed, vec![root.digest.clone(), mid.digest.clone(), head.digest.clone()]);
+    let pushed: Vec<_> = report
+        .snapshots
+        .iter()
+        .map(|s| s.snapshot_digest.clone())
+        .collect();
+    assert_eq!(
+        pushed,
+        vec![root.digest.clone(), mid.digest.clone(), head.digest.clone()]
+    );
     assert_eq!(report.chunks_uploaded, 10 + 2 + 1, "{report:?}");
     for s in &report.snapshots {
-        assert!(s.tags.contains(&s.snapshot_digest.replacen(':', "-", 1)), "{s:?}");
+        assert!(
+            s.tags.contains(&s.snapshot_digest.replacen(':', "-", 1)),
+            "{s:?}"
+        );
     }
 
     let other = TestHome::new();
@@ -230,7 +288,11 @@ fn with_parents_pushes_the_chain_and_pulls_it_back_with_its_lineage() {
     assert_eq!(handle.digest, head.digest);
     assert_eq!(handle.parent_digest.as_deref(), Some(mid.digest.as_str()));
     assert_eq!(pulled.chunks_downloaded, 13, "{pulled:?}");
-    let digests: Vec<_> = snapshot::list(&other.home).unwrap().into_iter().map(|h| h.digest).collect();
+    let digests: Vec<_> = snapshot::list(&other.home)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.digest)
+        .collect();
     for d in [&root.digest, &mid.digest, &head.digest] {
         assert!(digests.contains(d), "{d} not pulled: {digests:?}");
     }
@@ -255,10 +317,18 @@ fn since_writes_only_what_the_parent_lacks_and_pull_names_a_missing_parent() {
     );
     assert_eq!(report.chunks_uploaded, 2, "{report:?}");
     let full = t.outside("full.tar");
-    push(&t, "child", &format!("oci-archive:{}:child", full.display()), &PushOptions::default());
+    push(
+        &t,
+        "child",
+        &format!("oci-archive:{}:child", full.display()),
+        &PushOptions::default(),
+    );
     let small = fs::metadata(&file).unwrap().len();
     let whole = fs::metadata(&full).unwrap().len();
-    assert!(small * 4 < whole, "since archive {small} bytes, full {whole}");
+    assert!(
+        small * 4 < whole,
+        "since archive {small} bytes, full {whole}"
+    );
 
     // Without the parent: a clear error naming it, and nothing left.
     let bare = TestHome::new();
@@ -280,7 +350,11 @@ fn since_writes_only_what_the_parent_lacks_and_pull_names_a_missing_parent() {
     let layout = t.outside("layout");
     push(&t, "parent", &oci(&layout, "p"), &PushOptions::default());
     pull(&bare, &oci(&layout, "p"), &PullOptions::default());
-    let (handle, pulled) = pull(&bare, &format!("oci-archive:{}:child", file.display()), &PullOptions::default());
+    let (handle, pulled) = pull(
+        &bare,
+        &format!("oci-archive:{}:child", file.display()),
+        &PullOptions::default(),
+    );
     assert_eq!(handle.digest, child.digest);
     assert_eq!(pulled.chunks_downloaded, 2, "{pulled:?}");
 }
@@ -291,8 +365,14 @@ fn pull_refuses(layout: &Path, tamper: impl FnOnce(&Path), code: ErrorCode) -> S
     let t = TestHome::new();
     tamper(layout);
     let before = t.state(&[]);
-    let err = distribution::pull(&t.home, &oci(layout, "v"), None, &PullOptions::default(), &Monitor::none())
-        .unwrap_err();
+    let err = distribution::pull(
+        &t.home,
+        &oci(layout, "v"),
+        None,
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), code, "{err}");
     assert_eq!(t.state(&[]), before, "a failed pull changed the home");
     err.to_string()
@@ -306,7 +386,10 @@ fn pushed_layout(t: &TestHome, name: &str) -> PathBuf {
 
 fn layer_blob(layout: &Path, layer: usize) -> PathBuf {
     let manifest = manifest_of(layout, "v");
-    support::image::blob_file(layout, manifest["layers"][layer]["digest"].as_str().unwrap())
+    support::image::blob_file(
+        layout,
+        manifest["layers"][layer]["digest"].as_str().unwrap(),
+    )
 }
 
 #[test]
@@ -315,7 +398,11 @@ fn corrupted_truncated_or_substituted_blobs_end_in_clear_errors_with_nothing_lef
     scattered_snapshot(&t, "base", 20, 6);
 
     let layout = pushed_layout(&t, "flip");
-    pull_refuses(&layout, |l| flip_byte(&layer_blob(l, 1), 100), ErrorCode::IntegrityMismatch);
+    pull_refuses(
+        &layout,
+        |l| flip_byte(&layer_blob(l, 1), 100),
+        ErrorCode::IntegrityMismatch,
+    );
 
     let layout = pushed_layout(&t, "truncate");
     pull_refuses(
@@ -323,21 +410,33 @@ fn corrupted_truncated_or_substituted_blobs_end_in_clear_errors_with_nothing_lef
         |l| {
             let pack = layer_blob(l, 1);
             let len = fs::metadata(&pack).unwrap().len();
-            fs::OpenOptions::new().write(true).open(&pack).unwrap().set_len(len / 2).unwrap();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&pack)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
         },
         ErrorCode::IntegrityMismatch,
     );
 
     let layout = pushed_layout(&t, "index");
-    pull_refuses(&layout, |l| flip_byte(&layer_blob(l, 0), 10), ErrorCode::IntegrityMismatch);
+    pull_refuses(
+        &layout,
+        |l| flip_byte(&layer_blob(l, 0), 10),
+        ErrorCode::IntegrityMismatch,
+    );
 
     let layout = pushed_layout(&t, "config");
     pull_refuses(
         &layout,
         |l| {
             let manifest = manifest_of(l, "v");
-            let config = support::image::blob_file(l, manifest["config"]["digest"].as_str().unwrap());
-            let text = fs::read_to_string(&config).unwrap().replace("alpine", "alpina");
+            let config =
+                support::image::blob_file(l, manifest["config"]["digest"].as_str().unwrap());
+            let text = fs::read_to_string(&config)
+                .unwrap()
+                .replace("alpine", "alpina");
             fs::write(&config, text).unwrap();
         },
         ErrorCode::IntegrityMismatch,
@@ -355,17 +454,28 @@ fn corrupted_truncated_or_substituted_blobs_end_in_clear_errors_with_nothing_lef
         ErrorCode::IntegrityMismatch,
     );
 
-    // The manifest is not a snapshot's.
+    // A manifest whose own digest is right, but that is not a snapshot's:
+    // re-stored under its new digest, with index.json pointing at it.
     let layout = pushed_layout(&t, "manifest");
     pull_refuses(
         &layout,
         |l| {
-            let index = support::image::read_json(&l.join("index.json"));
-            let digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
-            let path = support::image::blob_file(l, &digest);
-            let mut m: serde_json::Value = support::image::read_json(&path);
+            let index_path = l.join("index.json");
+            let mut index = support::image::read_json(&index_path);
+            let digest = index["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mut m = support::image::read_json(&support::image::blob_file(l, &digest));
             m["artifactType"] = "application/vnd.example".into();
-            fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+            let bytes = serde_json::to_vec(&m).unwrap();
+            let new_digest = support::image::sha256_of(&bytes);
+            fs::write(support::image::blob_file(l, &new_digest), &bytes).unwrap();
+            for entry in index["manifests"].as_array_mut().unwrap() {
+                entry["digest"] = new_digest.clone().into();
+                entry["size"] = bytes.len().into();
+            }
+            fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
         },
         ErrorCode::InvalidArchive,
     );
@@ -414,8 +524,14 @@ fn pull_names_after_the_tag_or_name_and_refuses_a_taken_name() {
     )
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
-    let err = distribution::pull(&b.home, &oci(&layout, "missing"), None, &PullOptions::default(), &Monitor::none())
-        .unwrap_err();
+    let err = distribution::pull(
+        &b.home,
+        &oci(&layout, "missing"),
+        None,
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
 }
 
@@ -426,8 +542,14 @@ fn a_cancelled_push_or_pull_stops_and_leaves_nothing() {
     let layout = t.outside("layout");
     let cancel = CancelToken::new();
     cancel.cancel();
-    let err = distribution::push(&t.home, "base", &oci(&layout, "v"), &PushOptions::default(), &Monitor::with_cancel(cancel))
-        .unwrap_err();
+    let err = distribution::push(
+        &t.home,
+        "base",
+        &oci(&layout, "v"),
+        &PushOptions::default(),
+        &Monitor::with_cancel(cancel),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Cancelled, "{err}");
     assert!(
         !layout.join("index.json").exists()
@@ -442,8 +564,20 @@ fn a_cancelled_push_or_pull_stops_and_leaves_nothing() {
     let b = TestHome::new();
     let before = b.state(&[]);
     // Cancel from the progress callback once some chunks are written.
-    let monitor = Monitor::new(None, Some(Box::new(|phase: &str, done: u64, _total: u64| !(phase == "pull" && done > 0))));
-    let err = distribution::pull(&b.home, &oci(&layout, "v"), None, &PullOptions::default(), &monitor).unwrap_err();
+    let monitor = Monitor::new(
+        None,
+        Some(Box::new(|phase: &str, done: u64, _total: u64| {
+            !(phase == "pull" && done > 0)
+        })),
+    );
+    let err = distribution::pull(
+        &b.home,
+        &oci(&layout, "v"),
+        None,
+        &PullOptions::default(),
+        &monitor,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Cancelled, "{err}");
     assert_eq!(b.state(&[]), before);
 }
@@ -453,7 +587,14 @@ fn push_refuses_a_digest_reference_and_since_outside_an_archive() {
     let t = TestHome::new();
     scattered_snapshot(&t, "base", 1, 10);
     let digest_ref = format!("127.0.0.1:5000/x@sha256:{}", "a".repeat(64));
-    let err = distribution::push(&t.home, "base", &digest_ref, &PushOptions::default(), &Monitor::none()).unwrap_err();
+    let err = distribution::push(
+        &t.home,
+        "base",
+        &digest_ref,
+        &PushOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
     let err = distribution::push(
         &t.home,
@@ -467,7 +608,88 @@ fn push_refuses_a_digest_reference_and_since_outside_an_archive() {
     )
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
-    let err = distribution::push(&t.home, "nope", &oci(&t.outside("l"), "v"), &PushOptions::default(), &Monitor::none())
-        .unwrap_err();
+    let err = distribution::push(
+        &t.home,
+        "nope",
+        &oci(&t.outside("l"), "v"),
+        &PushOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
+}
+
+#[test]
+fn a_v0614_snapshot_travels_with_its_snapshot_json_and_blake3_integrity() {
+    let t = TestHome::new();
+    let sb = t.sandbox("sb-new", 16 * MIB);
+    for i in 0..5u64 {
+        write_at(
+            &sb.upper_path,
+            i * 3 * LEAF,
+            &pseudo_random(LEAF as usize, 50 + i),
+        );
+    }
+    let art = snapshot::create(
+        &t.home,
+        &sb.name,
+        &CreateOptions {
+            name: Some("new".into()),
+            record_integrity: true,
+            format: microsnap::artifact::ArtifactFormat::MsbV0614,
+            ..CreateOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .expect("create v0.6.14 snapshot");
+    let layout = t.outside("layout");
+    push(&t, "new", &oci(&layout, "v"), &PushOptions::default());
+    let manifest = manifest_of(&layout, "v");
+    assert_eq!(
+        manifest["annotations"]["dev.microsnap.artifact.format"],
+        "msb-v0.6.14"
+    );
+    let other = TestHome::new();
+    let (handle, _) = pull(&other, &oci(&layout, "v"), &PullOptions::default());
+    assert_eq!(handle.digest, art.digest);
+    assert_eq!(handle.artifact_format, "msb-v0.6.14");
+    assert!(handle.path.join("snapshot.json").exists());
+    assert_eq!(upper_bytes(&handle.path), upper_bytes(&art.path));
+    snapshot::verify(&other.home, "v", &Monitor::none()).expect("blake3 verify");
+}
+
+#[test]
+fn a_local_parent_without_a_leaf_list_still_saves_the_download() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 20, 11);
+    child_of(&t, "parent", "child", &[0, 1]);
+    let layout = t.outside("layout");
+    push(
+        &t,
+        "parent",
+        &oci(&layout, "parent"),
+        &PushOptions::default(),
+    );
+    push(&t, "child", &oci(&layout, "child"), &PushOptions::default());
+
+    let host = TestHome::new();
+    pull(&host, &oci(&layout, "parent"), &PullOptions::default());
+    // The parent got here some other way: no leaf list.
+    fs::remove_dir_all(host.home.root().join("cache/leaves")).unwrap();
+    let dest = host.outside("elsewhere");
+    let (handle, report) = distribution::pull(
+        &host.home,
+        &oci(&layout, "child"),
+        Some(&dest),
+        &PullOptions::default(),
+        &Monitor::none(),
+    )
+    .expect("pull child into an explicit directory");
+    assert_eq!(handle.path, dest.join("child"));
+    assert_eq!(report.chunks_downloaded, 2, "{report:?}");
+    assert_eq!(report.chunks_reused, 19, "{report:?}");
+    // The parent's list was recorded on the way.
+    let parent = snapshot::get(&host.home, "parent").unwrap();
+    let hex = parent.digest.strip_prefix("sha256:").unwrap();
+    assert!(host.home.root().join("cache/leaves").join(hex).exists());
 }

@@ -7,7 +7,7 @@ use crate::support::image::on_path;
 use microsnap::distribution::media_types::{ANNOTATION_REF_NAME, IMAGE_MANIFEST};
 use microsnap::distribution::reference::Reference;
 use microsnap::distribution::store::{self, Access, Store};
-use microsnap::distribution::{layout, RemoteOptions};
+use microsnap::distribution::{layout, oci_archive, RemoteOptions};
 use microsnap::error::ErrorCode;
 use microsnap::progress::{CancelToken, Monitor};
 use serde_json::{json, Value};
@@ -591,4 +591,549 @@ fn a_directory_that_is_not_a_layout_is_refused_and_left_alone() {
         .is_err());
     assert!(read.put_manifest("t", b"{}", IMAGE_MANIFEST).is_err());
     assert_eq!(files_under(&lay), ["index.json", "oci-layout"]);
+}
+
+// ---- oci-archive:FILE ----
+
+fn archive_ref(file: &Path, tag: &str) -> String {
+    format!("oci-archive:{}:{tag}", file.display())
+}
+
+/// Write an archive holding `images` (tag, image) with the store.
+fn write_archive(file: &Path, scratch: &Path, images: &[(&str, &Image)]) {
+    let store = oci_archive::open(file, Access::Write, scratch).unwrap();
+    for (tag, image) in images {
+        image.push(&*store, tag, scratch);
+    }
+    store.commit().unwrap();
+}
+
+/// (name, entry type byte, mode, mtime, uid, gid, size) of each member.
+fn members(file: &Path) -> Vec<(String, u8, u32, u64, u64, u64, u64)> {
+    let mut archive = tar::Archive::new(fs::File::open(file).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().display().to_string(),
+                h.entry_type().as_byte(),
+                h.mode().unwrap(),
+                h.mtime().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                e.size(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn archive_skopeo_writes_is_read_by_the_store() {
+    if !tool("archive_skopeo_writes_is_read_by_the_store", "skopeo") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lay");
+    let image = Image::new("to an archive");
+    image.push(
+        &*layout::open(&dir, Access::Write).unwrap(),
+        "src",
+        tmp.path(),
+    );
+    let file = tmp.path().join("skopeo.tar");
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-oci-accept-uncompressed-layers",
+            "--preserve-digests",
+        ])
+        .arg(format!("oci:{}:src", dir.display()))
+        .arg(archive_ref(&file, "t")));
+    let reference = Reference::parse(&archive_ref(&file, "t")).unwrap();
+    let store = store::open(
+        &reference,
+        &RemoteOptions::default(),
+        Access::Read,
+        tmp.path(),
+    )
+    .unwrap();
+    assert_eq!(store.describe(), format!("oci-archive:{}", file.display()));
+    image.check_in(&*store, "t");
+    assert_eq!(store.get_manifest("src", MAX).unwrap(), None);
+    // Reading extracted nothing.
+    assert_eq!(
+        fs::read_dir(tmp.path()).unwrap().count(),
+        3,
+        "lay, skopeo.tar, the layer file"
+    );
+}
+
+#[test]
+fn archive_the_store_writes_is_what_skopeo_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ours.tar");
+    let (one, two) = (Image::new("one"), Image::new("two"));
+    write_archive(&file, tmp.path(), &[("one", &one), ("two", &two)]);
+    let read = oci_archive::open(&file, Access::Read, tmp.path()).unwrap();
+    one.check_in(&*read, "one");
+    two.check_in(&*read, "two");
+    // Regular members in a fixed order, owned by root, mode 0644, mtime 0.
+    let listed = members(&file);
+    let mut blobs: Vec<String> = [
+        &one.config,
+        &one.layer,
+        &one.manifest,
+        &two.config,
+        &two.layer,
+        &two.manifest,
+    ]
+    .iter()
+    .map(|b| format!("blobs/sha256/{}", hex(&sha256(b))))
+    .collect();
+    blobs.sort();
+    let mut expected = vec!["oci-layout".to_string(), "index.json".to_string()];
+    expected.extend(blobs);
+    assert_eq!(
+        listed.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    for (name, kind, mode, mtime, uid, gid, _) in &listed {
+        assert_eq!(
+            (*kind, *mode, *mtime, *uid, *gid),
+            (b'0', 0o644, 0, 0, 0),
+            "{name}"
+        );
+    }
+    // Nothing left beside it or in the scratch.
+    let mut left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("layer-"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["ours.tar"]);
+
+    if tool("archive_the_store_writes_is_what_skopeo_reads", "skopeo") {
+        let raw = run(Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(archive_ref(&file, "two")));
+        assert_eq!(raw, two.manifest);
+        let info: Value = serde_json::from_slice(&run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(archive_ref(&file, "one"))))
+        .unwrap();
+        assert_eq!(info["Digest"], one.digest().as_str());
+        let back = tmp.path().join("back");
+        run(Command::new("skopeo")
+            .args([
+                "copy",
+                "--dest-oci-accept-uncompressed-layers",
+                "--preserve-digests",
+            ])
+            .arg(archive_ref(&file, "one"))
+            .arg(format!("oci:{}:one", back.display())));
+        one.check_in(&*layout::open(&back, Access::Read).unwrap(), "one");
+    }
+}
+
+#[test]
+fn pushing_into_an_existing_archive_keeps_what_it_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("family.tar");
+    let (parent, child, other) = (
+        Image::new("parent"),
+        Image::new("child"),
+        Image::new("other"),
+    );
+    write_archive(&file, tmp.path(), &[("parent", &parent), ("other", &other)]);
+    let store = oci_archive::open(&file, Access::Write, tmp.path()).unwrap();
+    // The writer sees what the file holds: nothing of it is sent again.
+    parent.check_in(&*store, "parent");
+    let m = Monitor::none();
+    assert_eq!(
+        store
+            .put_blob_bytes(&sha256(&parent.layer), &parent.layer, &m)
+            .unwrap(),
+        0
+    );
+    child.push(&*store, "child", tmp.path());
+    // Re-tagging replaces only that entry.
+    child.push(&*store, "other", tmp.path());
+    child.check_in(&*store, "child");
+    store.commit().unwrap();
+    drop(store);
+    let read = oci_archive::open(&file, Access::Read, tmp.path()).unwrap();
+    parent.check_in(&*read, "parent");
+    child.check_in(&*read, "child");
+    child.check_in(&*read, "other");
+    // other's blobs stay too (an archive never deletes on push).
+    assert_eq!(
+        read.blob_size(&sha256(&other.layer)).unwrap(),
+        Some(other.layer.len() as u64)
+    );
+    let names: Vec<String> = members(&file).into_iter().map(|m| m.0).collect();
+    assert_eq!(names.len(), 2 + 9, "{names:?}");
+}
+
+#[test]
+fn a_failed_or_cancelled_archive_push_leaves_the_file_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tmp.path().join("scratch");
+    let file = tmp.path().join("a.tar");
+    let image = Image::new("kept");
+    write_archive(&file, &scratch, &[("kept", &image)]);
+    let before = fs::read(&file).unwrap();
+    let layer_file = tmp.path().join("big");
+    let big = vec![3u8; 5 << 20];
+    fs::write(&layer_file, &big).unwrap();
+
+    // Abandoned after a cancel.
+    let store = oci_archive::open(&file, Access::Write, &scratch).unwrap();
+    Image::new("new").push(&*store, "new", &scratch);
+    let token = CancelToken::new();
+    token.cancel();
+    let cancelled = Monitor::with_cancel(token);
+    assert_eq!(
+        code(store.put_blob_file(&sha256(&big), &layer_file, big.len() as u64, &cancelled)),
+        ErrorCode::Cancelled
+    );
+    store.abandon();
+    drop(store);
+    // Dropped without commit.
+    let store = oci_archive::open(&file, Access::Write, &scratch).unwrap();
+    Image::new("new").push(&*store, "new", &scratch);
+    drop(store);
+    // A new file abandoned is never created.
+    let fresh = tmp.path().join("fresh.tar");
+    let store = oci_archive::open(&fresh, Access::Write, &scratch).unwrap();
+    Image::new("new").push(&*store, "new", &scratch);
+    store.abandon();
+    drop(store);
+
+    assert_eq!(fs::read(&file).unwrap(), before);
+    assert!(!fresh.exists());
+    let mut left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["a.tar", "big", "scratch"]);
+    let scratch_left: Vec<_> = fs::read_dir(&scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("layer-"))
+        .collect();
+    assert!(scratch_left.is_empty(), "{scratch_left:?}");
+    image.check_in(
+        &*oci_archive::open(&file, Access::Read, &scratch).unwrap(),
+        "kept",
+    );
+}
+
+#[test]
+fn an_existing_file_that_is_not_an_oci_archive_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("notes.txt");
+    fs::write(&file, b"precious notes, not a tar").unwrap();
+    assert_eq!(
+        code(oci_archive::open(&file, Access::Write, tmp.path())),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"precious notes, not a tar");
+    assert_eq!(
+        code(oci_archive::open(&file, Access::Read, tmp.path())),
+        ErrorCode::InvalidArchive
+    );
+    let missing = tmp.path().join("missing.tar");
+    assert_eq!(
+        code(oci_archive::open(&missing, Access::Read, tmp.path())),
+        ErrorCode::InvalidArgument
+    );
+    let no_dir = tmp.path().join("no/such/dir/a.tar");
+    assert_eq!(
+        code(oci_archive::open(&no_dir, Access::Write, tmp.path())),
+        ErrorCode::InvalidArgument
+    );
+}
+
+/// One hand-made tar member: raw name bytes (no checks), type, data, link.
+struct Raw<'a> {
+    name: &'a [u8],
+    kind: tar::EntryType,
+    data: &'a [u8],
+    link: &'a str,
+}
+
+fn raw(name: &[u8], data: &[u8]) -> Vec<u8> {
+    raw_tar(&[Raw {
+        name,
+        kind: tar::EntryType::Regular,
+        data,
+        link: "",
+    }])
+}
+
+/// A tar of `members` written header by header, so names and types the
+/// `tar` crate's setters refuse can be made; ends with two zero blocks.
+fn raw_tar(members: &[Raw]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in members {
+        let mut header = tar::Header::new_ustar();
+        header.as_old_mut().name[..m.name.len()].copy_from_slice(m.name);
+        header.set_entry_type(m.kind);
+        header.set_size(m.data.len() as u64);
+        header.set_mode(0o644);
+        if !m.link.is_empty() {
+            header.set_link_name(m.link).unwrap();
+        }
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(m.data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// The members of a valid one-image archive, `./`-prefixed, with directory
+/// entries (as some writers make them).
+fn dotted_members(image: &Image) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": IMAGE_MANIFEST,
+            "digest": image.digest(),
+            "size": image.manifest.len(),
+            "annotations": {ANNOTATION_REF_NAME: "t"},
+        }],
+    }))
+    .unwrap();
+    let mut out = vec![
+        (
+            b"./oci-layout".to_vec(),
+            br#"{"imageLayoutVersion": "1.0.0"}"#.to_vec(),
+        ),
+        (b"./index.json".to_vec(), index),
+    ];
+    for blob in [&image.config, &image.layer, &image.manifest] {
+        out.push((
+            format!("./blobs/sha256/{}", hex(&sha256(blob))).into_bytes(),
+            blob.clone(),
+        ));
+    }
+    out
+}
+
+fn tar_of(members: &[(Vec<u8>, Vec<u8>)], dirs: bool) -> Vec<u8> {
+    let mut raws: Vec<Raw> = Vec::new();
+    let dir = |name: &'static [u8]| Raw {
+        name,
+        kind: tar::EntryType::Directory,
+        data: b"",
+        link: "",
+    };
+    if dirs {
+        raws.extend([dir(b"./"), dir(b"./blobs/"), dir(b"./blobs/sha256/")]);
+    }
+    raws.extend(members.iter().map(|(name, data)| Raw {
+        name,
+        kind: tar::EntryType::Regular,
+        data,
+        link: "",
+    }));
+    raw_tar(&raws)
+}
+
+#[test]
+fn dotted_names_and_directory_entries_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = Image::new("dotted");
+    let file = tmp.path().join("dotted.tar");
+    fs::write(&file, tar_of(&dotted_members(&image), true)).unwrap();
+    image.check_in(
+        &*oci_archive::open(&file, Access::Read, tmp.path()).unwrap(),
+        "t",
+    );
+    // Adding to it keeps the image.
+    write_archive(&file, tmp.path(), &[("u", &Image::new("u"))]);
+    image.check_in(
+        &*oci_archive::open(&file, Access::Read, tmp.path()).unwrap(),
+        "t",
+    );
+}
+
+#[test]
+fn hostile_or_broken_archives_are_invalid_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = Image::new("hostile");
+    let good = tar_of(&dotted_members(&image), false);
+    let with = |extra: Raw| {
+        let mut members = dotted_members(&image);
+        let mut bytes = raw_tar(&[extra]);
+        bytes.truncate(bytes.len() - 1024);
+        let rest = tar_of(&members.drain(..).collect::<Vec<_>>(), false);
+        bytes.extend(rest);
+        bytes
+    };
+    let reg = tar::EntryType::Regular;
+    let mut truncated_mid = good.clone();
+    truncated_mid.truncate(good.len() / 2 + 100);
+    let mut no_end = good.clone();
+    no_end.truncate(good.len() - 1024);
+    let mut duplicated = dotted_members(&image);
+    duplicated.push((b"index.json".to_vec(), b"{}".to_vec()));
+    let mut oversized = raw(b"oci-layout", &[b'x'; 600]);
+    oversized.truncate(512 + 512); // the header says 600 bytes, 512 remain
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dot-dot",
+            with(Raw {
+                name: b"../x",
+                kind: reg,
+                data: b"x",
+                link: "",
+            }),
+        ),
+        (
+            "nested dot-dot",
+            with(Raw {
+                name: b"blobs/../../x",
+                kind: reg,
+                data: b"x",
+                link: "",
+            }),
+        ),
+        (
+            "absolute",
+            with(Raw {
+                name: b"/etc/x",
+                kind: reg,
+                data: b"x",
+                link: "",
+            }),
+        ),
+        (
+            "symlink",
+            with(Raw {
+                name: b"blobs/sha256/aa",
+                kind: tar::EntryType::Symlink,
+                data: b"",
+                link: "/etc/passwd",
+            }),
+        ),
+        (
+            "hard link",
+            with(Raw {
+                name: b"x",
+                kind: tar::EntryType::Link,
+                data: b"",
+                link: "index.json",
+            }),
+        ),
+        (
+            "device",
+            with(Raw {
+                name: b"dev",
+                kind: tar::EntryType::Char,
+                data: b"",
+                link: "",
+            }),
+        ),
+        (
+            "fifo",
+            with(Raw {
+                name: b"fifo",
+                kind: tar::EntryType::Fifo,
+                data: b"",
+                link: "",
+            }),
+        ),
+        ("duplicate", tar_of(&duplicated, false)),
+        ("truncated mid-member", truncated_mid),
+        ("truncated at a member boundary", no_end),
+        ("member larger than the file", oversized),
+        (
+            "not a tar",
+            b"just some text that is not a tar archive".repeat(20),
+        ),
+        ("empty tar", vec![0u8; 1024]),
+        ("no index.json", tar_of(&dotted_members(&image)[..1], false)),
+        (
+            "index.json not JSON",
+            tar_of(
+                &[
+                    (
+                        b"oci-layout".to_vec(),
+                        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+                    ),
+                    (b"index.json".to_vec(), b"nope".to_vec()),
+                ],
+                false,
+            ),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let file = tmp.path().join("hostile.tar");
+        fs::write(&file, &bytes).unwrap();
+        let result = oci_archive::open(&file, Access::Read, tmp.path());
+        match result {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => {
+                println!("{what}: {e}");
+                assert_eq!(e.code(), ErrorCode::InvalidArchive, "{what}: {e}")
+            }
+        }
+    }
+    // Nothing was extracted anywhere.
+    let names: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["hostile.tar"]);
+    // The same members, well formed, are fine.
+    let file = tmp.path().join("good.tar");
+    fs::write(&file, &good).unwrap();
+    image.check_in(
+        &*oci_archive::open(&file, Access::Read, tmp.path()).unwrap(),
+        "t",
+    );
+}
+
+#[test]
+fn a_blob_corrupted_inside_an_archive_is_caught_where_the_store_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = Image::new("corrupt");
+    let mut members = dotted_members(&image);
+    // The manifest blob (last) changed: the store checks manifests.
+    members.last_mut().unwrap().1[3] ^= 1;
+    let file = tmp.path().join("c.tar");
+    fs::write(&file, tar_of(&members, false)).unwrap();
+    let store = oci_archive::open(&file, Access::Read, tmp.path()).unwrap();
+    assert_eq!(
+        code(store.get_manifest("t", MAX)),
+        ErrorCode::IntegrityMismatch
+    );
+    // Blob reads move bytes; ranges past a member's end are refused.
+    let layer = sha256(&image.layer);
+    assert_eq!(
+        code(store.get_blob_range(&layer, image.layer.len() as u64, 1, &Monitor::none())),
+        ErrorCode::InvalidArchive
+    );
+    assert_eq!(
+        code(store.get_blob(&sha256(b"absent"), MAX, &Monitor::none())),
+        ErrorCode::InvalidArchive
+    );
+    assert_eq!(store.blob_size(&sha256(b"absent")).unwrap(), None);
+    let token = CancelToken::new();
+    token.cancel();
+    assert_eq!(
+        code(store.get_blob(&layer, MAX, &Monitor::with_cancel(token))),
+        ErrorCode::Cancelled
+    );
+    assert!(store
+        .put_blob_bytes(&sha256(b"x"), b"x", &Monitor::none())
+        .is_err());
 }
