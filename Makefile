@@ -8,7 +8,7 @@ C_TESTS := $(patsubst tests/c/%.c,build/c/%,$(wildcard tests/c/test_*.c))
 comma := ,
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib cli demo release header test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python test-readme \
+.PHONY: all lib cli demo release header registry-bin test test-rust test-c test-c-asan test-c-valgrind test-install test-go test-python test-readme \
         test-release-clean install clean demo bench stress fuzz
 
 all: lib cli
@@ -37,8 +37,13 @@ test: test-rust test-release-clean test-c test-install test-wheel test-go test-p
 # bodies the Rust tests need; `make lib` (C, Go, Python tests) stays without.
 TEST_FEATURES := --features testing
 
-test-rust:
+test-rust: registry-bin
 	$(CARGO) test $(TEST_FEATURES)
+
+# The real registry (Debian's docker-registry, unpacked, never installed),
+# htpasswd and openssl the registry tests start and configure.
+registry-bin:
+	tools/registry/fetch.sh
 
 # The shipped library carries no test machinery: no environment variable
 # that can kill or trace the host (MICROSNAP_FAULT), no fuzz target symbol.
@@ -98,14 +103,14 @@ test-readme: cli
 # ---- benchmark (not part of `make test`: machines are shared and noisy) ----
 # Builds its fixtures once into target/bench-cache, runs each operation and
 # its peer tool alternately, and writes docs/BENCHMARKS.md.
-bench:
+bench: registry-bin
 	$(CARGO) build --release --lib
 	$(CARGO) run --release --example bench
 
 # ---- reliability (long runs; `make test` runs the short versions) ----
 FUZZ_SECONDS ?= 300
 # 200 SIGKILLs per operation and 60 s concurrency mixes.
-stress:
+stress: registry-bin
 	MICROSNAP_STRESS=1 $(CARGO) test $(TEST_FEATURES) --test reliability -- --nocapture crash:: concurrency::
 
 # Each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fuzz).

@@ -30,6 +30,7 @@ mod manifest_vectors;
 mod msb0614_artifacts;
 mod perf_copy_and_compute;
 mod publish;
+mod registry_harness;
 mod sandbox;
 mod snapshot;
 mod snapshot_prune;

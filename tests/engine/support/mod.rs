@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod image;
+pub mod registry;
 pub mod sparse_vectors;
 pub mod vector_sets;
 
