@@ -1,12 +1,14 @@
 //! Crash consistency of push and pull (issue 15 point 3): a child process
 //! (this test binary, re-executed) pushes a three-snapshot chain into an
-//! `oci:` layout, or pulls it from one, and is SIGKILLed part-way: by the
+//! `oci:` layout or a real registry (docker-registry on 127.0.0.1, plain
+//! HTTP), or pulls it from one, and is SIGKILLed part-way: by the
 //! parent after a random delay within the operation's measured duration,
 //! or by a fault point chosen from the operation's trace. After each kill:
 //!
-//! - push: every manifest `index.json` names is present with its size and
-//!   names only blobs that are present with their size; every
-//!   `blobs/sha256/<hex>` hashes to its name; the home passes
+//! - push: every manifest the target names (`index.json`; the registry's
+//!   tags, over HTTP) is present with its size and names only blobs that are
+//!   present with their size; every stored blob (`blobs/sha256/<hex>`; the
+//!   registry's storage) hashes to its name; the home passes
 //!   `check_home`; a re-run completes with the same manifest, and what it
 //!   reports sending is exactly the blobs that were missing before it (so no
 //!   pack already in the target is sent again).
@@ -15,14 +17,14 @@
 //!   reindex finds), and only the chain's snapshots are there; a re-run
 //!   completes and the head verifies, with its lineage.
 //!
-//! 20 kills per direction in a normal run, 200 with `MICROSNAP_STRESS=1`.
-//! The registry transport is not covered here yet (it is not on this
-//! branch); the checks are written against what `index.json` names so that
-//! the registry variant only needs a different lister.
+//! 20 kills per direction and transport in a normal run, 200 with
+//! `MICROSNAP_STRESS=1`. The pushed blobs are deterministic, so what a
+//! re-run had to send is worked out from the fixture's own layout.
+use crate::registry_support::registry::{Config, TestRegistry};
 use crate::support::*;
 
 use microsnap::distribution::chunk_index::ChunkIndex;
-use microsnap::distribution::{self, PullOptions, PushOptions};
+use microsnap::distribution::{self, PullOptions, PushOptions, RemoteOptions};
 use microsnap::fuzz_targets;
 use microsnap::integrity::Algorithm;
 use microsnap::progress::Monitor;
@@ -38,8 +40,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_TEST: &str = "crash_distribution::distribution_child";
-/// Env var naming the layout the child pushes into or pulls from.
-const LAYOUT_ENV: &str = "RELIABILITY_CHILD_LAYOUT";
+/// Env vars naming the reference the child pushes to or pulls from, and
+/// whether it is a plain-HTTP registry.
+const REFERENCE_ENV: &str = "RELIABILITY_CHILD_REFERENCE";
+const PLAIN_HTTP_ENV: &str = "RELIABILITY_CHILD_PLAIN_HTTP";
 const HEAD_TAG: &str = "head";
 
 /// The root's upper: 64 MiB sparse, 8 MiB of data in 16 extents.
@@ -63,12 +67,15 @@ fn distribution_child() {
     let Some((op, root)) = child_request() else {
         return;
     };
-    let layout = PathBuf::from(std::env::var_os(LAYOUT_ENV).expect("layout env"));
+    let reference = std::env::var(REFERENCE_ENV).expect("reference env");
+    let remote = RemoteOptions {
+        plain_http: std::env::var_os(PLAIN_HTTP_ENV).is_some(),
+        ..Default::default()
+    };
     let home = microsnap::open_home(&root).unwrap();
     println!("ready");
     let m = Monitor::none();
     let started = Instant::now();
-    let reference = format!("oci:{}:{HEAD_TAG}", layout.display());
     let report = match op.as_str() {
         "push" => distribution::push(
             &home,
@@ -76,6 +83,7 @@ fn distribution_child() {
             &reference,
             &PushOptions {
                 with_parents: true,
+                remote: remote.clone(),
                 ..Default::default()
             },
             &m,
@@ -87,6 +95,7 @@ fn distribution_child() {
             None,
             &PullOptions {
                 with_parents: true,
+                remote,
                 ..Default::default()
             },
             &m,
@@ -186,16 +195,186 @@ fn instantiate(from: &Path, dest: &Path) {
     snapshot::reindex(&home, None).unwrap();
 }
 
-fn spawn(op: &str, home: &Path, layout: &Path, fault: Option<&str>) -> Child {
+/// Where a push goes or a pull comes from.
+enum Target<'r> {
+    Layout(PathBuf),
+    Registry {
+        registry: &'r TestRegistry,
+        repo: String,
+    },
+}
+
+impl Target<'_> {
+    fn reference(&self) -> String {
+        match self {
+            Target::Layout(dir) => format!("oci:{}:{HEAD_TAG}", dir.display()),
+            Target::Registry { registry, repo } => {
+                registry.reference(&format!("{repo}:{HEAD_TAG}"))
+            }
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            Target::Layout(_) => "oci",
+            Target::Registry { .. } => "registry",
+        }
+    }
+
+    /// The manifests the target names: (tag, digest, manifest bytes).
+    fn tagged(&self) -> Result<Vec<(String, String, Vec<u8>)>, String> {
+        match self {
+            Target::Layout(dir) => layout_tags(dir)?
+                .into_iter()
+                .map(|(tag, digest, size)| {
+                    let bytes = fs::read(blob_path(dir, &digest)).map_err(|e| {
+                        format!(
+                            "tag {tag} names manifest {digest}, which is not in the layout: {e}"
+                        )
+                    })?;
+                    if bytes.len() as u64 != size {
+                        return Err(format!(
+                            "tag {tag}: manifest {digest} is {} bytes, index.json says {size}",
+                            bytes.len()
+                        ));
+                    }
+                    Ok((tag, digest, bytes))
+                })
+                .collect(),
+            Target::Registry { registry, repo } => registry
+                .tags(repo)
+                .into_iter()
+                .map(|tag| {
+                    let bytes = registry.manifest(repo, &tag);
+                    let digest = format!("sha256:{}", sha256_hex(&bytes));
+                    Ok((tag, digest, bytes))
+                })
+                .collect(),
+        }
+    }
+
+    /// The size of blob `digest` if the target holds it (for the registry:
+    /// linked into the repository, as the engine's HEAD sees it).
+    fn blob_size(&self, digest: &str) -> Result<Option<u64>, String> {
+        match self {
+            Target::Layout(dir) => Ok(fs::metadata(blob_path(dir, digest)).ok().map(|m| m.len())),
+            Target::Registry { registry, repo } => {
+                let r =
+                    registry.request("HEAD", &format!("/v2/{repo}/blobs/{digest}"), &[], true)?;
+                match r.status {
+                    200 => Ok(r.header("content-length").and_then(|v| v.parse().ok())),
+                    404 => Ok(None),
+                    s => Err(format!("HEAD blob {digest}: {s}")),
+                }
+            }
+        }
+    }
+
+    /// Every stored blob hashes to its name; returns how many temp files
+    /// (layout) there are besides.
+    fn check_stored_blobs(&self) -> Result<usize, String> {
+        match self {
+            Target::Layout(dir) => layout_blobs(dir).map(|(_, temps)| temps),
+            Target::Registry { registry, .. } => {
+                let root = registry
+                    .storage_dir()
+                    .join("docker/registry/v2/blobs/sha256");
+                for digest in registry.stored_blobs() {
+                    let hex = &digest["sha256:".len()..];
+                    let bytes = fs::read(root.join(&hex[..2]).join(hex).join("data"))
+                        .map_err(|e| format!("read stored blob {digest}: {e}"))?;
+                    if sha256_hex(&bytes) != hex {
+                        return Err(format!("stored blob {digest} does not hash to its name"));
+                    }
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    /// No manifest names a missing or short blob; nothing under a digest is
+    /// half written. Returns the temp files seen.
+    fn check(&self) -> Result<usize, String> {
+        let temps = self.check_stored_blobs()?;
+        for (tag, digest, bytes) in self.tagged()? {
+            let manifest: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("tag {tag}: manifest {digest} does not parse: {e}"))?;
+            let mut named = vec![&manifest["config"]];
+            named.extend(manifest["layers"].as_array().into_iter().flatten());
+            for d in named {
+                let (bd, bs) = (d["digest"].as_str().unwrap_or(""), d["size"].as_u64());
+                let have = self.blob_size(bd)?;
+                if bs.is_none() || have != bs {
+                    return Err(format!(
+                        "manifest {digest} (tag {tag}) names blob {bd} of {bs:?} bytes; the {} has {have:?}",
+                        self.describe()
+                    ));
+                }
+            }
+        }
+        Ok(temps)
+    }
+
+    /// Which of `known` (digest -> size) the target holds with their size.
+    fn present(&self, known: &BTreeMap<String, u64>) -> Result<BTreeMap<String, u64>, String> {
+        let mut out = BTreeMap::new();
+        for (digest, size) in known {
+            if self.blob_size(digest)? == Some(*size) {
+                out.insert(digest.clone(), *size);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Self::present`] once it stops changing: a registry may still be
+    /// committing an upload whose last request arrived before the kill.
+    fn settled(&self, known: &BTreeMap<String, u64>) -> Result<BTreeMap<String, u64>, String> {
+        let mut last = self.present(known)?;
+        if let Target::Layout(_) = self {
+            return Ok(last);
+        }
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = self.present(known)?;
+            if now == last {
+                return Ok(now);
+            }
+            last = now;
+        }
+        Err(format!(
+            "the registry's blobs kept changing after the kill: {last:?}"
+        ))
+    }
+
+    fn head_manifest(&self) -> Result<Option<String>, String> {
+        Ok(self
+            .tagged()?
+            .into_iter()
+            .find(|(t, _, _)| t == HEAD_TAG)
+            .map(|(_, d, _)| d))
+    }
+}
+
+fn spawn(op: &str, home: &Path, target: &Target, fault: Option<&str>) -> Child {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1", "-q"])
-        .env(CHILD_OP_ENV, op)
-        .env(CHILD_HOME_ENV, home)
-        .env(LAYOUT_ENV, layout)
-        .env_remove(microsnap::fault::FAULT_ENV)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        CHILD_TEST,
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env(CHILD_OP_ENV, op)
+    .env(CHILD_HOME_ENV, home)
+    .env(REFERENCE_ENV, target.reference())
+    .env_remove(PLAIN_HTTP_ENV)
+    .env_remove(microsnap::fault::FAULT_ENV)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    if let Target::Registry { .. } = target {
+        cmd.env(PLAIN_HTTP_ENV, "1");
+    }
     if let Some(f) = fault {
         cmd.env(microsnap::fault::FAULT_ENV, f);
     }
@@ -210,12 +389,20 @@ enum Outcome {
     Done(Duration, Value),
 }
 
-/// Wait for `child`, reading its output; `ready` already consumed or not.
-fn finish(mut child: Child, out: &mut BufReader<std::process::ChildStdout>) -> (std::process::ExitStatus, String, String) {
+/// Wait for `child`, reading the rest of its output.
+fn finish(
+    mut child: Child,
+    out: &mut BufReader<std::process::ChildStdout>,
+) -> (std::process::ExitStatus, String, String) {
     let mut stdout = String::new();
     out.read_to_string(&mut stdout).unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     (child.wait().unwrap(), stdout, stderr)
 }
 
@@ -232,8 +419,14 @@ fn parse_done(op: &str, stdout: &str, stderr: &str) -> (Duration, Value) {
 }
 
 /// Run `op` in a child; with `timer`, SIGKILL it that long after it is ready.
-fn run(op: &str, home: &Path, layout: &Path, fault: Option<&str>, timer: Option<Duration>) -> Outcome {
-    let mut child = spawn(op, home, layout, fault);
+fn run(
+    op: &str,
+    home: &Path,
+    target: &Target,
+    fault: Option<&str>,
+    timer: Option<Duration>,
+) -> Outcome {
+    let mut child = spawn(op, home, target, fault);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     // The test harness prints its own lines first.
     let mut ready = false;
@@ -266,9 +459,15 @@ fn run(op: &str, home: &Path, layout: &Path, fault: Option<&str>, timer: Option<
 
 /// One full traced run: the fault points reached in order, and how long
 /// the operation itself takes.
-fn trace(op: &str, home: &Path, layout: &Path, work: &Path) -> (Vec<String>, Duration, Value) {
-    let file = work.join(format!("{op}.trace"));
-    let outcome = run(op, home, layout, Some(&format!("trace:{}", file.display())), None);
+fn trace(op: &str, home: &Path, target: &Target, work: &Path) -> (Vec<String>, Duration, Value) {
+    let file = work.join(format!("{op}-{}.trace", target.describe()));
+    let outcome = run(
+        op,
+        home,
+        target,
+        Some(&format!("trace:{}", file.display())),
+        None,
+    );
     let Outcome::Done(took, report) = outcome else {
         panic!("{op}: the traced run was killed");
     };
@@ -284,7 +483,10 @@ fn trace(op: &str, home: &Path, layout: &Path, work: &Path) -> (Vec<String>, Dur
 // what a layout holds
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn blob_path(layout: &Path, digest: &str) -> PathBuf {
@@ -324,8 +526,12 @@ fn layout_tags(layout: &Path) -> Result<Vec<(String, String, u64)>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("read index.json: {e}")),
     };
-    let index: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("index.json does not parse ({e}): {}", String::from_utf8_lossy(&bytes)))?;
+    let index: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "index.json does not parse ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })?;
     let entries = index["manifests"]
         .as_array()
         .ok_or_else(|| format!("index.json has no manifests array: {index}"))?;
@@ -336,7 +542,10 @@ fn layout_tags(layout: &Path) -> Result<Vec<(String, String, u64)>, String> {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            let digest = m["digest"].as_str().ok_or("an entry without digest")?.to_string();
+            let digest = m["digest"]
+                .as_str()
+                .ok_or("an entry without digest")?
+                .to_string();
             let size = m["size"].as_u64().ok_or("an entry without size")?;
             Ok((tag, digest, size))
         })
@@ -347,44 +556,22 @@ fn read_manifest(layout: &Path, digest: &str) -> Value {
     serde_json::from_slice(&fs::read(blob_path(layout, digest)).unwrap()).unwrap()
 }
 
-/// No manifest names a missing or short blob; nothing under a digest is
-/// half written. Returns the blobs present.
-fn check_layout(layout: &Path) -> Result<BTreeMap<String, u64>, String> {
-    if !layout.exists() {
-        return Ok(BTreeMap::new());
-    }
-    let (blobs, _temps) = layout_blobs(layout)?;
-    for (tag, digest, size) in layout_tags(layout)? {
-        if blobs.get(&digest) != Some(&size) {
-            return Err(format!(
-                "tag {tag} names manifest {digest} ({size} bytes) but the layout has {:?}",
-                blobs.get(&digest)
-            ));
-        }
-        let manifest = read_manifest(layout, &digest);
-        let mut named = vec![&manifest["config"]];
-        named.extend(manifest["layers"].as_array().into_iter().flatten());
-        for d in named {
-            let (bd, bs) = (d["digest"].as_str().unwrap_or(""), d["size"].as_u64());
-            if bs.is_none() || blobs.get(bd) != bs.as_ref() {
-                return Err(format!(
-                    "manifest {digest} (tag {tag}) names blob {bd} of {bs:?} bytes; the layout has {:?}",
-                    blobs.get(bd)
-                ));
-            }
-        }
-    }
-    Ok(blobs)
+/// Every blob a full push of the chain writes (manifests included):
+/// digest -> size, from the fixture's layout.
+fn pushed_blobs(full_layout: &Path) -> BTreeMap<String, u64> {
+    layout_blobs(full_layout).unwrap().0
 }
 
 /// Pushed by the re-run: every blob it needed that was missing before, and
-/// nothing else. `before` is what the layout held before the re-run.
+/// nothing else. `before` is what the target held before the re-run;
+/// manifests and indexes are read from the fixture's layout (a push of the
+/// same chain writes the same blobs everywhere).
 fn check_rerun_sent_only_missing(
-    layout: &Path,
+    full_layout: &Path,
     before: &BTreeMap<String, u64>,
     report: &Value,
 ) -> Result<(), String> {
-    let tags = layout_tags(layout)?;
+    let tags = layout_tags(full_layout)?;
     let mut manifest_bytes = 0u64;
     let mut needed: BTreeMap<String, u64> = BTreeMap::new();
     let mut frames: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
@@ -394,16 +581,19 @@ fn check_rerun_sent_only_missing(
         let (_, _, size) = tags
             .iter()
             .find(|(_, d, _)| d == digest)
-            .ok_or_else(|| format!("pushed manifest {digest} is not in index.json"))?;
+            .ok_or_else(|| format!("pushed manifest {digest} is not the fixture's"))?;
         manifest_bytes += size * ntags;
-        let manifest = read_manifest(layout, digest);
+        let manifest = read_manifest(full_layout, digest);
         let mut named = vec![&manifest["config"]];
         named.extend(manifest["layers"].as_array().unwrap());
         for d in named {
-            needed.insert(d["digest"].as_str().unwrap().to_string(), d["size"].as_u64().unwrap());
+            needed.insert(
+                d["digest"].as_str().unwrap().to_string(),
+                d["size"].as_u64().unwrap(),
+            );
         }
         let index_digest = manifest["layers"][0]["digest"].as_str().unwrap();
-        let index = ChunkIndex::decode(&fs::read(blob_path(layout, index_digest)).unwrap())
+        let index = ChunkIndex::decode(&fs::read(blob_path(full_layout, index_digest)).unwrap())
             .map_err(|e| format!("index {index_digest}: {e}"))?;
         for c in &index.chunks {
             frames
@@ -412,14 +602,17 @@ fn check_rerun_sent_only_missing(
                 .insert(c.offset);
         }
     }
-    let missing: BTreeMap<&String, &u64> = needed.iter().filter(|(d, _)| !before.contains_key(*d)).collect();
+    let missing: BTreeMap<&String, &u64> = needed
+        .iter()
+        .filter(|(d, _)| !before.contains_key(*d))
+        .collect();
     let want_bytes = manifest_bytes + missing.values().copied().sum::<u64>();
     let want_chunks: u64 = missing
         .keys()
         .filter_map(|d| frames.get(*d))
         .map(|f| f.len() as u64)
         .sum();
-    let resent: Vec<&String> = needed
+    let there: Vec<&String> = needed
         .keys()
         .filter(|d| before.contains_key(*d) && frames.contains_key(*d))
         .collect();
@@ -431,7 +624,7 @@ fn check_rerun_sent_only_missing(
         return Err(format!(
             "the re-run sent {bytes} bytes / {chunks} chunks; the blobs missing before it are \
              {want_bytes} bytes (manifests included) / {want_chunks} chunks. Packs already \
-             there before the re-run: {resent:?}; missing: {missing:?}"
+             there before the re-run: {there:?}; missing: {missing:?}"
         ));
     }
     Ok(())
@@ -470,14 +663,15 @@ fn seed() -> u64 {
         .unwrap_or(0xd157)
 }
 
-/// Kill `op` at random points until `kills_wanted` kills; `check` runs
-/// after each attempt (killed or not) on the iteration's directory.
+/// Kill `op` at random points until `kills_wanted` kills. `iteration`
+/// prepares an attempt, calls the runner it is given (which runs and
+/// kills the child) and checks what the kill left.
 fn kill_loop(
     op: &str,
     trace: &[String],
     full_run: Duration,
     rng: &mut Rng,
-    mut iteration: impl FnMut(u32, &mut dyn FnMut(&Path, &Path) -> Option<String>),
+    mut iteration: impl FnMut(u32, &mut dyn FnMut(&Path, &Target) -> Option<String>),
 ) -> Stats {
     let wanted = kills_wanted();
     let mut stats = Stats {
@@ -506,7 +700,10 @@ fn kill_loop(
                 // A point first, then one of its hits: rare points (publish,
                 // manifest) get as many kills as the per-chunk ones.
                 let distinct: BTreeSet<&String> = trace.iter().collect();
-                let name = *distinct.iter().nth(rng.below(distinct.len() as u64) as usize).unwrap();
+                let name = *distinct
+                    .iter()
+                    .nth(rng.below(distinct.len() as u64) as usize)
+                    .unwrap();
                 let hits = trace.iter().filter(|p| *p == name).count() as u64;
                 let n = 1 + rng.below(hits);
                 (Some(format!("{name}:{n}")), None)
@@ -517,8 +714,8 @@ fn kill_loop(
             }
         };
         let mut killed_at = None;
-        iteration(stats.attempts, &mut |home, layout| {
-            killed_at = match run(op, home, layout, fault.as_deref(), timer) {
+        iteration(stats.attempts, &mut |home, target| {
+            killed_at = match run(op, home, target, fault.as_deref(), timer) {
                 Outcome::Killed(at) => Some(at),
                 Outcome::Done(..) => None,
             };
@@ -540,28 +737,40 @@ fn kill_loop(
     stats
 }
 
-fn rerun(op: &str, home: &Path, layout: &Path) -> Value {
-    match run(op, home, layout, None, None) {
+fn rerun(op: &str, home: &Path, target: &Target) -> Value {
+    match run(op, home, target, None, None) {
         Outcome::Done(_, report) => report,
         Outcome::Killed(at) => panic!("{op}: the re-run died at {at}"),
     }
 }
 
-#[test]
-fn push_survives_sigkill_and_resumes_without_resending_packs() {
-    if child_request().is_some() {
-        return;
-    }
-    let seed = seed();
+/// Attempts per registry instance: a fresh one (fresh storage) after
+/// that many, so a stress run's storage stays small.
+const ATTEMPTS_PER_REGISTRY: u32 = 25;
+
+/// The push crash loop against `oci:` layouts or a registry (a fresh
+/// repository per attempt).
+fn push_crash_loop(with_registry: bool) {
+    let seed = seed() ^ u64::from(with_registry);
     let fixture = Fixture::build();
+    let known = pushed_blobs(&fixture.full_layout);
     let work = tempfile::tempdir().unwrap();
-    let (trace_home, trace_layout) = (work.path().join("trace-home"), work.path().join("trace-layout"));
+    let mut registry = with_registry.then(|| TestRegistry::start(Config::plain()));
+    let trace_home = work.path().join("trace-home");
     instantiate(&fixture.source_home, &trace_home);
-    let (points, full_run, report) = trace("push", &trace_home, &trace_layout, work.path());
+    let trace_target = match &registry {
+        Some(r) => Target::Registry {
+            registry: r,
+            repo: "crash/trace".into(),
+        },
+        None => Target::Layout(work.path().join("trace-layout")),
+    };
+    let (points, full_run, report) = trace("push", &trace_home, &trace_target, work.path());
+    let kind = trace_target.describe();
     assert_eq!(report["manifest_digest"], fixture.head_manifest.as_str());
     assert!(!points.is_empty(), "push reached no fault point");
     println!(
-        "push crash harness: seed {seed}, {} kills wanted, a push takes {full_run:.1?}, {} fault point hits",
+        "push crash harness ({kind}): seed {seed}, {} kills wanted, a push takes {full_run:.1?}, {} fault point hits",
         kills_wanted(),
         points.len()
     );
@@ -569,16 +778,26 @@ fn push_survives_sigkill_and_resumes_without_resending_packs() {
     let mut leftover_temps = 0usize;
     let started = Instant::now();
     let stats = kill_loop("push", &points, full_run, &mut rng, |attempt, run_once| {
+        if with_registry && attempt % ATTEMPTS_PER_REGISTRY == 0 {
+            registry = Some(TestRegistry::start(Config::plain()));
+        }
         let dir = work.path().join(format!("push-{attempt}"));
-        let (root, layout) = (dir.join("home"), dir.join("layout"));
+        let root = dir.join("home");
+        let target = match &registry {
+            Some(r) => Target::Registry {
+                registry: r,
+                repo: format!("crash/push-{attempt}"),
+            },
+            None => Target::Layout(dir.join("layout")),
+        };
         instantiate(&fixture.source_home, &root);
-        let killed_at = run_once(&root, &layout);
+        let killed_at = run_once(&root, &target);
         let at = killed_at.as_deref().unwrap_or("no kill");
         let fail = |why: String| -> ! {
-            panic!("push: invariant broken after {at} (attempt {attempt}, seed {seed}): {why}")
+            panic!("push ({kind}): invariant broken after {at} (attempt {attempt}, seed {seed}): {why}")
         };
-        let before = check_layout(&layout).unwrap_or_else(|why| fail(why));
-        leftover_temps += layout_blobs(&layout).map(|(_, t)| t).unwrap_or(0);
+        leftover_temps += target.check().unwrap_or_else(|why| fail(why));
+        let before = target.settled(&known).unwrap_or_else(|why| fail(why));
         {
             let home = microsnap::open_home(&root).unwrap();
             let set = check_home(&home).unwrap_or_else(|why| fail(why));
@@ -589,20 +808,23 @@ fn push_survives_sigkill_and_resumes_without_resending_packs() {
                 }
             }
         }
-        let report = rerun("push", &root, &layout);
+        let report = rerun("push", &root, &target);
         if report["manifest_digest"] != fixture.head_manifest.as_str() {
             fail(format!("the re-run pushed another manifest: {report}"));
         }
-        check_layout(&layout).unwrap_or_else(|why| fail(format!("after the re-run: {why}")));
-        let tags = layout_tags(&layout).unwrap();
-        if !tags.iter().any(|(t, d, _)| t == HEAD_TAG && *d == fixture.head_manifest) {
-            fail(format!("after the re-run the head tag is not the head's manifest: {tags:?}"));
+        target
+            .check()
+            .unwrap_or_else(|why| fail(format!("after the re-run: {why}")));
+        let head = target.head_manifest().unwrap_or_else(|why| fail(why));
+        if head.as_deref() != Some(fixture.head_manifest.as_str()) {
+            fail(format!("after the re-run the head tag names {head:?}"));
         }
-        check_rerun_sent_only_missing(&layout, &before, &report).unwrap_or_else(|why| fail(why));
+        check_rerun_sent_only_missing(&fixture.full_layout, &before, &report)
+            .unwrap_or_else(|why| fail(why));
         fs::remove_dir_all(&dir).unwrap();
     });
     println!(
-        "push crash harness: {} kills survived in {} attempts ({} finished first) in {:.1?}; \
+        "push crash harness ({kind}): {} kills survived in {} attempts ({} finished first) in {:.1?}; \
          kills by place: {:?}; temp files left in blobs/ by killed pushes: {leftover_temps}",
         stats.kills,
         stats.attempts,
@@ -612,54 +834,86 @@ fn push_survives_sigkill_and_resumes_without_resending_packs() {
     );
 }
 
-#[test]
-fn pull_survives_sigkill_and_resumes_to_a_verified_chain() {
-    if child_request().is_some() {
-        return;
-    }
-    let seed = seed() ^ 0x9011;
+/// The pull crash loop from the fixture's layout or from a registry the
+/// fixture's chain was pushed to.
+fn pull_crash_loop(with_registry: bool) {
+    let seed = seed() ^ 0x9011 ^ u64::from(with_registry);
     let fixture = Fixture::build();
     let work = tempfile::tempdir().unwrap();
+    let registry = with_registry.then(|| TestRegistry::start(Config::plain()));
+    let source = match &registry {
+        Some(r) => {
+            let target = Target::Registry {
+                registry: r,
+                repo: "crash/full".into(),
+            };
+            let home = microsnap::open_home(&fixture.source_home).unwrap();
+            distribution::push(
+                &home,
+                "head",
+                &target.reference(),
+                &PushOptions {
+                    with_parents: true,
+                    remote: RemoteOptions {
+                        plain_http: true,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                &Monitor::none(),
+            )
+            .unwrap();
+            target
+        }
+        None => Target::Layout(fixture.full_layout.clone()),
+    };
+    let kind = source.describe();
     let trace_home = work.path().join("trace-home");
     instantiate(&fixture.empty_home, &trace_home);
-    let (points, full_run, report) = trace("pull", &trace_home, &fixture.full_layout, work.path());
+    let (points, full_run, report) = trace("pull", &trace_home, &source, work.path());
     assert_eq!(report["manifest_digest"], fixture.head_manifest.as_str());
     assert!(!points.is_empty(), "pull reached no fault point");
     println!(
-        "pull crash harness: seed {seed}, {} kills wanted, a pull takes {full_run:.1?}, {} fault point hits",
+        "pull crash harness ({kind}): seed {seed}, {} kills wanted, a pull takes {full_run:.1?}, {} fault point hits",
         kills_wanted(),
         points.len()
     );
-    let layout_before = check_layout(&fixture.full_layout).unwrap();
+    let source_before = source.tagged().unwrap();
     let mut rng = Rng(seed);
     let started = Instant::now();
     let mut partial_chains = 0u32;
     let stats = kill_loop("pull", &points, full_run, &mut rng, |attempt, run_once| {
         let root = work.path().join(format!("pull-{attempt}"));
         instantiate(&fixture.empty_home, &root);
-        let killed_at = run_once(&root, &fixture.full_layout);
+        let killed_at = run_once(&root, &source);
         let at = killed_at.as_deref().unwrap_or("no kill");
         let fail = |why: String| -> ! {
-            panic!("pull: invariant broken after {at} (attempt {attempt}, seed {seed}): {why}")
+            panic!("pull ({kind}): invariant broken after {at} (attempt {attempt}, seed {seed}): {why}")
         };
         {
             let home = microsnap::open_home(&root).unwrap();
             let set = check_home(&home).unwrap_or_else(|why| fail(why));
             for (path, digest) in &set {
                 if !fixture.digests.contains(digest) {
-                    fail(format!("{} holds {digest}, which is not of the chain", path.display()));
+                    fail(format!(
+                        "{} holds {digest}, which is not of the chain",
+                        path.display()
+                    ));
                 }
             }
             // Every directory in snapshots/ is indexed (check_home verified each).
             let on_disk = names(&home.snapshots_dir()).len();
             if on_disk != set.len() {
-                fail(format!("{on_disk} entries in snapshots/ but {} indexed: {set:?}", set.len()));
+                fail(format!(
+                    "{on_disk} entries in snapshots/ but {} indexed: {set:?}",
+                    set.len()
+                ));
             }
             if !set.is_empty() && set.len() < 3 {
                 partial_chains += 1;
             }
         }
-        let report = rerun("pull", &root, &fixture.full_layout);
+        let report = rerun("pull", &root, &source);
         if report["snapshot_digest"] != fixture.digests[2].as_str() {
             fail(format!("the re-run pulled another snapshot: {report}"));
         }
@@ -667,7 +921,9 @@ fn pull_survives_sigkill_and_resumes_to_a_verified_chain() {
         snapshot::verify(&home, HEAD_TAG, &Monitor::none())
             .unwrap_or_else(|e| fail(format!("the re-pulled head does not verify: {e}")));
         let head = snapshot::get(&home, HEAD_TAG).unwrap();
-        if head.digest != fixture.digests[2] || head.parent_digest.as_ref() != Some(&fixture.digests[1]) {
+        if head.digest != fixture.digests[2]
+            || head.parent_digest.as_ref() != Some(&fixture.digests[1])
+        {
             fail(format!("the re-pulled head is {head:?}"));
         }
         check_home(&home).unwrap_or_else(|why| fail(format!("after the re-run: {why}")));
@@ -675,14 +931,47 @@ fn pull_survives_sigkill_and_resumes_to_a_verified_chain() {
         fs::remove_dir_all(&root).unwrap();
     });
     // Pull never writes to its source.
-    assert_eq!(check_layout(&fixture.full_layout).unwrap(), layout_before);
+    assert_eq!(source.tagged().unwrap(), source_before);
+    source.check().unwrap();
     println!(
-        "pull crash harness: {} kills survived in {} attempts ({} finished first, {partial_chains} \
-         left part of the chain) in {:.1?}; kills by place: {:?}",
+        "pull crash harness ({kind}): {} kills survived in {} attempts ({} finished first, \
+         {partial_chains} left part of the chain) in {:.1?}; kills by place: {:?}",
         stats.kills,
         stats.attempts,
         stats.completed,
         started.elapsed(),
         stats.places
     );
+}
+
+#[test]
+fn push_to_a_layout_survives_sigkill_and_resumes_without_resending_packs() {
+    if child_request().is_some() {
+        return;
+    }
+    push_crash_loop(false);
+}
+
+#[test]
+fn pull_from_a_layout_survives_sigkill_and_resumes_to_a_verified_chain() {
+    if child_request().is_some() {
+        return;
+    }
+    pull_crash_loop(false);
+}
+
+#[test]
+fn push_to_a_registry_survives_sigkill_and_resumes_without_resending_packs() {
+    if child_request().is_some() {
+        return;
+    }
+    push_crash_loop(true);
+}
+
+#[test]
+fn pull_from_a_registry_survives_sigkill_and_resumes_to_a_verified_chain() {
+    if child_request().is_some() {
+        return;
+    }
+    pull_crash_loop(true);
 }

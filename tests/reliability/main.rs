@@ -5,6 +5,7 @@
 //! (tests/reliability_fuzz_replay.rs): it changes the process's current
 //! directory, which would race with every other test here.
 
+mod registry_support;
 mod support;
 
 mod concurrency;
