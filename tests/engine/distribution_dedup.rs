@@ -70,7 +70,10 @@ fn files_under(roots: &[PathBuf], out: &mut Vec<(PathBuf, u64)>) {
 
 fn python_stdlib() -> Option<PathBuf> {
     let out = Command::new("python3")
-        .args(["-c", "import sysconfig;print(sysconfig.get_paths()['stdlib'])"])
+        .args([
+            "-c",
+            "import sysconfig;print(sysconfig.get_paths()['stdlib'])",
+        ])
         .output()
         .ok()?;
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -82,9 +85,10 @@ fn python_stdlib() -> Option<PathBuf> {
 fn build_tree(tree: &Path, files: &[(PathBuf, u64)]) {
     for (i, (path, _)) in files.iter().enumerate() {
         // A flat name per file: the paths' shapes do not matter, their bytes do.
-        let dest = tree
-            .join(format!("d{:03}", i / 200))
-            .join(format!("{i:05}-{}", path.file_name().unwrap().to_string_lossy()));
+        let dest = tree.join(format!("d{:03}", i / 200)).join(format!(
+            "{i:05}-{}",
+            path.file_name().unwrap().to_string_lossy()
+        ));
         fs::create_dir_all(dest.parent().unwrap()).unwrap();
         if fs::hard_link(path, &dest).is_err() {
             fs::copy(path, &dest).unwrap();
@@ -135,7 +139,11 @@ fn new_chunks(parent: &Path, child: &Path) -> (u64, u64) {
 /// extent of either reads the same in the other (holes read as zeros).
 fn assert_same_bytes(a: &Path, b: &Path) {
     let (fa, fb) = (File::open(a).unwrap(), File::open(b).unwrap());
-    assert_eq!(fa.metadata().unwrap().len(), fb.metadata().unwrap().len(), "sizes differ");
+    assert_eq!(
+        fa.metadata().unwrap().len(),
+        fb.metadata().unwrap().len(),
+        "sizes differ"
+    );
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for (file, other) in [(&fa, &fb), (&fb, &fa)] {
         for e in data_extents(file).unwrap() {
@@ -146,7 +154,12 @@ fn assert_same_bytes(a: &Path, b: &Path) {
                 y.resize(len, 0);
                 file.read_exact_at(&mut x, at).unwrap();
                 other.read_exact_at(&mut y, at).unwrap();
-                assert!(x == y, "{} and {} differ in [{at}, +{len})", a.display(), b.display());
+                assert!(
+                    x == y,
+                    "{} and {} differ in [{at}, +{len})",
+                    a.display(),
+                    b.display()
+                );
                 at += len as u64;
             }
         }
@@ -164,7 +177,9 @@ fn offsets_inside(extents: &[Extent], count: usize, seed: u64) -> Vec<u64> {
     let mut state = seed;
     (0..count)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let mut pick = (state >> 11) % total;
             for (s, e) in &pages {
                 if pick < e - s {
@@ -204,7 +219,10 @@ fn a_child_of_a_4_gib_ext4_upper_moves_only_its_new_chunks_both_ways() {
     let t = TestHome::new();
 
     // A few hundred MiB of real files for the parent, 30 MiB more for the child.
-    let mut roots = vec![PathBuf::from("/usr/share/doc"), PathBuf::from("/usr/share/perl")];
+    let mut roots = vec![
+        PathBuf::from("/usr/share/doc"),
+        PathBuf::from("/usr/share/perl"),
+    ];
     roots.extend(python_stdlib());
     roots.push(PathBuf::from("/usr/lib/x86_64-linux-gnu"));
     let mut files = Vec::new();
@@ -233,7 +251,16 @@ fn a_child_of_a_4_gib_ext4_upper_moves_only_its_new_chunks_both_ways() {
     build_tree(&tree, old);
     let image = t.outside("rootfs.ext4");
     File::create(&image).unwrap().set_len(4 * GIB).unwrap();
-    run("mkfs.ext4", &["-q", "-F", "-d", tree.to_str().unwrap(), image.to_str().unwrap()]);
+    run(
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-d",
+            tree.to_str().unwrap(),
+            image.to_str().unwrap(),
+        ],
+    );
     fs::remove_dir_all(&tree).unwrap();
 
     sandbox::create(
@@ -252,7 +279,13 @@ fn a_child_of_a_4_gib_ext4_upper_moves_only_its_new_chunks_both_ways() {
         record_integrity: true,
         ..named(name)
     };
-    snapshot::create(&t.home, "parent-sb", &with_integrity("parent"), &Monitor::none()).unwrap();
+    snapshot::create(
+        &t.home,
+        "parent-sb",
+        &with_integrity("parent"),
+        &Monitor::none(),
+    )
+    .unwrap();
     // The snapshot has the upper: the sandbox's copy is not needed.
     sandbox::remove(&t.home, "parent-sb").unwrap();
     let parent_upper = microsnap::artifact::open_dir(&t.home.snapshots_dir().join("parent"))
@@ -277,27 +310,50 @@ fn a_child_of_a_4_gib_ext4_upper_moves_only_its_new_chunks_both_ways() {
         commands.push_str(&format!(
             "write \"{}\" f{i:04}-{}\n",
             path.display(),
-            path.file_name().unwrap().to_string_lossy().replace([' ', '"'], "_")
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace([' ', '"'], "_")
         ));
     }
     let script = t.outside("debugfs.cmds");
     fs::write(&script, commands).unwrap();
     let out = run(
         "debugfs",
-        &["-w", "-f", script.to_str().unwrap(), child_sb.upper_path.to_str().unwrap()],
+        &[
+            "-w",
+            "-f",
+            script.to_str().unwrap(),
+            child_sb.upper_path.to_str().unwrap(),
+        ],
     );
     // debugfs reports a failed command on stderr and still exits 0.
     let errors = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !errors.lines().any(|l| !l.starts_with("debugfs ") && !l.trim().is_empty()),
+        !errors
+            .lines()
+            .any(|l| !l.starts_with("debugfs ") && !l.trim().is_empty()),
         "debugfs: {errors}"
     );
     // The scattered writes last: they may land on metadata, which is fine
     // for bytes but would upset debugfs.
-    for (i, offset) in offsets_inside(&allocated, SCATTERED_WRITES, 0x5ca7).into_iter().enumerate() {
-        write_at(&child_sb.upper_path, offset, &pseudo_random(4096, 7000 + i as u64));
+    for (i, offset) in offsets_inside(&allocated, SCATTERED_WRITES, 0x5ca7)
+        .into_iter()
+        .enumerate()
+    {
+        write_at(
+            &child_sb.upper_path,
+            offset,
+            &pseudo_random(4096, 7000 + i as u64),
+        );
     }
-    snapshot::create(&t.home, "child-sb", &with_integrity("child"), &Monitor::none()).unwrap();
+    snapshot::create(
+        &t.home,
+        "child-sb",
+        &with_integrity("child"),
+        &Monitor::none(),
+    )
+    .unwrap();
     let child_upper = microsnap::artifact::open_dir(&t.home.snapshots_dir().join("child"))
         .unwrap()
         .upper_path();
@@ -325,7 +381,10 @@ fn a_child_of_a_4_gib_ext4_upper_moves_only_its_new_chunks_both_ways() {
         pushed.bytes_uploaded
     );
     assert_eq!(pushed.chunks_uploaded, new_count, "{pushed:?}");
-    assert!(pushed.bytes_uploaded <= bound, "{pushed:?} over the bound {bound}");
+    assert!(
+        pushed.bytes_uploaded <= bound,
+        "{pushed:?} over the bound {bound}"
+    );
 
     // Onto a host that holds the parent: this home once the child is gone
     // (its sandbox stays, with the child's bytes, to compare against; a
@@ -348,7 +407,12 @@ fn a_child_of_a_4_gib_ext4_upper_moves_only_its_new_chunks_both_ways() {
         started.elapsed()
     );
     assert_eq!(handle.digest, pushed.snapshot_digest);
-    assert!(pulled.bytes_downloaded <= bound, "{pulled:?} over the bound {bound}");
-    let pulled_upper = microsnap::artifact::open_dir(&handle.path).unwrap().upper_path();
+    assert!(
+        pulled.bytes_downloaded <= bound,
+        "{pulled:?} over the bound {bound}"
+    );
+    let pulled_upper = microsnap::artifact::open_dir(&handle.path)
+        .unwrap()
+        .upper_path();
     assert_same_bytes(&pulled_upper, &child_sb.upper_path);
 }

@@ -50,8 +50,12 @@ fn bounds_child() {
     let reference = format!("oci:{}:big", layout.display());
     let m = Monitor::none();
     let result = match op.as_str() {
-        "push" => distribution::push(&home, "big", &reference, &PushOptions::default(), &m).map(drop),
-        "pull" => distribution::pull(&home, &reference, None, &PullOptions::default(), &m).map(drop),
+        "push" => {
+            distribution::push(&home, "big", &reference, &PushOptions::default(), &m).map(drop)
+        }
+        "pull" => {
+            distribution::pull(&home, &reference, None, &PullOptions::default(), &m).map(drop)
+        }
         other => panic!("unknown op {other}"),
     };
     if let Err(e) = result {
@@ -83,7 +87,13 @@ fn ru_maxrss_kib() -> u64 {
 fn measure(op: &str, home: &Path, layout: &Path) -> (u64, u64, Duration) {
     let started = Instant::now();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .args([
+            CHILD_TEST,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
         .env(CHILD_OP_ENV, op)
         .env(CHILD_HOME_ENV, home)
         .env(LAYOUT_ENV, layout)
@@ -143,7 +153,8 @@ fn big_home(root: &Path) -> microsnap::home::Home {
     for i in 0..EXTENTS {
         fill(&mut buf, &mut rng);
         // Spread over the disk, not aligned to a chunk.
-        f.write_all_at(&buf, i * (UPPER / EXTENTS) + 12 * 4096).unwrap();
+        f.write_all_at(&buf, i * (UPPER / EXTENTS) + 12 * 4096)
+            .unwrap();
     }
     f.sync_all().unwrap();
     drop(f);
@@ -196,7 +207,10 @@ fn cancel_midway(
             if t > 0 && done.load(Ordering::SeqCst) * 4 >= t {
                 break;
             }
-            assert!(!worker.is_finished(), "{phase} finished before a quarter was reported");
+            assert!(
+                !worker.is_finished(),
+                "{phase} finished before a quarter was reported"
+            );
             assert!(Instant::now() < deadline, "{phase} made no progress");
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -205,7 +219,12 @@ fn cancel_midway(
         token.cancel();
         let (result, returned) = worker.join().unwrap();
         let err = result.expect_err("a cancelled operation succeeded");
-        (err, returned.duration_since(cancelled), at, total.load(Ordering::SeqCst))
+        (
+            err,
+            returned.duration_since(cancelled),
+            at,
+            total.load(Ordering::SeqCst),
+        )
     })
 }
 
@@ -239,8 +258,14 @@ fn push_and_pull_of_a_4_gib_upper_stay_under_128_mib_and_cancel_within_a_second(
     }
     // The pulled copy was only needed to prove the pull completed.
     fs::remove_dir_all(&pulled).unwrap();
-    assert!(push_hwm <= RSS_LIMIT_KIB, "push peak RSS {push_hwm} KiB > 128 MiB");
-    assert!(pull_hwm <= RSS_LIMIT_KIB, "pull peak RSS {pull_hwm} KiB > 128 MiB");
+    assert!(
+        push_hwm <= RSS_LIMIT_KIB,
+        "push peak RSS {push_hwm} KiB > 128 MiB"
+    );
+    assert!(
+        pull_hwm <= RSS_LIMIT_KIB,
+        "pull peak RSS {pull_hwm} KiB > 128 MiB"
+    );
 
     // Cancel a push mid-transfer: Cancelled, promptly, no manifest, no
     // temp file left in the layout and no staging left in the home.
@@ -255,13 +280,23 @@ fn push_and_pull_of_a_4_gib_upper_stay_under_128_mib_and_cancel_within_a_second(
         total / MIB
     );
     assert_eq!(err.code(), ErrorCode::Cancelled, "{err}");
-    assert!(latency <= CANCEL_LIMIT, "push took {latency:?} to stop after the cancel");
-    assert_eq!(manifests_in(&cancelled_layout), 0, "a cancelled push published a manifest");
+    assert!(
+        latency <= CANCEL_LIMIT,
+        "push took {latency:?} to stop after the cancel"
+    );
+    assert_eq!(
+        manifests_in(&cancelled_layout),
+        0,
+        "a cancelled push published a manifest"
+    );
     let leftovers: Vec<String> = names(&cancelled_layout.join("blobs/sha256"))
         .into_iter()
         .filter(|n| n.len() != 64)
         .collect();
-    assert!(leftovers.is_empty(), "a cancelled push left {leftovers:?} in the layout");
+    assert!(
+        leftovers.is_empty(),
+        "a cancelled push left {leftovers:?} in the layout"
+    );
     assert!(
         staging_left(&home.tmp_dir()).is_empty(),
         "a cancelled push left staging: {:?}",
@@ -281,13 +316,19 @@ fn push_and_pull_of_a_4_gib_upper_stay_under_128_mib_and_cancel_within_a_second(
         total / MIB
     );
     assert_eq!(err.code(), ErrorCode::Cancelled, "{err}");
-    assert!(latency <= CANCEL_LIMIT, "pull took {latency:?} to stop after the cancel");
+    assert!(
+        latency <= CANCEL_LIMIT,
+        "pull took {latency:?} to stop after the cancel"
+    );
     assert!(
         names(&target_home.snapshots_dir()).is_empty(),
         "a cancelled pull left {:?} in snapshots/",
         names(&target_home.snapshots_dir())
     );
-    assert!(snapshot::list(&target_home).unwrap().is_empty(), "a cancelled pull indexed something");
+    assert!(
+        snapshot::list(&target_home).unwrap().is_empty(),
+        "a cancelled pull indexed something"
+    );
     assert!(
         staging_left(&target_home.tmp_dir()).is_empty(),
         "a cancelled pull left staging: {:?}",
