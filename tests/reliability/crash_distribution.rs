@@ -20,7 +20,7 @@
 //! 20 kills per direction and transport in a normal run, 200 with
 //! `MICROSNAP_STRESS=1`. The pushed blobs are deterministic, so what a
 //! re-run had to send is worked out from the fixture's own layout.
-use crate::registry_support::registry::{Config, TestRegistry};
+use crate::registry_support::registry::{Config, TestRegistry, MANIFEST_ACCEPT};
 use crate::support::*;
 
 use microsnap::distribution::chunk_index::ChunkIndex;
@@ -241,16 +241,49 @@ impl Target<'_> {
                     Ok((tag, digest, bytes))
                 })
                 .collect(),
-            Target::Registry { registry, repo } => registry
-                .tags(repo)
+            Target::Registry { .. } => Ok(self
+                .registry_tags()?
                 .into_iter()
-                .map(|tag| {
-                    let bytes = registry.manifest(repo, &tag);
-                    let digest = format!("sha256:{}", sha256_hex(&bytes));
-                    Ok((tag, digest, bytes))
+                .filter_map(|(tag, bytes)| {
+                    let bytes = bytes?;
+                    Some((tag, format!("sha256:{}", sha256_hex(&bytes)), bytes))
                 })
-                .collect(),
+                .collect()),
         }
+    }
+
+    /// The registry's tags and the manifest each serves; `None` for a tag
+    /// the tag list names but whose manifest is unknown (a tag directory
+    /// whose link a killed PUT never got to write: it names nothing, and a
+    /// pull of it is `snapshot_not_found`).
+    fn registry_tags(&self) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+        let Target::Registry { registry, repo } = self else {
+            return Ok(Vec::new());
+        };
+        registry
+            .tags(repo)
+            .into_iter()
+            .map(|tag| {
+                let r = registry.get_with(
+                    &format!("/v2/{repo}/manifests/{tag}"),
+                    &[("Accept", MANIFEST_ACCEPT)],
+                );
+                match r.status {
+                    200 => Ok((tag, Some(r.body))),
+                    404 => Ok((tag, None)),
+                    s => Err(format!("GET manifest {repo}:{tag}: {s} {}", r.text())),
+                }
+            })
+            .collect()
+    }
+
+    /// Tags that name no manifest (see [`Self::registry_tags`]).
+    fn dangling_tags(&self) -> Result<usize, String> {
+        Ok(self
+            .registry_tags()?
+            .iter()
+            .filter(|(_, b)| b.is_none())
+            .count())
     }
 
     /// The size of blob `digest` if the target holds it (for the registry:
@@ -326,18 +359,20 @@ impl Target<'_> {
         Ok(out)
     }
 
-    /// [`Self::present`] once it stops changing: a registry may still be
-    /// committing an upload whose last request arrived before the kill.
+    /// [`Self::present`] once the target stops changing: a registry may
+    /// still be committing an upload or a manifest whose last request
+    /// arrived before the kill.
     fn settled(&self, known: &BTreeMap<String, u64>) -> Result<BTreeMap<String, u64>, String> {
-        let mut last = self.present(known)?;
+        let state = || -> Result<_, String> { Ok((self.present(known)?, self.registry_tags()?)) };
+        let mut last = state()?;
         if let Target::Layout(_) = self {
-            return Ok(last);
+            return Ok(last.0);
         }
         for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(100));
-            let now = self.present(known)?;
+            let now = state()?;
             if now == last {
-                return Ok(now);
+                return Ok(now.0);
             }
             last = now;
         }
@@ -776,6 +811,7 @@ fn push_crash_loop(with_registry: bool) {
     );
     let mut rng = Rng(seed);
     let mut leftover_temps = 0usize;
+    let mut dangling_tags = 0usize;
     let started = Instant::now();
     let stats = kill_loop("push", &points, full_run, &mut rng, |attempt, run_once| {
         if with_registry && attempt % ATTEMPTS_PER_REGISTRY == 0 {
@@ -796,8 +832,9 @@ fn push_crash_loop(with_registry: bool) {
         let fail = |why: String| -> ! {
             panic!("push ({kind}): invariant broken after {at} (attempt {attempt}, seed {seed}): {why}")
         };
-        leftover_temps += target.check().unwrap_or_else(|why| fail(why));
         let before = target.settled(&known).unwrap_or_else(|why| fail(why));
+        leftover_temps += target.check().unwrap_or_else(|why| fail(why));
+        dangling_tags += target.dangling_tags().unwrap_or_else(|why| fail(why));
         {
             let home = microsnap::open_home(&root).unwrap();
             let set = check_home(&home).unwrap_or_else(|why| fail(why));
@@ -815,6 +852,11 @@ fn push_crash_loop(with_registry: bool) {
         target
             .check()
             .unwrap_or_else(|why| fail(format!("after the re-run: {why}")));
+        match target.dangling_tags() {
+            Ok(0) => {}
+            Ok(n) => fail(format!("after the re-run {n} tags name no manifest")),
+            Err(why) => fail(why),
+        }
         let head = target.head_manifest().unwrap_or_else(|why| fail(why));
         if head.as_deref() != Some(fixture.head_manifest.as_str()) {
             fail(format!("after the re-run the head tag names {head:?}"));
@@ -825,7 +867,8 @@ fn push_crash_loop(with_registry: bool) {
     });
     println!(
         "push crash harness ({kind}): {} kills survived in {} attempts ({} finished first) in {:.1?}; \
-         kills by place: {:?}; temp files left in blobs/ by killed pushes: {leftover_temps}",
+         kills by place: {:?}; temp files left in blobs/ by killed pushes: {leftover_temps}; \
+         tags naming no manifest after a kill: {dangling_tags}",
         stats.kills,
         stats.attempts,
         stats.completed,
