@@ -116,9 +116,10 @@ bench: registry-bin
 
 # ---- reliability (long runs; `make test` runs the short versions) ----
 FUZZ_SECONDS ?= 300
-# 200 SIGKILLs per operation and 60 s concurrency mixes.
+# 200 SIGKILLs per operation (push and pull per transport too) and 60 s
+# concurrency mixes.
 stress: registry-bin
-	MICROSNAP_STRESS=1 $(CARGO) test $(TEST_FEATURES) --test reliability -- --nocapture crash:: concurrency::
+	MICROSNAP_STRESS=1 $(CARGO) test $(TEST_FEATURES) --test reliability -- --nocapture crash:: crash_distribution:: concurrency::
 
 # Each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fuzz).
 fuzz:

@@ -13,6 +13,7 @@ mod archive_vectors;
 mod bad_input;
 mod disk_upper;
 mod distribution;
+mod distribution_dedup;
 mod distribution_local_stores;
 mod distribution_registry;
 mod ext4;

@@ -5,9 +5,12 @@
 //! (tests/reliability_fuzz_replay.rs): it changes the process's current
 //! directory, which would race with every other test here.
 
+mod registry_support;
 mod support;
 
 mod concurrency;
 mod crash;
+mod crash_distribution;
 mod diskfull;
+mod distribution_bounds;
 mod tamper;
