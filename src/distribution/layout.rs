@@ -147,7 +147,33 @@ impl LayoutStore {
                 self.read_index()?;
             }
         }
+        self.remove_stale_temps();
         Ok(())
+    }
+
+    /// Temp files a killed writer left (they are never taken for blobs,
+    /// but they hold disk). Only old ones: a writer that is alive now
+    /// renames or removes its own within the hour.
+    fn remove_stale_temps(&self) {
+        const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+        for dir in [&self.dir, &self.blobs] {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let stale = entry.file_name().to_string_lossy().contains(TEMP_MARKER)
+                    && entry
+                        .metadata()
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > STALE);
+                if stale {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     /// Whether DIR has any entry besides a temp file of a marker write that

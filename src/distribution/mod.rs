@@ -15,6 +15,7 @@
 //! | `media_types.rs` | media types and annotation keys |
 //! | `chunk_index.rs` | the chunk index blob: encode, decode, merkle root |
 //! | `packer.rs` | cutting an upper into chunks and new chunks into packs |
+//! | `chunk_transfer.rs` | pull's chunks into place: local copies and Range fetches on workers, written in order |
 //! | `objects.rs` | the image manifest of a snapshot, both ways |
 //! | `store.rs` | `Store`: what push and pull need of a place that holds blobs and manifests |
 //! | `layout.rs` / `oci_archive.rs` | the `oci:` and `oci-archive:` stores |
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub mod chunk_index;
+mod chunk_transfer;
 pub mod layout;
 pub mod leaf_cache;
 pub mod media_types;

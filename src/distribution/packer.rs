@@ -13,8 +13,9 @@
 //! Reading, hashing and compressing run on all cores, a round of batches
 //! at a time; packs are assembled in chunk order on the calling thread and
 //! handed to `on_pack` as soon as each is closed (push uploads it while the
-//! next is built). Memory: one round of batches (workers * 4 * 2 MiB of
-//! chunks and their frames) plus the pack being written, which is a file.
+//! next is built). Memory: one round of batches (ROUND_BATCHES * 2 MiB of
+//! chunks and their frames, whatever the core count) plus the pack being
+//! written, which is a file.
 use super::chunk_index::{ChunkEntry, ChunkIndex, PackRef};
 use crate::error::{Error, IoContext, Result};
 use crate::integrity::{self, LeafHash, MERKLE_LEAF_SIZE};
@@ -35,8 +36,9 @@ pub const PACK_TARGET: u64 = 64 * 1024 * 1024;
 pub const CHUNK_LEVEL: i32 = 3;
 /// Chunks read per batch by one worker (2 MiB).
 const CHUNKS_PER_BATCH: u64 = 32;
-/// Batches per worker per round.
-const BATCHES_PER_WORKER: usize = 4;
+/// Batches per round, whatever the worker count: 32 MiB of chunks (and
+/// their frames) in memory at most, on 2 cores or 64.
+const ROUND_BATCHES: usize = 16;
 
 /// Where a chunk's frame already is in the target.
 #[derive(Clone, Debug)]
@@ -143,10 +145,11 @@ pub fn pack(
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+        .min(ROUND_BATCHES)
         .min(batches.len().max(1));
 
     let mut builder = IndexBuilder::new(size, basis, scratch);
-    for round in batches.chunks(workers * BATCHES_PER_WORKER) {
+    for round in batches.chunks(ROUND_BATCHES) {
         let results = run_round(file, path, size, basis, round, workers, monitor)?;
         for (batch, chunks) in round.iter().zip(results) {
             for chunk in chunks {

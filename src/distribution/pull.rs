@@ -15,7 +15,8 @@
 //! 3. The staged artifact is opened (its digest checked once more),
 //!    published by one rename and indexed. A failure or cancel at any point
 //!    leaves nothing behind.
-use super::chunk_index::{ChunkEntry, ChunkIndex};
+use super::chunk_index::ChunkIndex;
+use super::chunk_transfer;
 use super::leaf_cache::{self, LocalChunks};
 use super::media_types::digest_tag;
 use super::objects::{self, SnapshotManifest};
@@ -26,21 +27,17 @@ use super::{PullOptions, PullReport};
 use crate::artifact::{self, Artifact, Descriptor};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use crate::integrity::{self, Algorithm, StreamDigest, MERKLE_LEAF_SIZE};
+use crate::integrity::{Algorithm, StreamDigest, MERKLE_LEAF_SIZE};
 use crate::manifest::Upper;
 use crate::progress::{Monitor, Phase};
 use crate::publish::Staging;
 use crate::snapshot::SnapshotHandle;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
 
-/// Frames fetched by one Range request at most.
-const RUN_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest chunk index blob accepted.
 const MAX_INDEX_BLOB: u64 = 256 * 1024 * 1024;
 /// Longest parent chain followed with `with_parents`.
@@ -389,8 +386,8 @@ impl Pulling<'_, '_> {
         Ok(target)
     }
 
-    /// Write every non-zero chunk: local copies first-class, the rest in
-    /// runs fetched a few at a time and written in chunk order.
+    /// Write every non-zero chunk into the staged upper
+    /// (`chunk_transfer` does the work on `in_flight` workers).
     fn transfer(
         &self,
         fetched: &Fetched,
@@ -402,67 +399,21 @@ impl Pulling<'_, '_> {
         let index = &fetched.index;
         let total: u64 = index.chunks.iter().map(|c| index.chunk_len(c.number)).sum();
         self.monitor.phase(Phase::Pull, total)?;
-        let plan = plan(index, local);
-        self.check_packs_present(&plan, index, parent)?;
-        let runs: Vec<&[ChunkEntry]> = plan
-            .iter()
-            .filter_map(|step| match step {
-                Step::Fetch(run) => Some(*run),
-                Step::Local(..) => None,
-            })
-            .collect();
-        let fetcher = Fetcher::new(self, index, &runs);
-        std::thread::scope(|scope| -> Result<()> {
-            for _ in 0..self.in_flight.min(runs.len()) {
-                scope.spawn(|| fetcher.work());
-            }
-            let result = (|| -> Result<()> {
-                let mut next_run = 0;
-                for step in &plan {
-                    self.monitor.check()?;
-                    match step {
-                        Step::Local(chunk, source) => {
-                            let len = index.chunk_len(chunk.number);
-                            match copy_local(source, chunk, len)? {
-                                Some(bytes) => {
-                                    receiver.write(chunk.number, &bytes)?;
-                                    report.chunks_reused += 1;
-                                    report.bytes_reused += u64::from(chunk.length);
-                                    report.bytes_copied_locally += len;
-                                }
-                                None => {
-                                    // The local copy is not what its leaf list says: fetch it.
-                                    let frame =
-                                        self.fetch_frames(index, std::slice::from_ref(chunk))?;
-                                    report.bytes_downloaded += frame.len() as u64;
-                                    report.chunks_downloaded += 1;
-                                    let bytes = decode_frame(&frame, chunk, len)?;
-                                    receiver.write(chunk.number, &bytes)?;
-                                }
-                            }
-                        }
-                        Step::Fetch(run) => {
-                            let data = fetcher.take(next_run)?;
-                            next_run += 1;
-                            report.bytes_downloaded += data.len() as u64;
-                            let mut at = 0usize;
-                            for chunk in run.iter() {
-                                let frame = &data[at..at + chunk.length as usize];
-                                at += chunk.length as usize;
-                                let len = index.chunk_len(chunk.number);
-                                let bytes = decode_frame(frame, chunk, len)?;
-                                receiver.write(chunk.number, &bytes)?;
-                                report.chunks_downloaded += 1;
-                            }
-                        }
-                    }
-                    crate::fault::point("pull.chunk_written")?;
-                }
-                Ok(())
-            })();
-            fetcher.stop();
-            result
-        })?;
+        let jobs = chunk_transfer::plan(index, local);
+        self.check_packs_present(&chunk_transfer::packs_fetched(&jobs), index, parent)?;
+        let counts = chunk_transfer::run(
+            self.store,
+            index,
+            &jobs,
+            self.in_flight,
+            self.monitor,
+            &mut |number, bytes| receiver.write(number, bytes),
+        )?;
+        report.chunks_downloaded += counts.chunks_downloaded;
+        report.chunks_reused += counts.chunks_reused;
+        report.bytes_downloaded += counts.bytes_downloaded;
+        report.bytes_reused += counts.bytes_reused;
+        report.bytes_copied_locally += counts.bytes_copied_locally;
         Ok(())
     }
 
@@ -471,20 +422,11 @@ impl Pulling<'_, '_> {
     /// parent, and the error says which snapshot is needed locally.
     fn check_packs_present(
         &self,
-        plan: &[Step],
+        needed: &[u32],
         index: &ChunkIndex,
         parent: Option<&str>,
     ) -> Result<()> {
-        let mut needed: Vec<u32> = plan
-            .iter()
-            .filter_map(|s| match s {
-                Step::Fetch(run) => Some(run[0].pack),
-                Step::Local(..) => None,
-            })
-            .collect();
-        needed.sort_unstable();
-        needed.dedup();
-        for pack in needed {
+        for &pack in needed {
             let pack = &index.packs[pack as usize];
             let size = self.store.blob_size(&pack.digest())?;
             if let Some(size) = size.filter(|&size| size != pack.size) {
@@ -512,160 +454,6 @@ impl Pulling<'_, '_> {
         }
         Ok(())
     }
-
-    /// The frames of `run` (adjacent in one pack), in one Range request.
-    fn fetch_frames(&self, index: &ChunkIndex, run: &[ChunkEntry]) -> Result<Vec<u8>> {
-        let first = run[0];
-        let last = run[run.len() - 1];
-        let len = last.offset + u64::from(last.length) - first.offset;
-        let pack = &index.packs[first.pack as usize];
-        let data = self
-            .store
-            .get_blob_range(&pack.digest(), first.offset, len, self.monitor)?;
-        if data.len() as u64 != len {
-            return Err(Error::Registry(format!(
-                "{} answered {} bytes for a {len}-byte range of {}",
-                self.store.describe(),
-                data.len(),
-                pack.digest()
-            )));
-        }
-        Ok(data)
-    }
-}
-
-enum Step<'a> {
-    Local(&'a ChunkEntry, leaf_cache::LocalChunk),
-    Fetch(&'a [ChunkEntry]),
-}
-
-/// In chunk order: each chunk a local copy, or part of a run of adjacent
-/// frames of one pack (at most RUN_BYTES) to fetch.
-fn plan<'a>(index: &'a ChunkIndex, local: &LocalChunks) -> Vec<Step<'a>> {
-    let mut steps = Vec::new();
-    let mut run_start: Option<usize> = None;
-    let chunks = &index.chunks;
-    let close = |steps: &mut Vec<Step<'a>>, start: &mut Option<usize>, end: usize| {
-        if let Some(s) = start.take() {
-            steps.push(Step::Fetch(&chunks[s..end]));
-        }
-    };
-    for (i, chunk) in chunks.iter().enumerate() {
-        if let Some(source) = local.get(&chunk.leaf) {
-            close(&mut steps, &mut run_start, i);
-            steps.push(Step::Local(chunk, source.clone()));
-            continue;
-        }
-        if let Some(s) = run_start {
-            let prev = chunks[i - 1];
-            let adjacent = prev.pack == chunk.pack
-                && prev.offset + u64::from(prev.length) == chunk.offset
-                && chunk.offset + u64::from(chunk.length) - chunks[s].offset <= RUN_BYTES;
-            if !adjacent {
-                close(&mut steps, &mut run_start, i);
-            }
-        }
-        if run_start.is_none() {
-            run_start = Some(i);
-        }
-    }
-    close(&mut steps, &mut run_start, chunks.len());
-    steps
-}
-
-/// Fetches runs on worker threads, at most a window ahead of the consumer,
-/// which takes them in order.
-struct Fetcher<'a, 'p, 'm> {
-    pulling: &'a Pulling<'p, 'm>,
-    index: &'a ChunkIndex,
-    runs: &'a [&'a [ChunkEntry]],
-    next: AtomicUsize,
-    state: Mutex<FetchState>,
-    ready: Condvar,
-    window: usize,
-}
-
-#[derive(Default)]
-struct FetchState {
-    done: BTreeMap<usize, Result<Vec<u8>>>,
-    consumed: usize,
-    stopped: bool,
-}
-
-impl<'a, 'p, 'm> Fetcher<'a, 'p, 'm> {
-    fn new(
-        pulling: &'a Pulling<'p, 'm>,
-        index: &'a ChunkIndex,
-        runs: &'a [&'a [ChunkEntry]],
-    ) -> Self {
-        Fetcher {
-            pulling,
-            index,
-            runs,
-            next: AtomicUsize::new(0),
-            state: Mutex::new(FetchState::default()),
-            ready: Condvar::new(),
-            window: pulling.in_flight * 2,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FetchState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn work(&self) {
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= self.runs.len() {
-                return;
-            }
-            {
-                let mut state = self.lock();
-                while !state.stopped && i >= state.consumed + self.window {
-                    state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
-                }
-                if state.stopped {
-                    return;
-                }
-            }
-            let result = self.pulling.fetch_frames(self.index, self.runs[i]);
-            let failed = result.is_err();
-            let mut state = self.lock();
-            state.done.insert(i, result);
-            self.ready.notify_all();
-            if failed {
-                return;
-            }
-        }
-    }
-
-    /// Run `i`'s bytes, waiting for them.
-    fn take(&self, i: usize) -> Result<Vec<u8>> {
-        let mut state = self.lock();
-        loop {
-            if let Some(result) = state.done.remove(&i) {
-                state.consumed = i + 1;
-                self.ready.notify_all();
-                return result;
-            }
-            if state.stopped {
-                return Err(Error::Cancelled);
-            }
-            let (guard, _) = self
-                .ready
-                .wait_timeout(state, std::time::Duration::from_millis(200))
-                .unwrap_or_else(|p| p.into_inner());
-            state = guard;
-            drop(state);
-            self.pulling.monitor.check()?;
-            state = self.lock();
-        }
-    }
-
-    fn stop(&self) {
-        self.lock().stopped = true;
-        self.ready.notify_all();
-    }
 }
 
 /// Writes chunks into the staged upper (and the stream digest, if any).
@@ -687,44 +475,6 @@ impl Receiver<'_, '_> {
         }
         self.monitor.advance(bytes.len() as u64)
     }
-}
-
-/// Decompress one chunk's frame and check it is the chunk the index names.
-fn decode_frame(frame: &[u8], chunk: &ChunkEntry, len: u64) -> Result<Vec<u8>> {
-    let bytes = zstd::bulk::decompress(frame, MERKLE_LEAF_SIZE as usize).map_err(|e| {
-        Error::IntegrityMismatch {
-            path: format!("chunk {}", chunk.number),
-            expected: format!("a zstd frame of {len} bytes"),
-            actual: format!("undecodable data ({e})"),
-        }
-    })?;
-    if bytes.len() as u64 != len || integrity::merkle_sha256_leaf(&bytes) != chunk.leaf {
-        return Err(Error::IntegrityMismatch {
-            path: format!("chunk {}", chunk.number),
-            expected: format!("leaf {}", super::chunk_index::hex(&chunk.leaf)),
-            actual: format!(
-                "{} bytes with leaf {}",
-                bytes.len(),
-                super::chunk_index::hex(&integrity::merkle_sha256_leaf(&bytes))
-            ),
-        });
-    }
-    Ok(bytes)
-}
-
-/// The chunk's bytes from a local artifact, if they have its leaf hash.
-fn copy_local(
-    source: &leaf_cache::LocalChunk,
-    chunk: &ChunkEntry,
-    len: u64,
-) -> Result<Option<Vec<u8>>> {
-    let mut bytes = vec![0u8; len as usize];
-    let readable = source.len.min(len) as usize;
-    source
-        .file
-        .read_exact_at(&mut bytes[..readable], source.offset)
-        .ctx("read", &source.path)?;
-    Ok((integrity::merkle_sha256_leaf(&bytes) == chunk.leaf).then_some(bytes))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -436,12 +436,7 @@ pub(super) fn same_packs(index: &ChunkIndex, packs: &[Blob]) -> bool {
 /// The index `since`'s chain gives when pushed root first into an empty
 /// target (what `push --with-parents` of it writes), worked out locally
 /// without writing packs. `since` must be an ancestor of `head`.
-fn since_index(
-    home: &Home,
-    head: &Artifact,
-    since: &str,
-    monitor: &Monitor,
-) -> Result<ChunkIndex> {
+fn since_index(home: &Home, head: &Artifact, since: &str, monitor: &Monitor) -> Result<ChunkIndex> {
     let since_art = artifact::resolve(home, since)?;
     let head_chain = crate::archive::chain_of(home, head.clone())?;
     if !head_chain[..head_chain.len() - 1]
