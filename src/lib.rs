@@ -44,6 +44,7 @@ pub mod fuzz_targets;
 pub mod home;
 pub mod image;
 pub mod integrity;
+pub(crate) mod leaf_list;
 pub mod manifest;
 pub mod progress;
 pub(crate) mod publish;

@@ -1,18 +1,10 @@
-//! The home's leaf lists: for each local snapshot that was pushed or
-//! pulled, its non-zero chunks' leaf hashes (`<home>/cache/leaves/<hex>`).
-//! Pull copies a chunk from any local artifact that has its leaf hash
-//! instead of downloading it; push and pull write these lists as a side
-//! effect, so the parent of what is pulled next is usually known already.
-//!
-//! A list is derived data: it is written atomically (temporary file and
-//! rename), a missing or unreadable one is simply not used, a list whose
-//! snapshot is no longer indexed is deleted when lists are next gathered,
-//! and every chunk copied through it is checked against its leaf hash.
-//! So the cache holds at most one 40-byte record per non-zero chunk of
-//! each indexed snapshot.
-//!
-//! File: magic `MSNAPLVS`, upper size u64 LE, count u64 LE, then count x
-//! { chunk number u64 LE, leaf [32] }.
+//! Which local artifacts hold which chunks, for pull: the home's leaf lists
+//! (`crate::leaf_list`) of indexed snapshots, plus lists computed on the
+//! spot for a local parent that has none. Pull copies a chunk from any local
+//! artifact that has its leaf hash instead of downloading it; every chunk
+//! copied this way is hashed again. Lists of snapshots no longer indexed are
+//! deleted when lists are gathered, so the cache holds at most one 40-byte
+//! record per non-zero chunk of each indexed snapshot.
 use crate::artifact::{self, Artifact};
 use crate::error::{IoContext, Result};
 use crate::home::Home;
@@ -20,87 +12,12 @@ use crate::integrity::{self, LeafHash, MERKLE_LEAF_SIZE};
 use crate::progress::Monitor;
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-const MAGIC: &[u8; 8] = b"MSNAPLVS";
-const RECORD: usize = 8 + 32;
-
-fn dir(home: &Home) -> PathBuf {
-    home.root().join("cache").join("leaves")
-}
-
-fn file_for(home: &Home, digest: &str) -> Option<PathBuf> {
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| dir(home).join(hex))
-}
-
-/// Record the leaves of snapshot `digest` (best effort: a cache).
-pub fn save(home: &Home, digest: &str, size: u64, leaves: &[(u64, LeafHash)]) {
-    let _ = try_save(home, digest, size, leaves);
-}
-
-fn try_save(home: &Home, digest: &str, size: u64, leaves: &[(u64, LeafHash)]) -> Result<()> {
-    let Some(path) = file_for(home, digest) else {
-        return Ok(());
-    };
-    let dir = dir(home);
-    fs::create_dir_all(&dir).ctx("create", &dir)?;
-    let mut bytes = Vec::with_capacity(24 + leaves.len() * RECORD);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&size.to_le_bytes());
-    bytes.extend_from_slice(&(leaves.len() as u64).to_le_bytes());
-    for (number, leaf) in leaves {
-        bytes.extend_from_slice(&number.to_le_bytes());
-        bytes.extend_from_slice(leaf);
-    }
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
-    let written = (|| -> Result<()> {
-        let mut f = File::create(&tmp).ctx("create", &tmp)?;
-        f.write_all(&bytes).ctx("write", &tmp)?;
-        f.sync_all().ctx("sync", &tmp)?;
-        fs::rename(&tmp, &path).ctx("rename into place", &path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::UNIX_EPOCH
-            .elapsed()
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    h.finish()
-}
-
-fn load(path: &Path) -> Option<(u64, Vec<(u64, LeafHash)>)> {
-    let bytes = fs::read(path).ok()?;
-    if bytes.len() < 24 || &bytes[..8] != MAGIC {
-        return None;
-    }
-    let size = u64::from_le_bytes(bytes[8..16].try_into().ok()?);
-    let count = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
-    let body = &bytes[24..];
-    if (body.len() as u64) != count.checked_mul(RECORD as u64)? {
-        return None;
-    }
-    let leaves = body
-        .chunks_exact(RECORD)
-        .map(|r| {
-            let number = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
-            let leaf: LeafHash = r[8..].try_into().expect("32 bytes");
-            (number, leaf)
-        })
-        .collect();
-    Some((size, leaves))
-}
+pub(crate) use crate::leaf_list::save;
+use crate::leaf_list::{dir, load};
 
 /// The leaves of an artifact's upper, read from its data (O(data)).
 pub fn compute(art: &Artifact, monitor: &Monitor) -> Result<Vec<(u64, LeafHash)>> {

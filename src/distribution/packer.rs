@@ -110,6 +110,10 @@ pub struct Source<'a> {
     pub path: PathBuf,
     pub size: u64,
     pub extents: Vec<Extent>,
+    /// The upper's non-zero leaves, when a leaf list gives them: then only
+    /// the chunks the basis lacks are read (each checked against its listed
+    /// leaf), so a child costs O(what changed), not O(its data).
+    pub listed: Option<Vec<(u64, LeafHash)>>,
 }
 
 impl<'a> Source<'a> {
@@ -123,6 +127,7 @@ impl<'a> Source<'a> {
             path,
             size: upper.spec.size_bytes,
             extents,
+            listed: None,
         })
     }
 }
@@ -138,6 +143,9 @@ pub fn pack(
     monitor: &Monitor,
     on_pack: &mut dyn FnMut(PackFile) -> Result<()>,
 ) -> Result<Packed> {
+    if let Some(listed) = &source.listed {
+        return pack_listed(source, listed, basis, scratch, monitor, on_pack);
+    }
     let (file, path, size) = (source.file, source.path.as_path(), source.size);
     let batches = data_batches(&source.extents, size);
     let data_bytes: u64 = batches.iter().map(|b| chunk_bytes(b, size)).sum();
@@ -159,6 +167,103 @@ pub fn pack(
         }
     }
     builder.finish(on_pack)
+}
+
+/// [`pack`] of an upper whose leaves are listed: chunks the basis has go
+/// into the index unread; the others are read in batches of consecutive
+/// chunks, hashed, checked against the list (a mismatch means the upper is
+/// not what its list says: `IntegrityMismatch`) and compressed.
+fn pack_listed(
+    source: &Source,
+    listed: &[(u64, LeafHash)],
+    basis: &Basis,
+    scratch: Option<&Path>,
+    monitor: &Monitor,
+    on_pack: &mut dyn FnMut(PackFile) -> Result<()>,
+) -> Result<Packed> {
+    let (file, path, size) = (source.file, source.path.as_path(), source.size);
+    let count = ChunkIndex::chunk_count_for(size);
+    if listed.windows(2).any(|w| w[0].0 >= w[1].0) || listed.last().is_some_and(|l| l.0 >= count) {
+        return Err(Error::Internal(format!(
+            "the leaf list of {} is not sorted chunk numbers of the upper",
+            path.display()
+        )));
+    }
+    // New chunks (once per leaf), as batches of consecutive numbers.
+    let mut seen = std::collections::HashSet::new();
+    let mut batches: Vec<std::ops::Range<u64>> = Vec::new();
+    for &(number, leaf) in listed {
+        if basis.chunks.contains_key(&leaf) || !seen.insert(leaf) {
+            continue;
+        }
+        match batches.last_mut() {
+            Some(b) if b.end == number && b.end - b.start < CHUNKS_PER_BATCH => b.end += 1,
+            _ => batches.push(number..number + 1),
+        }
+    }
+    let data_bytes: u64 = batches.iter().map(|b| chunk_bytes(b, size)).sum();
+    monitor.phase(Phase::Push, data_bytes)?;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(ROUND_BATCHES)
+        .min(batches.len().max(1));
+    let expected: HashMap<u64, LeafHash> = listed.iter().copied().collect();
+    let mut builder = IndexBuilder::new(size, basis, scratch);
+    let mut rest = listed.iter().peekable();
+    for round in batches.chunks(ROUND_BATCHES) {
+        let results = run_round(file, path, size, &Basis::default(), round, workers, monitor)?;
+        for (batch, chunks) in round.iter().zip(results) {
+            let numbers: Vec<u64> = chunks.iter().map(|c| c.number).collect();
+            if numbers != (batch.start..batch.end).collect::<Vec<_>>()
+                || chunks
+                    .iter()
+                    .any(|c| expected.get(&c.number) != Some(&c.leaf))
+            {
+                return Err(Error::IntegrityMismatch {
+                    path: path.display().to_string(),
+                    expected: format!(
+                        "chunks {}..{} as its leaf list records them",
+                        batch.start, batch.end
+                    ),
+                    actual: "other data (the upper changed since its leaf list was written)".into(),
+                });
+            }
+            for chunk in chunks {
+                add_listed_before(&mut rest, chunk.number, &mut builder, on_pack)?;
+                rest.next(); // the chunk itself, read above
+                builder.add(chunk, on_pack)?;
+            }
+            monitor.advance(chunk_bytes(batch, size))?;
+        }
+    }
+    add_listed_before(&mut rest, u64::MAX, &mut builder, on_pack)?;
+    builder.finish(on_pack)
+}
+
+/// Add the listed chunks numbered below `number`, which need no read (the
+/// basis, or an earlier chunk of this upper, has their leaf).
+fn add_listed_before(
+    rest: &mut std::iter::Peekable<std::slice::Iter<'_, (u64, LeafHash)>>,
+    number: u64,
+    builder: &mut IndexBuilder,
+    on_pack: &mut dyn FnMut(PackFile) -> Result<()>,
+) -> Result<()> {
+    while let Some(&&(n, leaf)) = rest.peek() {
+        if n >= number {
+            break;
+        }
+        rest.next();
+        builder.add(
+            Chunk {
+                number: n,
+                leaf,
+                frame: None,
+            },
+            on_pack,
+        )?;
+    }
+    Ok(())
 }
 
 /// Hash (and where new, compress) one round of batches on `workers` threads.

@@ -210,7 +210,7 @@ impl Pushing<'_, '_> {
         report: &mut PushReport,
     ) -> Result<(ChunkIndex, String)> {
         let upper = art.disk_upper("push")?;
-        let source = Source::of(art)?;
+        let source = source_of(self.home, art)?;
         let (path, size) = (source.path.clone(), source.size);
         let stats = Mutex::new(UploadStats::default());
         let failed: Mutex<Option<Error>> = Mutex::new(None);
@@ -382,6 +382,18 @@ pub(super) fn blob_of(bytes: &[u8]) -> Blob {
     }
 }
 
+/// The upper of `art` to pack, with its leaf list when the home has one
+/// for exactly this upper (snapshot create, push and pull record them).
+fn source_of<'a>(home: &Home, art: &'a Artifact) -> Result<Source<'a>> {
+    let mut source = Source::of(art)?;
+    if let Some((size, leaves)) = crate::leaf_list::load_for(home, &art.digest) {
+        if size == source.size {
+            source.listed = Some(leaves);
+        }
+    }
+    Ok(source)
+}
+
 /// The index of `parent` as `store` holds it under the parent's digest tag,
 /// checked; `None` if it is absent or does not check (a tag someone else
 /// wrote may hold anything: the snapshot then goes whole).
@@ -451,7 +463,9 @@ fn since_index(home: &Home, head: &Artifact, since: &str, monitor: &Monitor) -> 
     let mut previous: Option<ChunkIndex> = None;
     for art in crate::archive::chain_of(home, since_art)? {
         let basis = previous.as_ref().map(Basis::from_index).unwrap_or_default();
-        let packed = packer::pack(&Source::of(&art)?, &basis, None, monitor, &mut |_| Ok(()))?;
+        let packed = packer::pack(&source_of(home, &art)?, &basis, None, monitor, &mut |_| {
+            Ok(())
+        })?;
         previous = Some(packed.index);
     }
     previous.ok_or_else(|| Error::Internal("an empty chain".into()))

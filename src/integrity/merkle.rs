@@ -156,8 +156,14 @@ impl Tree {
 }
 
 /// The merkle digest of `input`: only the leaves overlapping its data
-/// extents are read, one window at a time, on all cores.
-pub(super) fn digest(tree: Tree, input: &Input, monitor: &Monitor) -> Result<Hash> {
+/// extents are read, one window at a time, on all cores. With `leaf_sink`,
+/// every non-zero leaf (index, hash) is appended to it, in index order.
+pub(super) fn digest(
+    tree: Tree,
+    input: &Input,
+    monitor: &Monitor,
+    mut leaf_sink: Option<&mut Vec<(u64, Hash)>>,
+) -> Result<Hash> {
     let leaves = input.size.div_ceil(MERKLE_LEAF_SIZE).max(1);
     let depth = tree_depth(leaves);
     let zero = tree.zero_subtrees(depth);
@@ -171,6 +177,9 @@ pub(super) fn digest(tree: Tree, input: &Input, monitor: &Monitor) -> Result<Has
         let window = group[0].start >> window_height;
         let mut leaf_hashes = hash_leaves(tree, input, group, &zero[0], monitor)?;
         leaf_hashes.sort_unstable_by_key(|(index, _)| *index);
+        if let Some(out) = leaf_sink.as_deref_mut() {
+            out.extend(leaf_hashes.iter().filter(|(_, hash)| *hash != zero[0]));
+        }
         let root = subtree_root(
             tree,
             window_height,

@@ -179,11 +179,16 @@ pub fn compute_file(
         size,
         extents: &extents,
     };
-    let digest = digest_of(&input, algorithm, monitor)?;
+    let digest = digest_of(&input, algorithm, monitor, None)?;
     Ok(algorithm.format(&digest))
 }
 
-fn digest_of(input: &Input, algorithm: Algorithm, monitor: &Monitor) -> Result<Hash> {
+fn digest_of(
+    input: &Input,
+    algorithm: Algorithm,
+    monitor: &Monitor,
+    leaves: Option<&mut Vec<(u64, LeafHash)>>,
+) -> Result<Hash> {
     Ok(match algorithm {
         Algorithm::Sha256 => stream_hash(input, Sha256::new(), monitor)?,
         Algorithm::MsbSparseSha256V1 => {
@@ -192,8 +197,8 @@ fn digest_of(input: &Input, algorithm: Algorithm, monitor: &Monitor) -> Result<H
             hasher.update(input.size.to_le_bytes());
             stream_hash(input, hasher, monitor)?
         }
-        Algorithm::MerkleSha256V1 => merkle::digest(Tree::Sha256, input, monitor)?,
-        Algorithm::MerkleBlake3V1 => merkle::digest(Tree::Blake3, input, monitor)?,
+        Algorithm::MerkleSha256V1 => merkle::digest(Tree::Sha256, input, monitor, leaves)?,
+        Algorithm::MerkleBlake3V1 => merkle::digest(Tree::Blake3, input, monitor, None)?,
     })
 }
 
@@ -229,6 +234,20 @@ pub fn copy_and_compute_from(
     algorithm: Algorithm,
     monitor: &Monitor,
 ) -> Result<(u64, String)> {
+    copy_and_compute_leaves(file, src, dst, algorithm, monitor, None)
+}
+
+/// [`copy_and_compute_from`], also appending every non-zero leaf (index,
+/// hash) of the copy to `leaves` when `algorithm` is
+/// `microsnap-merkle-sha256-v1` (the chunks a push sends are those leaves).
+pub fn copy_and_compute_leaves(
+    file: &File,
+    src: &Path,
+    dst: &Path,
+    algorithm: Algorithm,
+    monitor: &Monitor,
+    leaves: Option<&mut Vec<(u64, LeafHash)>>,
+) -> Result<(u64, String)> {
     let meta = file.metadata().ctx("stat", src)?;
     if !meta.is_file() {
         return Err(Error::InvalidArgument(format!(
@@ -252,7 +271,7 @@ pub fn copy_and_compute_from(
     // The final length now, not only in finish: the last leaf holding data
     // may reach past the copy's last data byte, and must read zeros there.
     out.file().set_len(meta.len()).ctx("set length of", dst)?;
-    let digest = digest_of(&input, algorithm, monitor)?;
+    let digest = digest_of(&input, algorithm, monitor, leaves)?;
     out.finish(meta.len())?;
     Ok((copied, algorithm.format(&digest)))
 }

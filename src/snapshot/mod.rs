@@ -211,9 +211,19 @@ pub fn create(
         .unwrap_or_else(|| "upper.ext4".into());
     let staged_upper = staging.path().join(&upper_file);
     // With integrity, the digest is computed in the same pass as the copy.
+    // The merkle leaves come with the SHA-256 merkle digest: recorded as the
+    // snapshot's leaf list, they let a push read only what its target lacks.
+    let mut leaves = Vec::new();
     let integrity = if let Some(algorithm) = algorithm.filter(|_| opts.record_integrity) {
-        let (_, digest) =
-            integrity::copy_and_compute(&sb.upper_path, &staged_upper, algorithm, monitor)?;
+        let source = std::fs::File::open(&sb.upper_path).ctx("open", &sb.upper_path)?;
+        let (_, digest) = integrity::copy_and_compute_leaves(
+            &source,
+            &sb.upper_path,
+            &staged_upper,
+            algorithm,
+            monitor,
+            (algorithm == Algorithm::MerkleSha256V1).then_some(&mut leaves),
+        )?;
         Some(UpperIntegrity {
             algorithm: algorithm.name().to_string(),
             digest,
@@ -256,6 +266,9 @@ pub fn create(
         index::upsert(tx, &row)?;
         Ok(old)
     })?;
+    if let Some(upper) = art.upper_spec().filter(|_| !leaves.is_empty()) {
+        crate::leaf_list::save(home, &art.digest, upper.size_bytes, &leaves);
+    }
     Ok(art)
 }
 

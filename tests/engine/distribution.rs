@@ -697,3 +697,89 @@ fn a_local_parent_without_a_leaf_list_still_saves_the_download() {
     let hex = parent.digest.strip_prefix("sha256:").unwrap();
     assert!(host.home.root().join("cache/leaves").join(hex).exists());
 }
+
+/// The bytes the `push` phase announces: what the push reads.
+fn push_reading(t: &TestHome, name: &str, reference: &str) -> (PushReport, u64) {
+    let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = total.clone();
+    let monitor = Monitor::new(
+        None,
+        Some(Box::new(move |phase: &str, _done: u64, all: u64| {
+            if phase == "push" {
+                seen.store(all, std::sync::atomic::Ordering::Relaxed);
+            }
+            true
+        })),
+    );
+    let report = distribution::push(&t.home, name, reference, &PushOptions::default(), &monitor)
+        .unwrap_or_else(|e| panic!("push {name}: {e}"));
+    (report, total.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+#[test]
+fn a_child_with_a_leaf_list_reads_only_its_new_chunks_and_pushes_the_same_blobs() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 40, 31);
+    let child = child_of(&t, "parent", "child", &[0, 7, 3]);
+    let hex = child.digest.strip_prefix("sha256:").unwrap();
+    let list = t.home.root().join("cache/leaves").join(hex);
+    assert!(
+        list.exists(),
+        "create with merkle integrity records the leaf list"
+    );
+
+    let listed = t.outside("listed");
+    push(
+        &t,
+        "parent",
+        &oci(&listed, "parent"),
+        &PushOptions::default(),
+    );
+    let (report, read) = push_reading(&t, "child", &oci(&listed, "child"));
+    assert_eq!(report.chunks_uploaded, 3, "{report:?}");
+    assert_eq!(read, 3 * LEAF, "a listed child reads its 3 new chunks only");
+
+    // Without the list the push hashes everything and writes the same blobs.
+    fs::remove_file(&list).unwrap();
+    let hashed = t.outside("hashed");
+    push(
+        &t,
+        "parent",
+        &oci(&hashed, "parent"),
+        &PushOptions::default(),
+    );
+    let (again, read_all) = push_reading(&t, "child", &oci(&hashed, "child"));
+    assert_eq!(read_all, 41 * LEAF);
+    assert_eq!(again.manifest_digest, report.manifest_digest);
+    assert_eq!(blobs(&listed), blobs(&hashed));
+}
+
+#[test]
+fn a_new_chunk_that_no_longer_matches_the_leaf_list_is_refused() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 10, 32);
+    let child = child_of(&t, "parent", "child", &[1]);
+    let layout = t.outside("layout");
+    push(
+        &t,
+        "parent",
+        &oci(&layout, "parent"),
+        &PushOptions::default(),
+    );
+    flip_byte(&child.upper_path(), LEAF + 5000);
+    let err = distribution::push(
+        &t.home,
+        "child",
+        &oci(&layout, "child"),
+        &PushOptions::default(),
+        &Monitor::none(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IntegrityMismatch, "{err}");
+    let index = support::image::read_json(&layout.join("index.json"));
+    assert_eq!(
+        index["manifests"].as_array().unwrap().len(),
+        2,
+        "only the parent's two tags"
+    );
+}
