@@ -26,7 +26,8 @@ use std::sync::{Condvar, Mutex};
 const RUN_BYTES: u64 = 4 * 1024 * 1024;
 /// Chunks in one job at most (4 MiB decoded).
 const RUN_CHUNKS: usize = 64;
-/// Finished jobs held ahead of the writer at most.
+/// Finished jobs held ahead of the writer at most (fewer with fewer
+/// requests in flight: twice `in_flight`).
 const WINDOW_JOBS: usize = 8;
 
 /// What the transfer did, for the pull report.
@@ -130,6 +131,7 @@ pub fn run(
         next: AtomicUsize::new(0),
         state: Mutex::new(Window::default()),
         ready: Condvar::new(),
+        window: (in_flight.max(1) * 2).min(WINDOW_JOBS),
     };
     let workers = in_flight.clamp(1, WINDOW_JOBS).min(jobs.len());
     std::thread::scope(|scope| {
@@ -168,6 +170,7 @@ struct Transfer<'a, 'm> {
     next: AtomicUsize,
     state: Mutex<Window>,
     ready: Condvar,
+    window: usize,
 }
 
 #[derive(Default)]
@@ -189,14 +192,18 @@ impl Transfer<'_, '_> {
             let Some(job) = self.jobs.get(i) else { return };
             {
                 let mut state = self.lock();
-                while !state.stopped && i >= state.taken + WINDOW_JOBS {
+                while !state.stopped && i >= state.taken + self.window {
                     state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
                 }
                 if state.stopped {
                     return;
                 }
             }
-            let result = self.monitor.check().and_then(|()| self.do_job(job));
+            // A panic must not leave the writer waiting for job i forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.monitor.check().and_then(|()| self.do_job(job))
+            }))
+            .unwrap_or_else(|_| Err(Error::Internal(format!("chunk transfer job {i} panicked"))));
             let failed = result.is_err();
             self.lock().done.insert(i, result);
             self.ready.notify_all();
@@ -296,20 +303,27 @@ impl Transfer<'_, '_> {
 }
 
 /// Decompress one chunk's frame and check it is the chunk the index names.
+/// A frame stored once may serve chunks of two lengths (a file's short last
+/// chunk and a full one equal to it zero-padded have one leaf hash): the
+/// bytes are cut or zero-extended to `len`, and the leaf hash of the
+/// result decides.
 fn decode_frame(frame: &[u8], chunk: &ChunkEntry, len: u64) -> Result<Vec<u8>> {
-    let bytes = zstd::bulk::decompress(frame, MERKLE_LEAF_SIZE as usize).map_err(|e| {
+    let mut bytes = zstd::bulk::decompress(frame, MERKLE_LEAF_SIZE as usize).map_err(|e| {
         Error::IntegrityMismatch {
             path: format!("chunk {}", chunk.number),
             expected: format!("a zstd frame of {len} bytes"),
             actual: format!("undecodable data ({e})"),
         }
     })?;
+    let decoded = bytes.len();
+    // What is written is what is hashed: the check covers the cut too.
+    bytes.resize(len as usize, 0);
     let leaf = integrity::merkle_sha256_leaf(&bytes);
-    if bytes.len() as u64 != len || leaf != chunk.leaf {
+    if leaf != chunk.leaf {
         return Err(Error::IntegrityMismatch {
             path: format!("chunk {}", chunk.number),
             expected: format!("{len} bytes with leaf {}", hex(&chunk.leaf)),
-            actual: format!("{} bytes with leaf {}", bytes.len(), hex(&leaf)),
+            actual: format!("{decoded} bytes with leaf {}", hex(&leaf)),
         });
     }
     Ok(bytes)

@@ -49,6 +49,30 @@ const COPY_BUFFER: usize = 1 << 20;
 /// Every temp file name contains this; it can never be a 64-hex blob name.
 pub(super) const TEMP_MARKER: &str = ".tmp-";
 
+/// Remove the files of `dir` whose name `is_temp` accepts and that are
+/// older than an hour: what killed writers left (never taken for blobs or
+/// archives, but holding disk). A writer alive now renames or removes its
+/// own well within the hour.
+pub(super) fn remove_stale_temps(dir: &Path, is_temp: impl Fn(&str) -> bool) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = is_temp(&entry.file_name().to_string_lossy())
+            && entry
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 pub fn open(dir: &Path, access: Access) -> Result<Box<dyn Store>> {
     Ok(Box::new(LayoutStore::open(dir, access)?))
 }
@@ -151,28 +175,10 @@ impl LayoutStore {
         Ok(())
     }
 
-    /// Temp files a killed writer left (they are never taken for blobs,
-    /// but they hold disk). Only old ones: a writer that is alive now
-    /// renames or removes its own within the hour.
+    /// Temp files a killed writer left in the layout.
     fn remove_stale_temps(&self) {
-        const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
         for dir in [&self.dir, &self.blobs] {
-            let Ok(entries) = fs::read_dir(dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let stale = entry.file_name().to_string_lossy().contains(TEMP_MARKER)
-                    && entry
-                        .metadata()
-                        .ok()
-                        .filter(|m| m.is_file())
-                        .and_then(|m| m.modified().ok())
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > STALE);
-                if stale {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
+            remove_stale_temps(dir, |name| name.contains(TEMP_MARKER));
         }
     }
 

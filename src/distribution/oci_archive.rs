@@ -392,6 +392,10 @@ impl ArchiveWriter {
                 dir.display()
             )));
         }
+        // What a push killed while writing this archive left beside it.
+        let file_name = path.file_name().expect("checked above").to_string_lossy();
+        let temp_prefix = format!("{file_name}{TEMP_MARKER}");
+        super::layout::remove_stale_temps(&dir, |name| name.starts_with(&temp_prefix));
         fs::create_dir_all(scratch).ctx("create directory", scratch)?;
         let scratch_dir = scratch.join(format!("oci-archive{TEMP_MARKER}{}", unique_suffix()));
         fs::create_dir(&scratch_dir).ctx("create directory", &scratch_dir)?;

@@ -105,7 +105,8 @@ struct Fetched {
     manifest: SnapshotManifest,
     config: Vec<u8>,
     upper: Upper,
-    index: ChunkIndex,
+    /// Fetched by `load_index`.
+    index: Option<ChunkIndex>,
 }
 
 impl Pulling<'_, '_> {
@@ -120,7 +121,9 @@ impl Pulling<'_, '_> {
             .digest()
             .unwrap_or_else(|| self.reference.tag_or_default())
             .to_string();
-        let head = self.fetch(&head_ref, self.reference.digest())?;
+        let mut head = self.fetch(&head_ref, self.reference.digest())?;
+        // The head's index is checked before anything else is fetched.
+        self.load_index(&mut head)?;
         report.manifest_digest = head.manifest_digest.clone();
         report.snapshot_digest = head.manifest.snapshot_digest.clone();
         let name = match (&options.name, self.reference.tag(), self.reference.digest()) {
@@ -228,6 +231,32 @@ impl Pulling<'_, '_> {
                 manifest.upper_size, upper.size_bytes
             )));
         }
+        // The parent the manifest names is the descriptor's, or lineage
+        // (and with_parents) would follow a parent the snapshot does not have.
+        if manifest.parent.as_deref() != descriptor.parent() {
+            return Err(Error::InvalidArchive(format!(
+                "the manifest names parent {:?}, its descriptor {:?}",
+                manifest.parent,
+                descriptor.parent()
+            )));
+        }
+        Ok(Fetched {
+            manifest_digest,
+            metadata_bytes: (bytes.len() + config.len()) as u64 + manifest.index.size,
+            manifest,
+            config,
+            upper,
+            index: None,
+        })
+    }
+
+    /// Fetch and check `fetched`'s chunk index (done per snapshot just
+    /// before it is received, so a long chain is never all in memory).
+    fn load_index(&self, fetched: &mut Fetched) -> Result<()> {
+        if fetched.index.is_some() {
+            return Ok(());
+        }
+        let (manifest, upper) = (&fetched.manifest, &fetched.upper);
         if manifest.index.size > MAX_INDEX_BLOB {
             return Err(Error::InvalidArchive(format!(
                 "the chunk index is {} bytes",
@@ -265,27 +294,27 @@ impl Pulling<'_, '_> {
                 });
             }
         }
-        Ok(Fetched {
-            manifest_digest,
-            metadata_bytes: (bytes.len() + config.len()) as u64 + manifest.index.size,
-            manifest,
-            config,
-            upper,
-            index,
-        })
+        fetched.index = Some(index);
+        Ok(())
     }
 
     /// Receive one snapshot into `dest/name`; returns its path.
     fn install(
         &self,
-        fetched: Fetched,
+        mut fetched: Fetched,
         name: &str,
         report: &mut PullReport,
         published: &mut Vec<PathBuf>,
     ) -> Result<PathBuf> {
+        self.load_index(&mut fetched)?;
+        let index = fetched
+            .index
+            .take()
+            .ok_or_else(|| Error::Internal("the chunk index was not loaded".into()))?;
+        let is_head = fetched.manifest_digest == report.manifest_digest;
         let target = self.dest.join(name);
         let digest = fetched.manifest.snapshot_digest.clone();
-        let chunk_count = fetched.index.chunks.len() as u64;
+        let chunk_count = index.chunks.len() as u64;
         report.chunks_total += chunk_count;
         report.bytes_downloaded += fetched.metadata_bytes;
         match fs::symlink_metadata(&target) {
@@ -304,7 +333,9 @@ impl Pulling<'_, '_> {
                         existing.digest
                     )));
                 }
-                report.already_present = true;
+                // "Nothing was written" is about the head; an ancestor
+                // already here only adds its chunks to the reused ones.
+                report.already_present |= is_head;
                 report.chunks_reused += chunk_count;
                 artifact::index_artifact(self.home, &existing)?;
                 return Ok(target);
@@ -346,7 +377,7 @@ impl Pulling<'_, '_> {
             stream,
             monitor: self.monitor,
         };
-        self.transfer(&fetched, &local, &mut receiver, parent.as_deref(), report)?;
+        self.transfer(&index, &local, &mut receiver, parent.as_deref(), report)?;
         if let Some((stream, expected)) = receiver.stream.take() {
             let actual = stream.finish();
             if actual != expected {
@@ -375,12 +406,7 @@ impl Pulling<'_, '_> {
         published.push(target.clone());
         let art: Artifact = artifact::open_dir(&target)?;
         artifact::index_artifact(self.home, &art)?;
-        let leaves: Vec<_> = fetched
-            .index
-            .chunks
-            .iter()
-            .map(|c| (c.number, c.leaf))
-            .collect();
+        let leaves: Vec<_> = index.chunks.iter().map(|c| (c.number, c.leaf)).collect();
         leaf_cache::save(self.home, &digest, fetched.upper.size_bytes, &leaves);
         local.save_computed(self.home);
         Ok(target)
@@ -390,13 +416,12 @@ impl Pulling<'_, '_> {
     /// (`chunk_transfer` does the work on `in_flight` workers).
     fn transfer(
         &self,
-        fetched: &Fetched,
+        index: &ChunkIndex,
         local: &LocalChunks,
         receiver: &mut Receiver,
         parent: Option<&str>,
         report: &mut PullReport,
     ) -> Result<()> {
-        let index = &fetched.index;
         let total: u64 = index.chunks.iter().map(|c| index.chunk_len(c.number)).sum();
         self.monitor.phase(Phase::Pull, total)?;
         let jobs = chunk_transfer::plan(index, local);
@@ -467,9 +492,29 @@ struct Receiver<'a, 'm> {
 impl Receiver<'_, '_> {
     fn write(&mut self, number: u64, bytes: &[u8]) -> Result<()> {
         let offset = number * MERKLE_LEAF_SIZE;
-        self.file
-            .write_all_at(bytes, offset)
-            .ctx("write", self.path)?;
+        // All-zero 4 KiB blocks stay holes (the file was sized up front),
+        // so the pulled upper allocates no more than its source.
+        let block = crate::sparse::BLOCK_SIZE as usize;
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + block).min(bytes.len());
+            if crate::sparse::is_all_zero(&bytes[at..end]) {
+                at = end;
+                continue;
+            }
+            let mut run_end = end;
+            while run_end < bytes.len() {
+                let next = (run_end + block).min(bytes.len());
+                if crate::sparse::is_all_zero(&bytes[run_end..next]) {
+                    break;
+                }
+                run_end = next;
+            }
+            self.file
+                .write_all_at(&bytes[at..run_end], offset + at as u64)
+                .ctx("write", self.path)?;
+            at = run_end;
+        }
         if let Some((stream, _)) = &mut self.stream {
             stream.update_at(offset, bytes)?;
         }

@@ -216,7 +216,7 @@ impl Pushing<'_, '_> {
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let (send, receive) = sync_channel::<PackFile>(self.in_flight);
         let receive = Mutex::new(receive);
-        let packed: Packed = std::thread::scope(|scope| -> Result<Packed> {
+        let packed: Result<Packed> = std::thread::scope(|scope| -> Result<Packed> {
             // Moved in, so that dropping it below ends the uploaders' loop.
             let send = send;
             let (stats, failed, receive) = (&stats, &failed, &receive);
@@ -229,7 +229,11 @@ impl Pushing<'_, '_> {
                         let _ = std::fs::remove_file(&pack.path);
                         continue;
                     }
-                    let result = self.upload_pack(&pack);
+                    // A panic must not leave the packer blocked on a full channel.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.upload_pack(&pack)
+                    }))
+                    .unwrap_or_else(|_| Err(Error::Internal("a pack upload panicked".into())));
                     let _ = std::fs::remove_file(&pack.path);
                     match result {
                         Ok(sent) => stats
@@ -246,8 +250,10 @@ impl Pushing<'_, '_> {
                 });
             }
             let mut on_pack = |pack: PackFile| -> Result<()> {
-                if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    return Err(e);
+                // Only looked at: the uploaders see it too and stop
+                // uploading; the error is returned after the scope.
+                if failed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                    return Err(Error::Cancelled);
                 }
                 send.send(pack)
                     .map_err(|_| Error::Internal("pack uploaders stopped".into()))
@@ -261,10 +267,12 @@ impl Pushing<'_, '_> {
             );
             drop(send);
             packed
-        })?;
+        });
+        // An uploader's failure is the cause of whatever the packer saw.
         if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
+        let packed = packed?;
         let stats = stats.into_inner().unwrap_or_else(|p| p.into_inner());
 
         let merkle_root = packed.index.merkle_root()?;
@@ -408,7 +416,16 @@ fn basis_in(store: &dyn Store, parent: &str, monitor: &Monitor) -> Result<Option
         return Ok(None);
     }
     match fetch_index(store, &manifest.index, monitor) {
-        Ok(index) if same_packs(&index, &manifest.packs) => Ok(Some(index)),
+        Ok(index) if same_packs(&index, &manifest.packs) => {
+            // A manifest pushed `since` its parent lacks the parent's packs:
+            // building on it would name blobs the target does not hold.
+            for pack in &index.packs {
+                if store.blob_size(&pack.digest())? != Some(pack.size) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(index))
+        }
         Ok(_) => Ok(None),
         Err(Error::Cancelled) => Err(Error::Cancelled),
         Err(_) => Ok(None),

@@ -47,7 +47,10 @@ fn try_record(home: &Home, digest: &str, place: &str) -> Result<()> {
     let keep = lines.len().saturating_sub(MAX_PLACES);
     let dir = path.parent().expect("a file under cache/remotes");
     fs::create_dir_all(dir).ctx("create", dir)?;
-    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    // Unique per call: two pushes in one process may record at once.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
     let written = (|| -> Result<()> {
         let mut f = fs::File::create(&tmp).ctx("create", &tmp)?;
         for line in &lines[keep..] {

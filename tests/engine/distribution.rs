@@ -783,3 +783,95 @@ fn a_new_chunk_that_no_longer_matches_the_leaf_list_is_refused() {
         "only the parent's two tags"
     );
 }
+
+#[test]
+fn a_short_last_chunk_equal_to_a_padded_full_one_pulls_back() {
+    // Chunk 0 is D then zeros; the short last chunk is D: one leaf hash,
+    // one frame, two lengths.
+    let t = TestHome::new();
+    let sb = t.sandbox("sb-short", 3 * LEAF + 4096);
+    let d = pseudo_random(4096, 41);
+    write_at(&sb.upper_path, 0, &d);
+    write_at(&sb.upper_path, 3 * LEAF, &d);
+    snapshot::create(
+        &t.home,
+        &sb.name,
+        &CreateOptions {
+            name: Some("short".into()),
+            record_integrity: true,
+            ..CreateOptions::default()
+        },
+        &Monitor::none(),
+    )
+    .expect("create");
+    let layout = t.outside("layout");
+    let pushed = push(&t, "short", &oci(&layout, "v"), &PushOptions::default());
+    assert_eq!(pushed.chunks_total, 2);
+    let other = TestHome::new();
+    let (handle, report) = pull(&other, &oci(&layout, "v"), &PullOptions::default());
+    assert_eq!(report.chunks_downloaded, 2, "{report:?}");
+    assert_eq!(
+        upper_bytes(&handle.path),
+        upper_bytes(&t.home.snapshots_dir().join("short"))
+    );
+}
+
+#[test]
+fn a_basis_whose_packs_are_absent_is_not_built_upon() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 10, 42);
+    child_of(&t, "parent", "child", &[1]);
+    child_of(&t, "child", "grandchild", &[2]);
+    let file = t.outside("family.tar");
+    let archive = |tag: &str| format!("oci-archive:{}:{tag}", file.display());
+    push(
+        &t,
+        "child",
+        &archive("child"),
+        &PushOptions {
+            since: Some("parent".into()),
+            ..PushOptions::default()
+        },
+    );
+    // The child's manifest is there but the parent's packs are not: the
+    // grandchild goes whole, so its manifest names only blobs the file has.
+    let report = push(&t, "grandchild", &archive("gc"), &PushOptions::default());
+    assert_eq!(report.chunks_uploaded, 12, "{report:?}");
+    let bare = TestHome::new();
+    let (handle, _) = pull(&bare, &archive("gc"), &PullOptions::default());
+    assert_eq!(
+        upper_bytes(&handle.path),
+        upper_bytes(&t.home.snapshots_dir().join("grandchild"))
+    );
+}
+
+#[test]
+fn a_manifest_whose_parent_annotation_is_not_the_descriptors_is_refused() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "base", 3, 43);
+    let layout = t.outside("layout");
+    push(&t, "base", &oci(&layout, "v"), &PushOptions::default());
+    let fake_parent = format!("sha256:{}", "ab".repeat(32));
+    pull_refuses(
+        &layout,
+        |l| {
+            let index_path = l.join("index.json");
+            let mut index = support::image::read_json(&index_path);
+            let digest = index["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mut m = support::image::read_json(&support::image::blob_file(l, &digest));
+            m["annotations"]["dev.microsnap.snapshot.parent"] = fake_parent.clone().into();
+            let bytes = serde_json::to_vec(&m).unwrap();
+            let new_digest = support::image::sha256_of(&bytes);
+            fs::write(support::image::blob_file(l, &new_digest), &bytes).unwrap();
+            for entry in index["manifests"].as_array_mut().unwrap() {
+                entry["digest"] = new_digest.clone().into();
+                entry["size"] = bytes.len().into();
+            }
+            fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+        },
+        ErrorCode::InvalidArchive,
+    );
+}
