@@ -150,11 +150,7 @@ pub fn pack(
     let batches = data_batches(&source.extents, size);
     let data_bytes: u64 = batches.iter().map(|b| chunk_bytes(b, size)).sum();
     monitor.phase(Phase::Push, data_bytes)?;
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(ROUND_BATCHES)
-        .min(batches.len().max(1));
+    let workers = workers_for(&batches);
 
     let mut builder = IndexBuilder::new(size, basis, scratch);
     for round in batches.chunks(ROUND_BATCHES) {
@@ -203,11 +199,7 @@ fn pack_listed(
     }
     let data_bytes: u64 = batches.iter().map(|b| chunk_bytes(b, size)).sum();
     monitor.phase(Phase::Push, data_bytes)?;
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(ROUND_BATCHES)
-        .min(batches.len().max(1));
+    let workers = workers_for(&batches);
     let expected: HashMap<u64, LeafHash> = listed.iter().copied().collect();
     let mut builder = IndexBuilder::new(size, basis, scratch);
     let mut rest = listed.iter().peekable();
@@ -560,6 +552,15 @@ impl<'a> IndexBuilder<'a> {
         };
         Ok(self.packed)
     }
+}
+
+/// Worker threads for `batches`: the cores, no more than a round's batches.
+fn workers_for(batches: &[std::ops::Range<u64>]) -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(ROUND_BATCHES)
+        .min(batches.len().max(1))
 }
 
 /// Batches of at most CHUNKS_PER_BATCH chunk numbers covering every chunk

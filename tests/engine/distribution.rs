@@ -26,6 +26,40 @@ fn pull(
         .unwrap_or_else(|e| panic!("pull {reference}: {e}"))
 }
 
+/// The error of a pull that must fail.
+fn pull_error(t: &TestHome, reference: &str, options: &PullOptions) -> microsnap::error::Error {
+    distribution::pull(&t.home, reference, None, options, &Monitor::none())
+        .expect_err("the pull must fail")
+}
+
+fn named_pull(name: &str) -> PullOptions {
+    PullOptions {
+        name: Some(name.into()),
+        ..PullOptions::default()
+    }
+}
+
+/// Replace the manifest `layout`'s index.json names by `change` of it,
+/// stored under its own new digest (so only what `change` did is wrong).
+fn restore_manifest(layout: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let index_path = layout.join("index.json");
+    let mut index = support::image::read_json(&index_path);
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = support::image::read_json(&support::image::blob_file(layout, &digest));
+    change(&mut manifest);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let new_digest = support::image::sha256_of(&bytes);
+    fs::write(support::image::blob_file(layout, &new_digest), &bytes).unwrap();
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        entry["digest"] = new_digest.clone().into();
+        entry["size"] = bytes.len().into();
+    }
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
 fn oci(dir: &Path, tag: &str) -> String {
     format!("oci:{}:{tag}", dir.display())
 }
@@ -464,22 +498,9 @@ fn corrupted_truncated_or_substituted_blobs_end_in_clear_errors_with_nothing_lef
     pull_refuses(
         &layout,
         |l| {
-            let index_path = l.join("index.json");
-            let mut index = support::image::read_json(&index_path);
-            let digest = index["manifests"][0]["digest"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            let mut m = support::image::read_json(&support::image::blob_file(l, &digest));
-            m["artifactType"] = "application/vnd.example".into();
-            let bytes = serde_json::to_vec(&m).unwrap();
-            let new_digest = support::image::sha256_of(&bytes);
-            fs::write(support::image::blob_file(l, &new_digest), &bytes).unwrap();
-            for entry in index["manifests"].as_array_mut().unwrap() {
-                entry["digest"] = new_digest.clone().into();
-                entry["size"] = bytes.len().into();
-            }
-            fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+            restore_manifest(l, |m| {
+                m["artifactType"] = "application/vnd.example".into();
+            })
         },
         ErrorCode::InvalidArchive,
     );
@@ -495,47 +516,13 @@ fn pull_names_after_the_tag_or_name_and_refuses_a_taken_name() {
     push(&t, "other", &oci(&layout, "other"), &PushOptions::default());
 
     let b = TestHome::new();
-    let (h, _) = pull(
-        &b,
-        &oci(&layout, "base"),
-        &PullOptions {
-            name: Some("renamed".into()),
-            ..PullOptions::default()
-        },
-    );
+    let (h, _) = pull(&b, &oci(&layout, "base"), &named_pull("renamed"));
     assert_eq!(h.name.as_deref(), Some("renamed"));
-    let err = distribution::pull(
-        &b.home,
-        &oci(&layout, "other"),
-        None,
-        &PullOptions {
-            name: Some("renamed".into()),
-            ..PullOptions::default()
-        },
-        &Monitor::none(),
-    )
-    .unwrap_err();
+    let err = pull_error(&b, &oci(&layout, "other"), &named_pull("renamed"));
     assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
-    let err = distribution::pull(
-        &b.home,
-        &oci(&layout, "base"),
-        None,
-        &PullOptions {
-            name: Some("../escape".into()),
-            ..PullOptions::default()
-        },
-        &Monitor::none(),
-    )
-    .unwrap_err();
+    let err = pull_error(&b, &oci(&layout, "base"), &named_pull("../escape"));
     assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
-    let err = distribution::pull(
-        &b.home,
-        &oci(&layout, "missing"),
-        None,
-        &PullOptions::default(),
-        &Monitor::none(),
-    )
-    .unwrap_err();
+    let err = pull_error(&b, &oci(&layout, "missing"), &PullOptions::default());
     assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
 }
 
@@ -855,22 +842,9 @@ fn a_manifest_whose_parent_annotation_is_not_the_descriptors_is_refused() {
     pull_refuses(
         &layout,
         |l| {
-            let index_path = l.join("index.json");
-            let mut index = support::image::read_json(&index_path);
-            let digest = index["manifests"][0]["digest"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            let mut m = support::image::read_json(&support::image::blob_file(l, &digest));
-            m["annotations"]["dev.microsnap.snapshot.parent"] = fake_parent.clone().into();
-            let bytes = serde_json::to_vec(&m).unwrap();
-            let new_digest = support::image::sha256_of(&bytes);
-            fs::write(support::image::blob_file(l, &new_digest), &bytes).unwrap();
-            for entry in index["manifests"].as_array_mut().unwrap() {
-                entry["digest"] = new_digest.clone().into();
-                entry["size"] = bytes.len().into();
-            }
-            fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+            restore_manifest(l, |m| {
+                m["annotations"]["dev.microsnap.snapshot.parent"] = fake_parent.clone().into();
+            })
         },
         ErrorCode::InvalidArchive,
     );
