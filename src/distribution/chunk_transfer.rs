@@ -338,6 +338,6 @@ fn copy_local(source: &LocalChunk, chunk: &ChunkEntry, len: u64) -> Result<Optio
     source
         .file
         .read_exact_at(&mut bytes[..readable], source.offset)
-        .ctx("read", &*source.path)?;
+        .ctx("read", &source.path)?;
     Ok((integrity::merkle_sha256_leaf(&bytes) == chunk.leaf).then_some(bytes))
 }

@@ -60,6 +60,9 @@ pub struct LocalChunk {
     pub len: u64,
 }
 
+/// A leaf list worked out by `gather`: (snapshot digest, upper size, leaves).
+type ComputedList = (String, u64, Vec<(u64, LeafHash)>);
+
 /// Chunks of local artifacts, by leaf hash.
 #[derive(Default)]
 pub struct LocalChunks {
@@ -67,7 +70,7 @@ pub struct LocalChunks {
     /// Lists computed by `gather` for snapshots that had none: recorded by
     /// `save_computed` once the operation has succeeded, so a failed pull
     /// leaves the home as it was.
-    computed: Vec<(String, u64, Vec<(u64, LeafHash)>)>,
+    computed: Vec<ComputedList>,
 }
 
 impl LocalChunks {
