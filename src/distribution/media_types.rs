@@ -22,6 +22,9 @@ pub const ANNOTATION_IMAGE_MANIFEST_DIGEST: &str = "dev.microsnap.image.manifest
 /// Which descriptor the config is: `msb-v0.6.3` (`manifest.json`) or
 /// `msb-v0.6.14` (`snapshot.json`).
 pub const ANNOTATION_ARTIFACT_FORMAT: &str = "dev.microsnap.artifact.format";
+/// On a manifest pushed with `since`: the snapshot (an ancestor) whose
+/// packs it names but its store may lack; pull needs that one locally.
+pub const ANNOTATION_SINCE: &str = "dev.microsnap.since";
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 /// On an `index.json` entry of an OCI layout: the tag.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";

@@ -30,6 +30,8 @@ pub struct SnapshotManifest {
     pub packs: Vec<Blob>,
     pub snapshot_digest: String,
     pub parent: Option<String>,
+    /// `dev.microsnap.since`: the ancestor whose packs the store may lack.
+    pub since: Option<String>,
     pub merkle_root: String,
     pub upper_size: u64,
     pub format: ArtifactFormat,
@@ -44,6 +46,8 @@ pub struct ManifestInput<'a> {
     pub merkle_root: &'a str,
     pub index: &'a Blob,
     pub packs: &'a [Blob],
+    /// The ancestor a `since` push left out.
+    pub since: Option<&'a str>,
 }
 
 /// The manifest bytes of a snapshot.
@@ -72,6 +76,9 @@ pub fn build(input: &ManifestInput) -> Result<Vec<u8>> {
     put(mt::ANNOTATION_SNAPSHOT_DIGEST, &art.digest);
     if let Some(parent) = d.parent() {
         put(mt::ANNOTATION_PARENT, parent);
+    }
+    if let Some(since) = input.since {
+        put(mt::ANNOTATION_SINCE, since);
     }
     put(mt::ANNOTATION_MERKLE_ROOT, input.merkle_root);
     put(mt::ANNOTATION_UPPER_SIZE, &input.upper_size.to_string());
@@ -194,6 +201,15 @@ pub fn parse(bytes: &[u8]) -> Result<SnapshotManifest> {
         packs,
         snapshot_digest,
         parent: annotations.get(mt::ANNOTATION_PARENT).cloned(),
+        since: match annotations.get(mt::ANNOTATION_SINCE) {
+            Some(since) if super::chunk_index::sha256_bytes(since).is_none() => {
+                return Err(bad(format!(
+                    "annotation {} is {since:?}, not a sha256 digest",
+                    mt::ANNOTATION_SINCE
+                )))
+            }
+            since => since.cloned(),
+        },
         merkle_root: annotation(mt::ANNOTATION_MERKLE_ROOT)?,
         upper_size,
         format,

@@ -343,8 +343,20 @@ impl Pulling<'_, '_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("check", &target, e)),
         }
-        let parent = fetched.manifest.parent.clone();
-        let local = LocalChunks::gather(self.home, parent.as_slice(), self.monitor)?;
+        // The snapshot the store may lack packs of: `since`'s, else the parent.
+        let needed = fetched
+            .manifest
+            .since
+            .clone()
+            .or_else(|| fetched.manifest.parent.clone());
+        let also: Vec<String> = [
+            fetched.manifest.parent.clone(),
+            fetched.manifest.since.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let local = LocalChunks::gather(self.home, &also, self.monitor)?;
         let staging = Staging::new(&self.home.staging_area_for(self.dest)?, "pull")?;
         let descriptor_path = staging
             .path()
@@ -377,7 +389,7 @@ impl Pulling<'_, '_> {
             stream,
             monitor: self.monitor,
         };
-        self.transfer(&index, &local, &mut receiver, parent.as_deref(), report)?;
+        self.transfer(&index, &local, &mut receiver, needed.as_deref(), report)?;
         if let Some((stream, expected)) = receiver.stream.take() {
             let actual = stream.finish();
             if actual != expected {
@@ -443,15 +455,16 @@ impl Pulling<'_, '_> {
     }
 
     /// A pack the plan fetches from must be in the store; one that is not
-    /// was left out on purpose (`push --since`) when the manifest has a
-    /// parent, and the error says which snapshot is needed locally.
+    /// was left out on purpose (`push --since`) when the manifest names the
+    /// snapshot that holds it (`needed`: its `since`, else its parent), and
+    /// the error says which snapshot is needed locally.
     fn check_packs_present(
         &self,
-        needed: &[u32],
+        packs: &[u32],
         index: &ChunkIndex,
-        parent: Option<&str>,
+        needed: Option<&str>,
     ) -> Result<()> {
-        for &pack in needed {
+        for &pack in packs {
             let pack = &index.packs[pack as usize];
             let size = self.store.blob_size(&pack.digest())?;
             if let Some(size) = size.filter(|&size| size != pack.size) {
@@ -462,10 +475,11 @@ impl Pulling<'_, '_> {
                 });
             }
             if size.is_none() {
-                return Err(match parent {
-                    Some(parent) => Error::SnapshotNotFound(format!(
-                        "{} lacks pack {} that snapshot {parent} (the parent) holds: it was \
-                         written with --since; pull needs {parent} locally (pull or import it first)",
+                return Err(match needed {
+                    Some(needed) => Error::SnapshotNotFound(format!(
+                        "{} lacks pack {} that snapshot {needed} holds (it was written with \
+                         --since, or its packs were deleted); pull needs {needed} locally \
+                         (pull or import it first)",
                         self.store.describe(),
                         pack.digest()
                     )),

@@ -62,9 +62,12 @@ pub fn push(
         art.disk_upper("push")?;
     }
     let scratch = Staging::new(&home.tmp_dir(), "push")?;
-    let since_basis = match &options.since {
-        Some(since) => Some(since_index(home, &head, since, monitor)?),
-        None => None,
+    let (since_basis, since) = match &options.since {
+        Some(since) => {
+            let (index, digest) = since_index(home, &head, since, monitor)?;
+            (Some(index), Some(digest))
+        }
+        None => (None, None),
     };
     let target = store::open(&parsed, &options.remote, Access::Write, scratch.path())?;
     let place = match &parsed {
@@ -75,6 +78,7 @@ pub fn push(
     };
     let pushing = Pushing {
         home,
+        since,
         store: target.as_ref(),
         place,
         remote: &options.remote,
@@ -107,6 +111,8 @@ pub fn push(
 
 struct Pushing<'a, 'm> {
     home: &'a Home,
+    /// The digest of `since`, named in the head's manifest.
+    since: Option<String>,
     store: &'a dyn Store,
     /// (host, repository) when the target is a registry.
     place: Option<(String, String)>,
@@ -318,6 +324,7 @@ impl Pushing<'_, '_> {
             merkle_root: &merkle_root,
             index: &index_blob,
             packs: &packs,
+            since: self.since.as_deref(),
         })?;
         self.monitor.check()?;
         crate::fault::point("push.before_manifest")?;
@@ -464,8 +471,14 @@ pub(super) fn same_packs(index: &ChunkIndex, packs: &[Blob]) -> bool {
 
 /// The index `since`'s chain gives when pushed root first into an empty
 /// target (what `push --with-parents` of it writes), worked out locally
-/// without writing packs. `since` must be an ancestor of `head`.
-fn since_index(home: &Home, head: &Artifact, since: &str, monitor: &Monitor) -> Result<ChunkIndex> {
+/// without writing packs, and its digest. `since` must be an ancestor of
+/// `head`.
+fn since_index(
+    home: &Home,
+    head: &Artifact,
+    since: &str,
+    monitor: &Monitor,
+) -> Result<(ChunkIndex, String)> {
     let since_art = artifact::resolve(home, since)?;
     let head_chain = crate::archive::chain_of(home, head.clone())?;
     if !head_chain[..head_chain.len() - 1]
@@ -477,6 +490,7 @@ fn since_index(home: &Home, head: &Artifact, since: &str, monitor: &Monitor) -> 
             since_art.digest, head.digest
         )));
     }
+    let since_digest = since_art.digest.clone();
     let mut previous: Option<ChunkIndex> = None;
     for art in crate::archive::chain_of(home, since_art)? {
         let basis = previous.as_ref().map(Basis::from_index).unwrap_or_default();
@@ -485,5 +499,6 @@ fn since_index(home: &Home, head: &Artifact, since: &str, monitor: &Monitor) -> 
         })?;
         previous = Some(packed.index);
     }
-    previous.ok_or_else(|| Error::Internal("an empty chain".into()))
+    let index = previous.ok_or_else(|| Error::Internal("an empty chain".into()))?;
+    Ok((index, since_digest))
 }

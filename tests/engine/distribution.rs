@@ -849,3 +849,42 @@ fn a_manifest_whose_parent_annotation_is_not_the_descriptors_is_refused() {
         ErrorCode::InvalidArchive,
     );
 }
+
+#[test]
+fn since_an_older_ancestor_names_it_and_finds_its_chunks_without_a_leaf_list() {
+    let t = TestHome::new();
+    let root = scattered_snapshot(&t, "root", 20, 44);
+    child_of(&t, "root", "mid", &[1]);
+    let head = child_of(&t, "mid", "head", &[2]);
+    let file = t.outside("head.tar");
+    let reference = format!("oci-archive:{}:head", file.display());
+    let report = push(
+        &t,
+        "head",
+        &reference,
+        &PushOptions {
+            since: Some("root".into()),
+            ..PushOptions::default()
+        },
+    );
+    assert_eq!(
+        report.chunks_uploaded, 2,
+        "mid's and head's chunks: {report:?}"
+    );
+
+    // Without root: the error names root, the snapshot the archive relies on.
+    let host = TestHome::new();
+    let err = pull_error(&host, &reference, &PullOptions::default());
+    assert_eq!(err.code(), ErrorCode::SnapshotNotFound, "{err}");
+    assert!(err.to_string().contains(&root.digest), "{err}");
+
+    // With root, but no leaf list for it: root is hashed on the spot.
+    let layout = t.outside("layout");
+    push(&t, "root", &oci(&layout, "root"), &PushOptions::default());
+    pull(&host, &oci(&layout, "root"), &PullOptions::default());
+    fs::remove_dir_all(host.home.root().join("cache/leaves")).unwrap();
+    let (handle, pulled) = pull(&host, &reference, &PullOptions::default());
+    assert_eq!(handle.digest, head.digest);
+    assert_eq!(pulled.chunks_downloaded, 2, "{pulled:?}");
+    assert_eq!(pulled.chunks_reused, 20, "{pulled:?}");
+}
