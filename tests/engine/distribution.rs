@@ -84,17 +84,7 @@ pub(crate) fn scattered_snapshot(
             &pseudo_random(LEAF as usize, seed + i),
         );
     }
-    snapshot::create(
-        &t.home,
-        &sb.name,
-        &CreateOptions {
-            name: Some(name.into()),
-            record_integrity: true,
-            ..CreateOptions::default()
-        },
-        &Monitor::none(),
-    )
-    .expect("create snapshot")
+    snapshot_with_integrity(t, &sb.name, name)
 }
 
 /// A child of `parent`: a sandbox made from it, `changes` chunks rewritten
@@ -116,9 +106,18 @@ pub(crate) fn child_of(
         let data = pseudo_random(4096, seed ^ (chunk << 32));
         write_at(&sb.upper_path, chunk * LEAF + 4096, &data);
     }
+    snapshot_with_integrity(t, &sb.name, name)
+}
+
+/// Snapshot `sandbox` as `name` with merkle integrity (so with a leaf list).
+fn snapshot_with_integrity(
+    t: &TestHome,
+    sandbox: &str,
+    name: &str,
+) -> microsnap::artifact::Artifact {
     snapshot::create(
         &t.home,
-        &sb.name,
+        sandbox,
         &CreateOptions {
             name: Some(name.into()),
             record_integrity: true,
@@ -126,7 +125,7 @@ pub(crate) fn child_of(
         },
         &Monitor::none(),
     )
-    .expect("create child snapshot")
+    .expect("create snapshot")
 }
 
 pub(crate) fn upper_bytes(path: &Path) -> Vec<u8> {
@@ -780,17 +779,7 @@ fn a_short_last_chunk_equal_to_a_padded_full_one_pulls_back() {
     let d = pseudo_random(4096, 41);
     write_at(&sb.upper_path, 0, &d);
     write_at(&sb.upper_path, 3 * LEAF, &d);
-    snapshot::create(
-        &t.home,
-        &sb.name,
-        &CreateOptions {
-            name: Some("short".into()),
-            record_integrity: true,
-            ..CreateOptions::default()
-        },
-        &Monitor::none(),
-    )
-    .expect("create");
+    snapshot_with_integrity(&t, &sb.name, "short");
     let layout = t.outside("layout");
     let pushed = push(&t, "short", &oci(&layout, "v"), &PushOptions::default());
     assert_eq!(pushed.chunks_total, 2);
