@@ -285,6 +285,24 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).ctx("sync", dir)
 }
 
+/// Start writing `len` bytes of `file` from `offset` back to disk now,
+/// without waiting for it. A file written this way as it is filled is
+/// mostly on disk when it is fsynced before publishing, so that fsync is
+/// short instead of writing everything at the end. Advisory: the fsync
+/// that follows is what makes the data durable, so a failure here is
+/// ignored.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain syscall on a descriptor `file` keeps open; it reads
+    // no memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 fn sync_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => sync_dir(p),

@@ -163,4 +163,13 @@ impl LocalChunks {
     pub fn get(&self, leaf: &LeafHash) -> Option<&LocalChunk> {
         self.by_leaf.get(leaf)
     }
+
+    /// Chunks a test names directly.
+    #[cfg(test)]
+    pub fn of(chunks: impl IntoIterator<Item = (LeafHash, LocalChunk)>) -> LocalChunks {
+        LocalChunks {
+            by_leaf: chunks.into_iter().collect(),
+            computed: Vec::new(),
+        }
+    }
 }

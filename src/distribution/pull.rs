@@ -16,7 +16,7 @@
 //!    published by one rename and indexed. A failure or cancel at any point
 //!    leaves nothing behind.
 use super::chunk_index::ChunkIndex;
-use super::chunk_transfer;
+use super::chunk_transfer::{self, Writer};
 use super::leaf_cache::{self, LocalChunks};
 use super::media_types::digest_tag;
 use super::objects::{self, SnapshotManifest};
@@ -383,14 +383,21 @@ impl Pulling<'_, '_> {
             }
             _ => None,
         };
-        let mut receiver = Receiver {
+        let receiver = Receiver {
             file: &upper,
             path: &upper_path,
-            stream,
             monitor: self.monitor,
         };
-        self.transfer(&index, &local, &mut receiver, needed.as_deref(), report)?;
-        if let Some((stream, expected)) = receiver.stream.take() {
+        let mut stream = stream;
+        self.transfer(
+            &index,
+            &local,
+            &receiver,
+            stream.as_mut().map(|(s, _)| s),
+            needed.as_deref(),
+            report,
+        )?;
+        if let Some((stream, expected)) = stream {
             let actual = stream.finish();
             if actual != expected {
                 return Err(Error::IntegrityMismatch {
@@ -426,26 +433,31 @@ impl Pulling<'_, '_> {
 
     /// Write every non-zero chunk into the staged upper
     /// (`chunk_transfer` does the work on `in_flight` workers).
+    /// With a `stream` digest to feed, chunks are written in order on this
+    /// thread; else the workers write them as they come.
     fn transfer(
         &self,
         index: &ChunkIndex,
         local: &LocalChunks,
-        receiver: &mut Receiver,
+        receiver: &Receiver,
+        stream: Option<&mut StreamDigest>,
         parent: Option<&str>,
         report: &mut PullReport,
     ) -> Result<()> {
         let total: u64 = index.chunks.iter().map(|c| index.chunk_len(c.number)).sum();
         self.monitor.phase(Phase::Pull, total)?;
-        let jobs = chunk_transfer::plan(index, local);
+        let jobs = chunk_transfer::plan(index, local, stream.is_some());
         self.check_packs_present(&chunk_transfer::packs_fetched(&jobs), index, parent)?;
-        let counts = chunk_transfer::run(
-            self.store,
-            index,
-            &jobs,
-            self.in_flight,
-            self.monitor,
-            &mut |number, bytes| receiver.write(number, bytes),
-        )?;
+        let run = |writer| {
+            chunk_transfer::run(self.store, index, &jobs, self.in_flight, self.monitor, writer)
+        };
+        let counts = match stream {
+            Some(stream) => run(Writer::InOrder(&mut |number, bytes| {
+                receiver.write(number, bytes)?;
+                stream.update_at(number * MERKLE_LEAF_SIZE, bytes)
+            }))?,
+            None => run(Writer::Direct(&|number, bytes| receiver.write(number, bytes)))?,
+        };
         report.chunks_downloaded += counts.chunks_downloaded;
         report.chunks_reused += counts.chunks_reused;
         report.bytes_downloaded += counts.bytes_downloaded;
@@ -495,16 +507,15 @@ impl Pulling<'_, '_> {
     }
 }
 
-/// Writes chunks into the staged upper (and the stream digest, if any).
+/// Writes chunks into the staged upper, from any thread.
 struct Receiver<'a, 'm> {
     file: &'a File,
     path: &'a Path,
-    stream: Option<(StreamDigest, String)>,
     monitor: &'a Monitor<'m>,
 }
 
 impl Receiver<'_, '_> {
-    fn write(&mut self, number: u64, bytes: &[u8]) -> Result<()> {
+    fn write(&self, number: u64, bytes: &[u8]) -> Result<()> {
         let offset = number * MERKLE_LEAF_SIZE;
         // All-zero 4 KiB blocks stay holes (the file was sized up front),
         // so the pulled upper allocates no more than its source.
@@ -529,9 +540,8 @@ impl Receiver<'_, '_> {
                 .ctx("write", self.path)?;
             at = run_end;
         }
-        if let Some((stream, _)) = &mut self.stream {
-            stream.update_at(offset, bytes)?;
-        }
+        // The publish fsync then finds the upper mostly written already.
+        crate::publish::start_writeback(self.file, offset, bytes.len() as u64);
         self.monitor.advance(bytes.len() as u64)
     }
 }

@@ -209,6 +209,91 @@ fn a_full_answer_to_a_range_request_is_cut_to_the_range() {
     );
 }
 
+/// Ranged reads, as pull makes them by the hundred, share connections:
+/// each gives its connection back once it has read its range, so a run of
+/// them opens as few as are in flight at once, not one each (which costs a
+/// TCP and, over HTTPS, a TLS handshake per read).
+#[test]
+fn ranged_reads_reuse_their_connections() {
+    let r = TestRegistry::start(Config::plain());
+    let blob = pattern(1 << 20, 9);
+    let blob_digest = digest(&blob);
+    open(&r, "client/reuse", &plain(), Access::Write)
+        .put_blob_bytes(&blob_digest, &blob, &Monitor::none())
+        .unwrap();
+    let proxy = CountingProxy::start(r.host());
+    let store = registry::open(&proxy.host(), "client/reuse", &plain(), Access::Read).unwrap();
+    for i in 0..40u64 {
+        let (offset, len) = (i * 20_000, 10_000 + i * 100);
+        let got = store
+            .get_blob_range(&blob_digest, offset, len, &Monitor::none())
+            .unwrap();
+        assert_eq!(got, &blob[offset as usize..(offset + len) as usize]);
+    }
+    let connections = proxy.connections();
+    assert!(
+        (1..=2).contains(&connections),
+        "40 ranged reads opened {connections} connections"
+    );
+}
+
+/// A TCP proxy to `target` that counts the connections made through it.
+struct CountingProxy {
+    host: String,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CountingProxy {
+    fn start(target: &str) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, halt, target) = (accepted.clone(), stop.clone(), target.to_string());
+        std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                client.set_nonblocking(false).unwrap();
+                let server = TcpStream::connect(&target).unwrap();
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        CountingProxy {
+            host,
+            accepted,
+            stop,
+        }
+    }
+
+    fn host(&self) -> String {
+        self.host.clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 fn image_manifest(config: (&str, usize), layer: (&str, usize)) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,

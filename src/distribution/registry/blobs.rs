@@ -71,6 +71,7 @@ pub fn get_range(
             if got != len {
                 return Err(short(got));
             }
+            Client::release(&mut reader);
             Ok(out)
         }
         // A registry (or its storage) that ignores Range sends it all:

@@ -329,6 +329,18 @@ impl Client {
         Ok(got)
     }
 
+    /// Give a response's connection back to the agent's pool once its body
+    /// has been read to its announced length. ureq pools a connection only
+    /// when a read sees the body's end, and a reader that stops at exactly
+    /// the length never does: without this every ranged read would close
+    /// its connection and the next request would open a new one (a TCP and,
+    /// over HTTPS, a TLS handshake per chunk run). Anything past the end is
+    /// not read: the connection is then dropped, as before.
+    pub fn release(reader: &mut impl Read) {
+        let mut probe = [0u8; 1];
+        let _ = reader.read(&mut probe);
+    }
+
     /// Read and drop `count` bytes of `reader`; false if it ended first.
     pub fn skip(&self, call: &Call, reader: &mut impl Read, count: u64) -> Result<bool> {
         let mut left = count;
