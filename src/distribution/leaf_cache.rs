@@ -10,7 +10,7 @@ use crate::error::{IoContext, Result};
 use crate::home::Home;
 use crate::integrity::{self, LeafHash, MERKLE_LEAF_SIZE};
 use crate::progress::Monitor;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -74,11 +74,20 @@ pub struct LocalChunks {
 }
 
 impl LocalChunks {
-    /// Every indexed snapshot with a leaf list, plus `also` (digests of
-    /// local snapshots, e.g. the parent of what is pulled) whose leaves are
-    /// computed when they have no list yet. Lists of snapshots no longer
-    /// indexed are deleted (they describe nothing).
-    pub fn gather(home: &Home, also: &[String], monitor: &Monitor) -> Result<LocalChunks> {
+    /// The `wanted` leaves that local artifacts hold: every indexed
+    /// snapshot with a leaf list, plus `also` (digests of local snapshots,
+    /// e.g. the parent of what is pulled) whose leaves are computed when
+    /// they have no list yet. Lists of snapshots no longer indexed are
+    /// deleted (they describe nothing). Only wanted leaves are kept, and
+    /// only the snapshots that hold one keep an open upper: on a host with
+    /// thousands of snapshots a pull holds what it can use, not a
+    /// descriptor and a map entry per chunk of every one.
+    pub fn gather(
+        home: &Home,
+        also: &[String],
+        wanted: &HashSet<LeafHash>,
+        monitor: &Monitor,
+    ) -> Result<LocalChunks> {
         let mut chunks = LocalChunks::default();
         let mut indexed: HashMap<String, PathBuf> = HashMap::new();
         for handle in crate::snapshot::list(home)? {
@@ -96,7 +105,7 @@ impl LocalChunks {
                     Some(path) => {
                         if let Some((_, leaves)) = load(&entry.path()) {
                             if let Ok(art) = artifact::open_dir(path) {
-                                if art.digest == digest && chunks.add(&art, &leaves) {
+                                if art.digest == digest && chunks.add(&art, &leaves, wanted) {
                                     listed.insert(digest);
                                 }
                             }
@@ -119,7 +128,7 @@ impl LocalChunks {
                 monitor.check()?;
                 continue;
             };
-            if chunks.add(&art, &leaves) {
+            if chunks.add(&art, &leaves, wanted) {
                 if let Some(size) = art.upper_spec().map(|u| u.size_bytes) {
                     chunks.computed.push((digest.clone(), size, leaves));
                 }
@@ -128,27 +137,42 @@ impl LocalChunks {
         Ok(chunks)
     }
 
-    fn add(&mut self, art: &Artifact, leaves: &[(u64, LeafHash)]) -> bool {
+    /// Take the wanted leaves of `art` not yet found elsewhere; false if
+    /// its upper cannot be read (a checkpoint-state snapshot).
+    fn add(
+        &mut self,
+        art: &Artifact,
+        leaves: &[(u64, LeafHash)],
+        wanted: &HashSet<LeafHash>,
+    ) -> bool {
         let Ok(upper) = art.disk_upper("copy chunks of") else {
             return false;
         };
-        let Ok(file) = upper.file.try_clone() else {
-            return false;
-        };
         let size = upper.spec.size_bytes;
-        let file = Arc::new(file);
-        let path = Arc::new(art.upper_path());
+        let mut source: Option<(Arc<File>, Arc<PathBuf>)> = None;
         for (number, leaf) in leaves {
             let offset = number.saturating_mul(MERKLE_LEAF_SIZE);
-            if offset >= size {
+            if offset >= size || !wanted.contains(leaf) || self.by_leaf.contains_key(leaf) {
                 continue;
             }
-            self.by_leaf.entry(*leaf).or_insert_with(|| LocalChunk {
-                file: Arc::clone(&file),
-                path: Arc::clone(&path),
-                offset,
-                len: MERKLE_LEAF_SIZE.min(size - offset),
-            });
+            if source.is_none() {
+                let Ok(file) = upper.file.try_clone() else {
+                    return false;
+                };
+                source = Some((Arc::new(file), Arc::new(art.upper_path())));
+            }
+            let Some((file, path)) = &source else {
+                continue;
+            };
+            self.by_leaf.insert(
+                *leaf,
+                LocalChunk {
+                    file: Arc::clone(file),
+                    path: Arc::clone(path),
+                    offset,
+                    len: MERKLE_LEAF_SIZE.min(size - offset),
+                },
+            );
         }
         true
     }

@@ -356,7 +356,8 @@ impl Pulling<'_, '_> {
         .into_iter()
         .flatten()
         .collect();
-        let local = LocalChunks::gather(self.home, &also, self.monitor)?;
+        let wanted: HashSet<_> = index.chunks.iter().map(|c| c.leaf).collect();
+        let local = LocalChunks::gather(self.home, &also, &wanted, self.monitor)?;
         let staging = Staging::new(&self.home.staging_area_for(self.dest)?, "pull")?;
         let descriptor_path = staging
             .path()

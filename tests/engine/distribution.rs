@@ -280,6 +280,55 @@ fn a_child_pushes_and_pulls_only_the_chunks_its_parent_lacks() {
     snapshot::verify(&host.home, "child", &Monitor::none()).expect("child verifies");
 }
 
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+}
+
+/// A host with many snapshots: pull keeps open only the ones it copies
+/// chunks from (and finds its chunks all the same), not every snapshot
+/// with a leaf list.
+#[test]
+fn a_pull_holds_open_only_the_local_snapshots_it_copies_from() {
+    let t = TestHome::new();
+    scattered_snapshot(&t, "parent", 20, 5);
+    child_of(&t, "parent", "child", &[0, 7]);
+    let layout = t.outside("layout");
+    push(&t, "child", &oci(&layout, "child"), &PushOptions::default());
+    snapshot::remove(&t.home, "child", true).expect("remove child");
+    for i in 0..40 {
+        scattered_snapshot(&t, &format!("other-{i}"), 1, 1000 + i);
+    }
+    let baseline = open_fds();
+    let peak = std::sync::atomic::AtomicUsize::new(0);
+    let monitor = Monitor::new(
+        None,
+        Some(Box::new(|_: &str, _: u64, _: u64| {
+            peak.fetch_max(open_fds(), std::sync::atomic::Ordering::Relaxed);
+            true
+        })),
+    );
+    let (_, report) = distribution::pull(
+        &t.home,
+        &oci(&layout, "child"),
+        None,
+        &PullOptions::default(),
+        &monitor,
+    )
+    .expect("pull the child");
+    drop(monitor);
+    assert_eq!(report.chunks_downloaded, 2, "{report:?}");
+    assert_eq!(report.chunks_reused, 18, "{report:?}");
+    let peak = peak.into_inner();
+    assert!(peak > baseline, "no progress was reported during the pull");
+    // 41 snapshots have leaf lists; one holds chunks the child needs.
+    assert!(
+        peak <= baseline + 16,
+        "{} descriptors open during the pull, {baseline} before",
+        peak
+    );
+}
+
 #[test]
 fn with_parents_pushes_the_chain_and_pulls_it_back_with_its_lineage() {
     let t = TestHome::new();
