@@ -285,8 +285,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).ctx("sync", dir)
 }
 
-/// Start writing `len` bytes of `file` from `offset` back to disk now,
-/// without waiting for it. A file written this way as it is filled is
+/// Start writing `len` bytes of `file` from `offset` (0: to its end) back
+/// to disk now, without waiting for it. A file written this way as it is filled is
 /// mostly on disk when it is fsynced before publishing, so that fsync is
 /// short instead of writing everything at the end. Advisory: the fsync
 /// that follows is what makes the data durable, so a failure here is

@@ -37,6 +37,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest chunk index blob accepted.
 const MAX_INDEX_BLOB: u64 = 256 * 1024 * 1024;
@@ -388,6 +389,7 @@ impl Pulling<'_, '_> {
             file: &upper,
             path: &upper_path,
             monitor: self.monitor,
+            unflushed: AtomicU64::new(0),
         };
         let mut stream = stream;
         self.transfer(
@@ -450,14 +452,23 @@ impl Pulling<'_, '_> {
         let jobs = chunk_transfer::plan(index, local, stream.is_some());
         self.check_packs_present(&chunk_transfer::packs_fetched(&jobs), index, parent)?;
         let run = |writer| {
-            chunk_transfer::run(self.store, index, &jobs, self.in_flight, self.monitor, writer)
+            chunk_transfer::run(
+                self.store,
+                index,
+                &jobs,
+                self.in_flight,
+                self.monitor,
+                writer,
+            )
         };
         let counts = match stream {
             Some(stream) => run(Writer::InOrder(&mut |number, bytes| {
                 receiver.write(number, bytes)?;
                 stream.update_at(number * MERKLE_LEAF_SIZE, bytes)
             }))?,
-            None => run(Writer::Direct(&|number, bytes| receiver.write(number, bytes)))?,
+            None => run(Writer::Direct(&|number, bytes| {
+                receiver.write(number, bytes)
+            }))?,
         };
         report.chunks_downloaded += counts.chunks_downloaded;
         report.chunks_reused += counts.chunks_reused;
@@ -508,11 +519,16 @@ impl Pulling<'_, '_> {
     }
 }
 
+/// Bytes written into a pulled upper between two starts of its writeback.
+const WRITEBACK_EVERY: u64 = 16 * 1024 * 1024;
+
 /// Writes chunks into the staged upper, from any thread.
 struct Receiver<'a, 'm> {
     file: &'a File,
     path: &'a Path,
     monitor: &'a Monitor<'m>,
+    /// Bytes written since the writeback was last started.
+    unflushed: AtomicU64,
 }
 
 impl Receiver<'_, '_> {
@@ -542,7 +558,13 @@ impl Receiver<'_, '_> {
             at = run_end;
         }
         // The publish fsync then finds the upper mostly written already.
-        crate::publish::start_writeback(self.file, offset, bytes.len() as u64);
+        // A whole-file call every WRITEBACK_EVERY bytes: one per chunk would
+        // be a device request per 64 KiB.
+        let len = bytes.len() as u64;
+        if self.unflushed.fetch_add(len, Ordering::Relaxed) + len >= WRITEBACK_EVERY {
+            self.unflushed.store(0, Ordering::Relaxed);
+            crate::publish::start_writeback(self.file, 0, 0);
+        }
         self.monitor.advance(bytes.len() as u64)
     }
 }
