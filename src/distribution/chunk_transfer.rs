@@ -261,10 +261,12 @@ struct Window {
     stopped: bool,
 }
 
-/// A worker's reusable state: one decompression context and one chunk
-/// buffer for all its jobs, instead of an allocation per chunk.
+/// A worker's reusable state: one decompression context, one range buffer
+/// and one chunk buffer for all its jobs, instead of allocations per job
+/// and chunk.
 struct Scratch {
     decompressor: zstd::bulk::Decompressor<'static>,
+    range: Vec<u8>,
     chunk: Vec<u8>,
 }
 
@@ -277,6 +279,7 @@ impl Transfer<'_, '_> {
         let mut scratch = match zstd::bulk::Decompressor::new() {
             Ok(decompressor) => Scratch {
                 decompressor,
+                range: Vec::new(),
                 chunk: Vec::with_capacity(MERKLE_LEAF_SIZE as usize),
             },
             Err(e) => {
@@ -390,9 +393,13 @@ impl Transfer<'_, '_> {
             .unwrap_or(first.offset);
         let len = end - first.offset;
         let pack = &self.index.packs[first.pack as usize];
-        let data = self
-            .store
-            .get_blob_range(&pack.digest(), first.offset, len, self.monitor)?;
+        let Scratch {
+            decompressor,
+            range: data,
+            chunk: decoded,
+        } = scratch;
+        self.store
+            .read_blob_range(&pack.digest(), first.offset, len, data, self.monitor)?;
         if data.len() as u64 != len {
             return Err(Error::Registry(format!(
                 "{} answered {} bytes for a {len}-byte range of {}",
@@ -407,8 +414,8 @@ impl Transfer<'_, '_> {
             let at = (chunk.offset - first.offset) as usize;
             let frame = &data[at..at + chunk.length as usize];
             let len = self.index.chunk_len(chunk.number);
-            decode_frame(&mut scratch.decompressor, frame, chunk, len, &mut scratch.chunk)?;
-            self.deliver(chunk.number, &scratch.chunk, done)?;
+            decode_frame(decompressor, frame, chunk, len, decoded)?;
+            self.deliver(chunk.number, decoded, done)?;
         }
         Ok(())
     }
@@ -460,7 +467,12 @@ fn decode_frame(
 /// have its leaf hash. Only the bytes the pulled chunk covers are read; a
 /// shorter local chunk (a smaller file's last) is zero-padded, as its leaf
 /// hash is.
-fn copy_local(source: &LocalChunk, chunk: &ChunkEntry, len: u64, out: &mut Vec<u8>) -> Result<bool> {
+fn copy_local(
+    source: &LocalChunk,
+    chunk: &ChunkEntry,
+    len: u64,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
     out.clear();
     out.resize(len as usize, 0);
     let readable = source.len.min(len) as usize;

@@ -469,16 +469,17 @@ impl Store for LayoutStore {
         read_exact_at(&file, 0, size, &self.place(), digest, monitor)
     }
 
-    fn get_blob_range(
+    fn read_blob_range(
         &self,
         digest: &str,
         offset: u64,
         len: u64,
+        out: &mut Vec<u8>,
         monitor: &Monitor,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<()> {
         let (file, size) = self.open_present_blob(digest)?;
         check_range(&self.place(), digest, size, offset, len)?;
-        read_exact_at(&file, offset, len, &self.place(), digest, monitor)
+        read_exact_into(&file, offset, len, &self.place(), digest, out, monitor)
     }
 
     fn get_manifest(&self, tag_or_digest: &str, max: u64) -> Result<Option<Vec<u8>>> {
@@ -639,9 +640,25 @@ pub(super) fn read_exact_at(
     digest: &str,
     monitor: &Monitor,
 ) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_exact_into(file, offset, len, place, digest, &mut out, monitor)?;
+    Ok(out)
+}
+
+/// [`read_exact_at`] into `out`, replacing what it held.
+pub(super) fn read_exact_into(
+    file: &File,
+    offset: u64,
+    len: u64,
+    place: &str,
+    digest: &str,
+    out: &mut Vec<u8>,
+    monitor: &Monitor,
+) -> Result<()> {
     let len_usize = usize::try_from(len)
         .map_err(|_| Error::InvalidArgument(format!("{len} bytes do not fit in memory")))?;
-    let mut out = vec![0u8; len_usize];
+    out.clear();
+    out.resize(len_usize, 0);
     let mut done = 0usize;
     while done < len_usize {
         monitor.check()?;
@@ -659,7 +676,7 @@ pub(super) fn read_exact_at(
             })?;
         done = end;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A whole small file, refusing one larger than `max`; `None` if missing.

@@ -23,8 +23,8 @@
 //!   whole.
 use super::layout::{
     check_digest_of, check_layout_marker, check_max, check_range, digest_hex, manifest_descriptor,
-    parse_index, read_exact_at, sync_dir, tagged_manifest, unique_suffix, LayoutStore,
-    MAX_INDEX_BYTES, MAX_MARKER_BYTES, OCI_LAYOUT_CONTENT, TEMP_MARKER,
+    parse_index, read_exact_at, read_exact_into, sync_dir, tagged_manifest, unique_suffix,
+    LayoutStore, MAX_INDEX_BYTES, MAX_MARKER_BYTES, OCI_LAYOUT_CONTENT, TEMP_MARKER,
 };
 use super::reference::check_tag;
 use super::store::{Access, Store};
@@ -192,21 +192,23 @@ impl Store for ArchiveReader {
         read_exact_at(&self.file, m.offset, m.size, &self.place(), digest, monitor)
     }
 
-    fn get_blob_range(
+    fn read_blob_range(
         &self,
         digest: &str,
         offset: u64,
         len: u64,
+        out: &mut Vec<u8>,
         monitor: &Monitor,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<()> {
         let m = self.present(digest)?;
         check_range(&self.place(), digest, m.size, offset, len)?;
-        read_exact_at(
+        read_exact_into(
             &self.file,
             m.offset + offset,
             len,
             &self.place(),
             digest,
+            out,
             monitor,
         )
     }
@@ -600,16 +602,19 @@ impl Store for ArchiveWriter {
         }
     }
 
-    fn get_blob_range(
+    fn read_blob_range(
         &self,
         digest: &str,
         offset: u64,
         len: u64,
+        out: &mut Vec<u8>,
         monitor: &Monitor,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<()> {
         match (self.layout.blob_size(digest)?, &self.existing) {
-            (None, Some(existing)) => existing.get_blob_range(digest, offset, len, monitor),
-            _ => self.layout.get_blob_range(digest, offset, len, monitor),
+            (None, Some(existing)) => existing.read_blob_range(digest, offset, len, out, monitor),
+            _ => self
+                .layout
+                .read_blob_range(digest, offset, len, out, monitor),
         }
     }
 

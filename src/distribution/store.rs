@@ -44,14 +44,31 @@ pub trait Store: Send + Sync {
     /// The whole blob `digest`; more than `max` bytes is an error.
     fn get_blob(&self, digest: &str, max: u64, monitor: &Monitor) -> Result<Vec<u8>>;
 
-    /// Exactly `len` bytes of blob `digest` from `offset` (a Range request).
+    /// Exactly `len` bytes of blob `digest` from `offset` (a Range request)
+    /// into `out`, replacing what it held. Pull reads hundreds of ranges of
+    /// a few MiB: reusing one buffer per worker spares an allocation (and
+    /// its page faults) each.
+    fn read_blob_range(
+        &self,
+        digest: &str,
+        offset: u64,
+        len: u64,
+        out: &mut Vec<u8>,
+        monitor: &Monitor,
+    ) -> Result<()>;
+
+    /// [`Store::read_blob_range`] into a new buffer.
     fn get_blob_range(
         &self,
         digest: &str,
         offset: u64,
         len: u64,
         monitor: &Monitor,
-    ) -> Result<Vec<u8>>;
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_blob_range(digest, offset, len, &mut out, monitor)?;
+        Ok(out)
+    }
 
     /// The manifest under a tag or a `sha256:` digest, `None` if there is
     /// none; more than `max` bytes is an error.

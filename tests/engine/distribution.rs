@@ -282,7 +282,9 @@ fn a_child_pushes_and_pulls_only_the_chunks_its_parent_lacks() {
 
 /// Open file descriptors of this process.
 fn open_fds() -> usize {
-    fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+    fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
 }
 
 /// A host with many snapshots: pull keeps open only the ones it copies

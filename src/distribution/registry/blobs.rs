@@ -35,16 +35,18 @@ pub fn get(client: &Client, digest: &str, max: u64, monitor: &Monitor) -> Result
     }
 }
 
-/// Exactly `len` bytes of the blob from `offset`.
+/// Exactly `len` bytes of the blob from `offset`, into `out`.
 pub fn get_range(
     client: &Client,
     digest: &str,
     offset: u64,
     len: u64,
+    out: &mut Vec<u8>,
     monitor: &Monitor,
-) -> Result<Vec<u8>> {
+) -> Result<()> {
+    out.clear();
     if len == 0 {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let last = offset.checked_add(len - 1).ok_or_else(|| {
         Error::InvalidArgument(format!("range {offset}+{len} of blob {digest} overflows"))
@@ -66,13 +68,13 @@ pub fn get_range(
                 return Err(client.malformed(&call, "a range of another length than asked for"));
             }
             let mut reader = response.into_body().into_reader();
-            let mut out = Vec::with_capacity(len as usize);
-            let got = client.read_into(&call, &mut reader, &mut out, len)?;
+            out.reserve(len as usize);
+            let got = client.read_into(&call, &mut reader, out, len)?;
             if got != len {
                 return Err(short(got));
             }
             Client::release(&mut reader);
-            Ok(out)
+            Ok(())
         }
         // A registry (or its storage) that ignores Range sends it all:
         // read up to the range and no further.
@@ -81,12 +83,12 @@ pub fn get_range(
             if !client.skip(&call, &mut reader, offset)? {
                 return Err(client.malformed(&call, "the blob is shorter than the range's start"));
             }
-            let mut out = Vec::with_capacity(len as usize);
-            let got = client.read_into(&call, &mut reader, &mut out, len)?;
+            out.reserve(len as usize);
+            let got = client.read_into(&call, &mut reader, out, len)?;
             if got != len {
                 return Err(short(got));
             }
-            Ok(out)
+            Ok(())
         }
         404 => Err(not_found(client, digest)),
         416 => Err(client.malformed(&call, "the range is beyond the blob's end")),

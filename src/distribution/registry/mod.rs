@@ -126,15 +126,16 @@ impl Store for RegistryStore {
         blobs::get(&self.client, digest, max, monitor)
     }
 
-    fn get_blob_range(
+    fn read_blob_range(
         &self,
         digest: &str,
         offset: u64,
         len: u64,
+        out: &mut Vec<u8>,
         monitor: &Monitor,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<()> {
         check_digest(digest)?;
-        blobs::get_range(&self.client, digest, offset, len, monitor)
+        blobs::get_range(&self.client, digest, offset, len, out, monitor)
     }
 
     fn get_manifest(&self, tag_or_digest: &str, max: u64) -> Result<Option<Vec<u8>>> {
