@@ -373,7 +373,7 @@ impl Pulling<'_, '_> {
         upper
             .set_len(fetched.upper.size_bytes)
             .ctx("size", &upper_path)?;
-        let stream = match &fetched.upper.integrity {
+        let mut stream = match &fetched.upper.integrity {
             Some(rec) if Algorithm::recorded(&rec.algorithm)? != Algorithm::MerkleSha256V1 => {
                 Some((
                     StreamDigest::new(
@@ -391,7 +391,6 @@ impl Pulling<'_, '_> {
             monitor: self.monitor,
             unflushed: AtomicU64::new(0),
         };
-        let mut stream = stream;
         self.transfer(
             &index,
             &local,
@@ -435,9 +434,9 @@ impl Pulling<'_, '_> {
     }
 
     /// Write every non-zero chunk into the staged upper
-    /// (`chunk_transfer` does the work on `in_flight` workers).
-    /// With a `stream` digest to feed, chunks are written in order on this
-    /// thread; else the workers write them as they come.
+    /// (`chunk_transfer` does the work on `in_flight` workers). With a
+    /// `stream` digest to feed, chunks are written in order on this thread;
+    /// else the workers write them as they come.
     fn transfer(
         &self,
         index: &ChunkIndex,
