@@ -97,6 +97,14 @@ pub(crate) fn load(path: &Path) -> Option<(u64, Vec<(u64, LeafHash)>)> {
     Some((size, leaves))
 }
 
+/// Delete the list of snapshot `digest` (best effort: its last copy is
+/// gone, so the list describes nothing; a pull would delete it anyway).
+pub(crate) fn forget(home: &Home, digest: &str) {
+    if let Some(path) = file_for(home, digest) {
+        let _ = fs::remove_file(path);
+    }
+}
+
 /// The list recorded for snapshot `digest`, if any: (upper size, leaves).
 pub(crate) fn load_for(home: &Home, digest: &str) -> Option<(u64, Vec<(u64, LeafHash)>)> {
     load(&file_for(home, digest)?)

@@ -367,7 +367,7 @@ fn remove_dir(home: &Home, dir: &Path, reference: &str, checks: RemoveChecks) ->
     // artifact (perhaps a new one of the same name) stands at its path. A
     // sandbox is recorded under the same lock too, after checking that the
     // snapshot it copied is still there (`sandbox::create`).
-    let removal = home.db().write(|tx| {
+    let (removal, last_copy) = home.db().write(|tx| {
         let row = index::find_by_path(tx, &key)?;
         let on_disk = artifact::has_descriptor(dir);
         if row.is_none() && !on_disk {
@@ -398,7 +398,7 @@ fn remove_dir(home: &Home, dir: &Path, reference: &str, checks: RemoveChecks) ->
             if checks.sandboxes && !other_copy {
                 let users = sandbox_table::made_from_snapshot(tx, digest)?;
                 if !users.is_empty() {
-                    return Ok(Removal::UsedBySandboxes(users));
+                    return Ok((Removal::UsedBySandboxes(users), None));
                 }
             }
         }
@@ -409,8 +409,16 @@ fn remove_dir(home: &Home, dir: &Path, reference: &str, checks: RemoveChecks) ->
             crate::fault::point("snapshot.remove.before_index")?;
         }
         index::remove_by_path(tx, &key)?;
-        Ok(Removal::Removed)
+        // The last indexed copy of the digest: its leaf list goes too.
+        let last_copy = match &digest {
+            Some(d) => index::find_by_digest(tx, d)?.is_empty().then(|| d.clone()),
+            None => None,
+        };
+        Ok((Removal::Removed, last_copy))
     })?;
+    if let Some(digest) = last_copy {
+        crate::leaf_list::forget(home, &digest);
+    }
     if removal == Removal::Removed {
         crate::fault::point("snapshot.remove.before_cleanup")?;
     }

@@ -331,6 +331,36 @@ fn a_pull_holds_open_only_the_local_snapshots_it_copies_from() {
     );
 }
 
+/// A leaf list describes a digest: it goes when the last indexed copy of
+/// that digest is removed, and not before.
+#[test]
+fn removing_the_last_copy_of_a_snapshot_deletes_its_leaf_list() {
+    let t = TestHome::new();
+    let art = scattered_snapshot(&t, "s", 3, 70);
+    let hex = art.digest.strip_prefix("sha256:").unwrap();
+    let list = t.home.root().join("cache/leaves").join(hex);
+    assert!(
+        list.exists(),
+        "create with merkle integrity records the list"
+    );
+    // A second copy of the same digest, indexed at another path.
+    let copies = t.outside("copies");
+    fs::create_dir_all(&copies).unwrap();
+    let copy = copies.join("s");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&art.path)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    assert_eq!(snapshot::reindex(&t.home, Some(&copies)).unwrap(), 1);
+    snapshot::remove(&t.home, "s", false).expect("remove the first copy");
+    assert!(list.exists(), "another copy of the digest is still indexed");
+    snapshot::remove(&t.home, &copy.display().to_string(), false).expect("remove the copy");
+    assert!(!list.exists(), "the last copy's leaf list stayed behind");
+}
+
 #[test]
 fn with_parents_pushes_the_chain_and_pulls_it_back_with_its_lineage() {
     let t = TestHome::new();
