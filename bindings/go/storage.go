@@ -92,6 +92,9 @@ type Usage struct {
 	Images    []UsageItem `json:"images"`
 	// UnreferencedImages is what PruneImages would reclaim.
 	UnreferencedImages Space `json:"unreferenced_images"`
+	// Cache is the home's cache/ directory: derived data (leaf lists for
+	// push and pull), rebuilt when needed if deleted.
+	Cache Space `json:"cache"`
 	// Total counts every file once (a blob two images share counts once).
 	Total Space `json:"total"`
 }

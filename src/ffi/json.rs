@@ -555,6 +555,8 @@ pub struct UsageJson<'a> {
     pub sandboxes: Vec<UsageItemJson<'a>>,
     pub images: Vec<UsageItemJson<'a>>,
     pub unreferenced_images: SpaceJson,
+    /// The home's `cache/` (derived data; in the total).
+    pub cache: SpaceJson,
     pub total: SpaceJson,
 }
 
@@ -610,6 +612,7 @@ impl<'a> From<&'a Usage> for UsageJson<'a> {
             sandboxes: items(&u.sandboxes),
             images: items(&u.images),
             unreferenced_images: SpaceJson::from(&u.unreferenced_images),
+            cache: SpaceJson::from(&u.cache),
             total: SpaceJson::from(&u.total),
         }
     }

@@ -23,6 +23,10 @@
 //! allocated is what the home costs on disk, except that reflinked extents
 //! are counted once per file that shares them (the total shared says how
 //! many bytes that is). `unreferenced` is what `image prune` would reclaim.
+//!
+//! `cache` is the home's `cache/` directory: derived data (the leaf lists
+//! push and pull use, what push recorded of registries), counted in the
+//! total, rebuilt on demand if deleted.
 pub mod fiemap;
 
 use crate::error::{Error, IoContext, Result};
@@ -78,6 +82,8 @@ pub struct Usage {
     pub images: Vec<ItemUsage>,
     /// Blobs of the layout nothing needs (what `image prune` would remove).
     pub unreferenced_images: Space,
+    /// The home's `cache/` directory (derived data).
+    pub cache: Space,
     pub total: Space,
 }
 
@@ -116,6 +122,10 @@ pub fn usage(home: &Home) -> Result<Usage> {
         });
     }
     images_usage(home, &mut seen, &mut out)?;
+    out.cache = seen
+        .dir_space(&home.root().join("cache"))?
+        .unwrap_or_default();
+    out.total.add(out.cache);
     Ok(out)
 }
 

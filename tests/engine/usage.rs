@@ -114,7 +114,62 @@ fn usage_matches_stat_and_du_for_sparse_sandboxes_and_snapshots() {
         .chain(&u.sandboxes)
         .map(|r| r.space.allocated_bytes)
         .sum();
-    assert_eq!(u.total.allocated_bytes, rows_allocated + layout_allocated);
+    // And the cache (leaf lists), when there is one.
+    let cache = home.home.root().join("cache");
+    let (_, cache_allocated) = if cache.exists() {
+        stat_space(&cache)
+    } else {
+        (0, 0)
+    };
+    assert_eq!(u.cache.allocated_bytes, cache_allocated);
+    assert_eq!(
+        u.total.allocated_bytes,
+        rows_allocated + layout_allocated + cache_allocated
+    );
+}
+
+/// The leaf lists in `cache/` are space the home uses: usage counts them,
+/// in the total too.
+#[test]
+fn usage_counts_the_cache() {
+    let home = TestHome::new();
+    let data = vec![0x5au8; MIB as usize];
+    home.sandbox_with("sb", 64 * MIB, &[(0, &data)]);
+    let art = microsnap::snapshot::create(
+        &home.home,
+        "sb",
+        &microsnap::snapshot::CreateOptions {
+            name: Some("s".into()),
+            record_integrity: true,
+            integrity_algorithm: Some(microsnap::integrity::Algorithm::MerkleSha256V1),
+            ..Default::default()
+        },
+        &microsnap::progress::Monitor::none(),
+    )
+    .unwrap();
+    let list = home
+        .home
+        .root()
+        .join("cache/leaves")
+        .join(art.digest.strip_prefix("sha256:").unwrap());
+    // 16 non-zero chunks of 64 KiB: a 24-byte head and 40 bytes each.
+    assert_eq!(fs::metadata(&list).unwrap().len(), 24 + 16 * 40);
+    let u = usage::usage(&home.home).unwrap();
+    let (logical, allocated) = stat_space(&home.home.root().join("cache"));
+    assert_eq!(u.cache.logical_bytes, logical);
+    assert_eq!(u.cache.allocated_bytes, allocated);
+    assert!(u.cache.logical_bytes >= 24 + 16 * 40, "{:?}", u.cache);
+    let rows: u64 = u
+        .snapshots
+        .iter()
+        .chain(&u.sandboxes)
+        .map(|r| r.space.logical_bytes)
+        .sum();
+    assert!(
+        u.total.logical_bytes >= rows + u.cache.logical_bytes,
+        "{:?}",
+        u.total
+    );
 }
 
 #[test]

@@ -77,10 +77,18 @@ def stat_space(directory: Path) -> tuple[int, int]:
 def test_usage_matches_stat(home):
     stopped_sandbox(home, "sb")
     home.Snapshot.create("sb", name="snap")
+    # With merkle integrity, create records the leaf list push and pull use,
+    # in the home's cache/.
+    home.Snapshot.create(
+        "sb",
+        name="listed",
+        record_integrity=True,
+        integrity_algorithm="microsnap-merkle-sha256-v1",
+    )
     u = home.usage()
     assert isinstance(u, microsnap.Usage)
     assert [s.name for s in u.sandboxes] == ["sb"]
-    assert [s.name for s in u.snapshots] == ["snap"]
+    assert sorted(s.name for s in u.snapshots) == ["listed", "snap"]
     assert [i.name for i in u.images] == [IMAGE]
     for item in (*u.sandboxes, *u.snapshots):
         assert item.path is not None
@@ -93,6 +101,9 @@ def test_usage_matches_stat(home):
     assert 2 * MIB <= sb.allocated_bytes < 64 * MIB, "the upper is sparse"
     image = u.images[0]
     assert image.path is None and image.digest and image.logical_bytes > 0
+    cache = stat_space(Path(home.path) / "cache")
+    assert cache[0] > 0, "the leaf list is in the cache"
+    assert (u.cache.logical_bytes, u.cache.allocated_bytes) == cache
     rows = sum(i.allocated_bytes for i in (*u.sandboxes, *u.snapshots, *u.images))
-    assert u.total.allocated_bytes == rows
+    assert u.total.allocated_bytes == rows + u.cache.allocated_bytes
     assert u.unreferenced_images == microsnap.Space(0, 0, 0)

@@ -114,6 +114,7 @@ func usageRows(u *m.Usage) [][]string {
 		add("image", name, i.Space)
 	}
 	add("unreferenced", "(image prune reclaims)", u.UnreferencedImages)
+	add("cache", "(derived data)", u.Cache)
 	add("TOTAL", "", u.Total)
 	return rows
 }

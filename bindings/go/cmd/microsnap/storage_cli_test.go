@@ -66,7 +66,7 @@ func TestDfTableAndJSON(t *testing.T) {
 
 	r := must(t, cli(t, home, "df"))
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 6 || !strings.HasPrefix(lines[0], "TYPE") {
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], "TYPE") {
 		t.Fatalf("df table:\n%s", r.stdout)
 	}
 	for _, want := range []string{"TYPE", "NAME", "LOGICAL", "ALLOCATED", "SHARED"} {
@@ -74,7 +74,7 @@ func TestDfTableAndJSON(t *testing.T) {
 			t.Errorf("df header %q lacks %s", lines[0], want)
 		}
 	}
-	for i, prefix := range []string{"snapshot  ", "sandbox  ", "image  ", "unreferenced  ", "TOTAL  "} {
+	for i, prefix := range []string{"snapshot  ", "sandbox  ", "image  ", "unreferenced  ", "cache  ", "TOTAL  "} {
 		if !strings.HasPrefix(lines[i+1], prefix) {
 			t.Errorf("df row %d %q, want it to start with %q", i+1, lines[i+1], prefix)
 		}
@@ -98,6 +98,9 @@ func TestDfTableAndJSON(t *testing.T) {
 		UnreferencedImages struct {
 			LogicalBytes uint64 `json:"logical_bytes"`
 		} `json:"unreferenced_images"`
+		Cache struct {
+			AllocatedBytes uint64 `json:"allocated_bytes"`
+		} `json:"cache"`
 		Total struct {
 			AllocatedBytes uint64 `json:"allocated_bytes"`
 		} `json:"total"`
@@ -121,7 +124,7 @@ func TestDfTableAndJSON(t *testing.T) {
 	if u.UnreferencedImages.LogicalBytes != uint64(len("reclaimable")) {
 		t.Errorf("unreferenced: %+v", u.UnreferencedImages)
 	}
-	if u.Total.AllocatedBytes < u.Sandboxes[0].AllocatedBytes+u.Snapshots[0].AllocatedBytes {
+	if u.Total.AllocatedBytes < u.Sandboxes[0].AllocatedBytes+u.Snapshots[0].AllocatedBytes+u.Cache.AllocatedBytes {
 		t.Errorf("total %+v", u.Total)
 	}
 }

@@ -644,6 +644,9 @@ class Usage:
     images: tuple[UsageItem, ...]
     #: What :meth:`Image.prune` would reclaim.
     unreferenced_images: Space
+    #: The home's ``cache/`` directory: derived data (leaf lists for push
+    #: and pull), rebuilt when needed if deleted.
+    cache: Space
     #: Every file once (a blob two images share counts once).
     total: Space
 
@@ -659,6 +662,7 @@ class Usage:
             sandboxes=items("sandboxes"),
             images=items("images"),
             unreferenced_images=Space.from_json(d["unreferenced_images"], strict=strict),
+            cache=Space.from_json(d["cache"], strict=strict),
             total=Space.from_json(d["total"], strict=strict),
         )
 
