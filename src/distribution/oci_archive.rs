@@ -448,7 +448,9 @@ impl ArchiveWriter {
     }
 
     /// Write the whole archive to `temp`, fsynced.
-    fn write_tar(&self, temp: &Path) -> Result<()> {
+    /// The tar of the whole layout at `temp`. A cancel stops it between
+    /// reads of 1 MiB at most.
+    fn write_tar(&self, temp: &Path, monitor: &Monitor) -> Result<()> {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -459,6 +461,7 @@ impl ArchiveWriter {
         append(
             &mut tar,
             temp,
+            monitor,
             "oci-layout",
             OCI_LAYOUT_CONTENT.len() as u64,
             &mut &OCI_LAYOUT_CONTENT[..],
@@ -466,6 +469,7 @@ impl ArchiveWriter {
         append(
             &mut tar,
             temp,
+            monitor,
             "index.json",
             index.len() as u64,
             &mut &index[..],
@@ -485,14 +489,19 @@ impl ArchiveWriter {
         for (hex, member) in blobs {
             let name = format!("blobs/sha256/{hex}");
             match (member, &self.existing) {
-                (Some(m), Some(existing)) => {
-                    append(&mut tar, temp, &name, m.size, &mut existing.reader(m))?
-                }
+                (Some(m), Some(existing)) => append(
+                    &mut tar,
+                    temp,
+                    monitor,
+                    &name,
+                    m.size,
+                    &mut existing.reader(m),
+                )?,
                 _ => {
                     let path = self.layout.blob_path(&format!("sha256:{hex}"))?;
                     let mut blob = File::open(&path).ctx("open", &path)?;
                     let size = blob.metadata().ctx("stat", &path)?.len();
-                    append(&mut tar, temp, &name, size, &mut blob)?
+                    append(&mut tar, temp, monitor, &name, size, &mut blob)?
                 }
             }
         }
@@ -515,6 +524,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     temp: &Path,
+    monitor: &Monitor,
     name: &str,
     size: u64,
     data: &mut dyn Read,
@@ -531,8 +541,11 @@ fn append<W: Write>(
     let mut exact = Exact {
         inner: data,
         left: size,
+        monitor,
     };
-    tar.append(&header, &mut exact).ctx("write", temp)?;
+    let appended = tar.append(&header, &mut exact);
+    monitor.check()?;
+    appended.ctx("write", temp)?;
     if exact.left != 0 {
         return Err(Error::Internal(format!(
             "{name} ended {} bytes early",
@@ -543,17 +556,25 @@ fn append<W: Write>(
 }
 
 /// At most `left` bytes of `inner`; an error if it ends before.
-struct Exact<'a> {
+/// `left` bytes of `inner`, no more, no fewer, read 1 MiB at most at a
+/// time; a cancel of `monitor` ends it with an error (`append` then says
+/// `Cancelled`).
+struct Exact<'a, 'm> {
     inner: &'a mut dyn Read,
     left: u64,
+    monitor: &'a Monitor<'m>,
 }
 
-impl Read for Exact<'_> {
+impl Read for Exact<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 {
             return Ok(0);
         }
-        let want = self.left.min(buf.len() as u64) as usize;
+        if self.monitor.is_cancelled() {
+            // Not `Interrupted`: io::copy would retry that forever.
+            return Err(io::Error::other("cancelled"));
+        }
+        let want = self.left.min(buf.len() as u64).min(1 << 20) as usize;
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::Error::new(
@@ -640,7 +661,7 @@ impl Store for ArchiveWriter {
         self.layout.tag_in_index(tag, descriptor)
     }
 
-    fn commit(&self) -> Result<()> {
+    fn commit(&self, monitor: &Monitor) -> Result<()> {
         let name = self
             .path
             .file_name()
@@ -650,7 +671,7 @@ impl Store for ArchiveWriter {
         let temp = dir.join(format!("{name}{TEMP_MARKER}{}", unique_suffix()));
         *lock(&self.temp) = Some(temp.clone());
         let written = self
-            .write_tar(&temp)
+            .write_tar(&temp, monitor)
             .and_then(|()| fs::rename(&temp, &self.path).ctx("rename into place", &self.path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);

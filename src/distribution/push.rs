@@ -89,7 +89,7 @@ pub fn push(
     let result = pushing
         .chain(&chain, since_basis, parsed.tag_or_default())
         .and_then(|report| {
-            target.commit()?;
+            target.commit(monitor)?;
             Ok(report)
         });
     match result {

@@ -79,8 +79,9 @@ pub trait Store: Send + Sync {
     fn put_manifest(&self, tag: &str, bytes: &[u8], media_type: &str) -> Result<()>;
 
     /// Called once after the last `put_manifest` of a push: make it all
-    /// durable and visible (an `oci-archive:` writes its file here).
-    fn commit(&self) -> Result<()> {
+    /// durable and visible (an `oci-archive:` writes its file here, and
+    /// stops at a cancel of `monitor`, leaving nothing).
+    fn commit(&self, _monitor: &Monitor) -> Result<()> {
         Ok(())
     }
 

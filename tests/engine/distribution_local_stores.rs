@@ -230,7 +230,7 @@ fn layout_the_store_writes_is_what_umoci_and_skopeo_read() {
     let (one, two) = (Image::new("one"), Image::new("two"));
     one.push(&*store, "one", tmp.path());
     two.push(&*store, "two", tmp.path());
-    store.commit().unwrap();
+    store.commit(&Monitor::none()).unwrap();
     assert_eq!(store.describe(), format!("oci:{}", dir.display()));
     let marker: Value = serde_json::from_slice(&fs::read(dir.join("oci-layout")).unwrap()).unwrap();
     assert_eq!(marker, json!({"imageLayoutVersion": "1.0.0"}));
@@ -626,7 +626,36 @@ fn write_archive(file: &Path, scratch: &Path, images: &[(&str, &Image)]) {
     for (tag, image) in images {
         image.push(&*store, tag, scratch);
     }
-    store.commit().unwrap();
+    store.commit(&Monitor::none()).unwrap();
+}
+
+/// Writing the archive file is the long part of a push to `oci-archive:`
+/// (every blob is copied into it): a cancel stops it, and neither the file
+/// nor its temporary is left.
+#[test]
+fn a_cancelled_archive_commit_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tmp.path().join("scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let file = out.join("a.tar");
+    let store = oci_archive::open(&file, Access::Write, &scratch).unwrap();
+    Image::new("big").push(&*store, "v", &scratch);
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = store
+        .commit(&Monitor::with_cancel(cancel))
+        .expect_err("a cancelled commit must fail");
+    assert_eq!(err.code(), ErrorCode::Cancelled, "{err}");
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        0,
+        "the archive or its temporary file was left"
+    );
+    // The same store, not cancelled, still writes it whole.
+    store.commit(&Monitor::none()).unwrap();
+    assert!(file.exists());
 }
 
 /// (name, entry type byte, mode, mtime, uid, gid, size) of each member.
@@ -784,7 +813,7 @@ fn pushing_into_an_existing_archive_keeps_what_it_held() {
     // Re-tagging replaces only that entry.
     child.push(&*store, "other", tmp.path());
     child.check_in(&*store, "child");
-    store.commit().unwrap();
+    store.commit(&Monitor::none()).unwrap();
     drop(store);
     let read = oci_archive::open(&file, Access::Read, tmp.path()).unwrap();
     parent.check_in(&*read, "parent");

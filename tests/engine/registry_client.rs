@@ -325,7 +325,7 @@ fn manifests_are_put_by_tag_and_read_by_tag_and_digest() {
     store
         .put_manifest("v1", &manifest, media_types::IMAGE_MANIFEST)
         .unwrap();
-    store.commit().unwrap();
+    store.commit(&Monitor::none()).unwrap();
     assert_eq!(
         store.get_manifest("v1", 1 << 20).unwrap().as_deref(),
         Some(&manifest[..])
@@ -405,7 +405,7 @@ fn blobs_are_mounted_across_repositories() {
     let third = pattern(10, 7);
     assert!(!b.mount_blob(&digest(&third), "client/mount-a").unwrap());
     assert_eq!(open_sessions(&r, "client/mount-b").len(), 1);
-    b.commit().unwrap();
+    b.commit(&Monitor::none()).unwrap();
     assert!(open_sessions(&r, "client/mount-b").is_empty());
 }
 

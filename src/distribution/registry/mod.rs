@@ -155,7 +155,7 @@ impl Store for RegistryStore {
 
     /// Sessions still open after a successful push are leftovers of failed
     /// attempts (or of mounts that were not needed): delete them.
-    fn commit(&self) -> Result<()> {
+    fn commit(&self, _monitor: &Monitor) -> Result<()> {
         upload::abandon(&self.client, &self.sessions);
         Ok(())
     }
