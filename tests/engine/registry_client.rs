@@ -10,9 +10,11 @@ use microsnap::distribution::RemoteOptions;
 use microsnap::error::{Error, ErrorCode};
 use microsnap::progress::{CancelToken, Monitor};
 use sha2::{Digest, Sha256};
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -466,6 +468,115 @@ fn basic_auth_takes_the_right_password_and_refuses_others() {
         Access::Read,
     );
     assert_code(store.blob_size(&digest(&blob)), ErrorCode::Unauthorized);
+}
+
+/// The environment variable that makes `helper_credential_helpers` run.
+const ENV_HELPER_DIR: &str = "MICROSNAP_TEST_CREDENTIAL_HELPER_DIR";
+
+/// docker's `credHelpers` and `credsStore` run `docker-credential-NAME get`
+/// found on PATH. A real helper (a script that answers for one registry and
+/// logs what it was asked) is put on PATH in a child test process only, so
+/// the PATH of this multi-threaded process is never changed.
+#[test]
+fn credential_helpers_and_stores_give_the_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "registry_client::helper_credential_helpers",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENV_HELPER_DIR, dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "helper process: {status}");
+    assert!(
+        dir.path().join("done").exists(),
+        "the helper process did not run its checks"
+    );
+}
+
+#[test]
+#[ignore = "helper process of credential_helpers_and_stores_give_the_credentials"]
+fn helper_credential_helpers() {
+    let Some(dir) = std::env::var_os(ENV_HELPER_DIR).map(std::path::PathBuf::from) else {
+        return;
+    };
+    let password = "pw-Helper-SECRET-55";
+    let r = TestRegistry::start(Config::htpasswd("alice", password));
+    let blob = pattern(1500, 4);
+    open(
+        &r,
+        "client/helper",
+        &with_credentials(plain(), "alice", password),
+        Access::Write,
+    )
+    .put_blob_bytes(&digest(&blob), &blob, &Monitor::none())
+    .unwrap();
+
+    // docker-credential-msnaptest: `get` reads the server on stdin, logs
+    // it, and answers with the user and the secret in $HELPER_SECRET_FILE.
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("asked");
+    let secret_file = dir.join("secret");
+    let script = format!(
+        "#!/bin/sh\n\
+         [ \"$1\" = get ] || exit 1\n\
+         read server\n\
+         echo \"$server\" >> {log}\n\
+         printf '{{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"%s\"}}' \"$server\" \"$(cat {secret})\"\n",
+        log = log.display(),
+        secret = secret_file.display(),
+    );
+    let helper = bin.join("docker-credential-msnaptest");
+    fs::write(&helper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Only in this single-test child process.
+    std::env::set_var("PATH", path);
+
+    let check = |config: serde_json::Value, secret: &str| {
+        fs::write(&secret_file, secret).unwrap();
+        let file = dir.join("config.json");
+        fs::write(&file, serde_json::to_vec(&config).unwrap()).unwrap();
+        let remote = RemoteOptions {
+            docker_config: Some(file),
+            ..plain()
+        };
+        open(&r, "client/helper", &remote, Access::Read).blob_size(&digest(&blob))
+    };
+    let per_host = serde_json::json!({ "credHelpers": { r.host(): "msnaptest" } });
+    let store_wide = serde_json::json!({ "credsStore": "msnaptest" });
+    assert_eq!(check(per_host.clone(), password).unwrap(), Some(1500));
+    assert_eq!(check(store_wide.clone(), password).unwrap(), Some(1500));
+    let asked = fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        asked.lines().collect::<Vec<_>>(),
+        [r.host(), r.host()],
+        "the helper was asked for the registry's host"
+    );
+    // A helper that hands out a wrong secret: unauthorized, secret unsaid.
+    let wrong = "wrong-Helper-SECRET-66";
+    let text = assert_code(check(per_host, wrong), ErrorCode::Unauthorized);
+    assert_no_secret(&text, &[wrong, password]);
+    // A helper that is not installed: a clear error, not anonymous.
+    let text = assert_code(
+        check(
+            serde_json::json!({ "credsStore": "msnaptest-absent" }),
+            password,
+        ),
+        ErrorCode::Unauthorized,
+    );
+    assert_no_secret(&text, &[password]);
+    fs::write(dir.join("done"), b"").unwrap();
 }
 
 #[test]
