@@ -128,6 +128,12 @@ fn snapshot_with_integrity(
     .expect("create snapshot")
 }
 
+/// Where `t` keeps the leaf list of snapshot `digest`.
+fn leaf_list_of(t: &TestHome, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    t.home.root().join("cache/leaves").join(hex)
+}
+
 pub(crate) fn upper_bytes(path: &Path) -> Vec<u8> {
     let art = microsnap::artifact::open_dir(path).expect("open");
     fs::read(art.upper_path()).expect("read upper")
@@ -337,8 +343,7 @@ fn a_pull_holds_open_only_the_local_snapshots_it_copies_from() {
 fn removing_the_last_copy_of_a_snapshot_deletes_its_leaf_list() {
     let t = TestHome::new();
     let art = scattered_snapshot(&t, "s", 3, 70);
-    let hex = art.digest.strip_prefix("sha256:").unwrap();
-    let list = t.home.root().join("cache/leaves").join(hex);
+    let list = leaf_list_of(&t, &art.digest);
     assert!(
         list.exists(),
         "create with merkle integrity records the list"
@@ -761,8 +766,7 @@ fn a_local_parent_without_a_leaf_list_still_saves_the_download() {
     assert_eq!(report.chunks_reused, 19, "{report:?}");
     // The parent's list was recorded on the way.
     let parent = snapshot::get(&host.home, "parent").unwrap();
-    let hex = parent.digest.strip_prefix("sha256:").unwrap();
-    assert!(host.home.root().join("cache/leaves").join(hex).exists());
+    assert!(leaf_list_of(&host, &parent.digest).exists());
 }
 
 /// The bytes the `push` phase announces: what the push reads.
@@ -788,8 +792,7 @@ fn a_child_with_a_leaf_list_reads_only_its_new_chunks_and_pushes_the_same_blobs(
     let t = TestHome::new();
     scattered_snapshot(&t, "parent", 40, 31);
     let child = child_of(&t, "parent", "child", &[0, 7, 3]);
-    let hex = child.digest.strip_prefix("sha256:").unwrap();
-    let list = t.home.root().join("cache/leaves").join(hex);
+    let list = leaf_list_of(&t, &child.digest);
     assert!(
         list.exists(),
         "create with merkle integrity records the leaf list"
