@@ -447,9 +447,8 @@ impl ArchiveWriter {
         }
     }
 
-    /// Write the whole archive to `temp`, fsynced.
-    /// The tar of the whole layout at `temp`. A cancel stops it between
-    /// reads of 1 MiB at most.
+    /// Write the whole archive to `temp`, fsynced. A cancel stops it
+    /// within 1 MiB of copying.
     fn write_tar(&self, temp: &Path, monitor: &Monitor) -> Result<()> {
         let file = OpenOptions::new()
             .write(true)
@@ -555,10 +554,9 @@ fn append<W: Write>(
     Ok(())
 }
 
-/// At most `left` bytes of `inner`; an error if it ends before.
-/// `left` bytes of `inner`, no more, no fewer, read 1 MiB at most at a
-/// time; a cancel of `monitor` ends it with an error (`append` then says
-/// `Cancelled`).
+/// At most `left` bytes of `inner`; an error if it ends before. Read 1 MiB
+/// at most at a time; a cancel of `monitor` ends it with an error (`append`
+/// then says `Cancelled`).
 struct Exact<'a, 'm> {
     inner: &'a mut dyn Read,
     left: u64,
