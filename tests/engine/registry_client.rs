@@ -867,14 +867,7 @@ fn answers_outside_the_protocol_are_registry_errors_without_secrets() {
     assert!(text.contains("Location"), "{text}");
 
     let password = "pw-Fake-SECRET-63";
-    let server = FakeServer::start_with_self(|request, me| {
-        if request.starts_with("GET /token") {
-            http_response("200 OK", &[], b"<html>not json</html>")
-        } else {
-            let challenge = format!("Bearer realm=\"http://{me}/token\",service=\"fake\"");
-            http_response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"")
-        }
-    });
+    let server = bearer_fake(b"<html>not json</html>");
     let store = registry::open(
         &server.host(),
         "r",
@@ -892,14 +885,7 @@ fn answers_outside_the_protocol_are_registry_errors_without_secrets() {
 
     // A token endpoint that takes the credentials, and a registry that
     // refuses every token: one renewal, then unauthorized.
-    let server = FakeServer::start_with_self(|request, me| {
-        if request.starts_with("GET /token") {
-            http_response("200 OK", &[], b"{\"token\":\"tok-Fake-SECRET-77\"}")
-        } else {
-            let challenge = format!("Bearer realm=\"http://{me}/token\",service=\"fake\"");
-            http_response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"")
-        }
-    });
+    let server = bearer_fake(b"{\"token\":\"tok-Fake-SECRET-77\"}");
     let store = registry::open(
         &server.host(),
         "r",
@@ -1137,6 +1123,19 @@ struct FakeServer {
     stop: Arc<AtomicBool>,
     seen: Arc<std::sync::Mutex<Vec<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A fake registry that challenges every request for a Bearer token from
+/// its own `/token`, which answers `token_body`.
+fn bearer_fake(token_body: &'static [u8]) -> FakeServer {
+    FakeServer::start_with_self(move |request, me| {
+        if request.starts_with("GET /token") {
+            http_response("200 OK", &[], token_body)
+        } else {
+            let challenge = format!("Bearer realm=\"http://{me}/token\",service=\"fake\"");
+            http_response("401 Unauthorized", &[("WWW-Authenticate", &challenge)], b"")
+        }
+    })
 }
 
 fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
